@@ -1,0 +1,3 @@
+from mocli.cli.main import main
+
+main()

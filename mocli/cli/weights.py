@@ -1,0 +1,135 @@
+"""``mocli weights``: list the shipped and imported weights, import released MotionBERT checkpoints."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mocli.cli.options import console, err_console
+from mocli.errors import MocliError
+
+app = typer.Typer(
+    help="""Model weights: what is available, and imports of released checkpoints.
+
+[b]Examples[/b]
+
+  mocli weights list
+  mocli weights import motionbert FT_MB_lite_MB_ft_h36m_global_lite/best_epoch.bin --out mb-lite-h36m.pt
+  mocli weights info dstformer.mb-h36m
+""",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+import_app = typer.Typer(help="Convert other tools' checkpoints into mocli checkpoints.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+class _Source(str, Enum):
+    motionbert = "motionbert"
+
+
+def _summary(path: Path) -> dict:
+    from mocli.models.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    n_params = sum(v.numel() for k, v in ckpt["model"].items() if v.is_floating_point())
+    return {
+        "arch": ckpt["arch"]["name"],
+        "params": n_params,
+        "heads": ", ".join(["pose3d", *sorted(ckpt.get("heads", {}))]),
+        "source": str(ckpt.get("meta", {}).get("source", "")),
+        "license": str(ckpt.get("meta", {}).get("license", "")),
+        "mb": path.stat().st_size / 2**20,
+    }
+
+
+@app.command("list")
+def list_weights() -> None:
+    """List shipped weights (installed with mocli) and imported ones (in the user weights folder).
+
+    [b]Example[/b]:  mocli weights list
+    """
+    from mocli.models.registry import find_weights, shipped_weights_dir, user_weights_dir
+
+    found = find_weights()
+    table = Table(title="mocli weights", show_lines=False)
+    for col in ("name", "origin", "arch", "params", "heads", "size", "source"):
+        table.add_column(col, overflow="fold")
+    for name, (origin, path) in found.items():
+        try:
+            s = _summary(path)
+        except MocliError as e:
+            table.add_row(name, origin, "[red]unreadable[/]", "", "", "", str(e))
+            continue
+        table.add_row(
+            name, origin, s["arch"], f"{s['params'] / 1e6:.2f}M", s["heads"], f"{s['mb']:.1f} MB", s["source"]
+        )
+    if found:
+        console.print(table)
+    else:
+        console.print("No weights found.")
+    console.print(f"shipped: {shipped_weights_dir()}\nuser:    {user_weights_dir()}", highlight=False)
+
+
+@app.command("info")
+def info(name: Annotated[str, typer.Argument(help="A weights name from `mocli weights list`, or a path.")]) -> None:
+    """Show what a checkpoint holds: architecture, heads, training config and metadata.
+
+    [b]Example[/b]:  mocli weights info mb-h36m
+    """
+    from mocli.models.checkpoint import load_checkpoint
+    from mocli.models.registry import resolve_weights
+
+    path = resolve_weights(name)
+    ckpt = load_checkpoint(path)
+    console.print(f"[b]{path}[/b]  (mocli {ckpt.get('mocli_version', '?')}, format {ckpt['format_version']})")
+    console.print({"arch": ckpt["arch"], "heads": sorted(ckpt.get("heads", {})), "meta": ckpt.get("meta", {})})
+    if ckpt.get("train_config"):
+        console.print({"train_config": ckpt["train_config"]})
+
+
+@import_app.command("motionbert")
+def import_motionbert(
+    src: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="A released MotionBERT file, e.g. best_epoch.bin.")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output checkpoint (.pt). Default: <user weights folder>/<name>.pt."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Name in the user weights folder when --out is not given.")] = None,
+    num_heads: Annotated[int, typer.Option(help="Attention heads (not visible in the shapes; MotionBERT: 8).")] = 8,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """Convert a released MotionBERT checkpoint (3D pose, action or mesh) into a mocli checkpoint.
+
+    Every tensor name and shape is checked; a mismatch is named. The encoder's outputs are identical to the
+    reference implementation's on the same input.
+
+    [b]Examples[/b]
+
+      mocli weights import motionbert checkpoint/pose3d/FT_MB_release_MB_ft_h36m/best_epoch.bin --out mb-h36m.pt
+      mocli weights import motionbert checkpoint/action/FT_MB_release_MB_ft_NTU60_xsub/best_epoch.bin --name mb-ntu60
+    """
+    from mocli.models.checkpoint import save_checkpoint
+    from mocli.models.motionbert import import_motionbert as convert
+    from mocli.models.registry import WEIGHTS_SUFFIX, user_weights_dir
+
+    if out is None:
+        stem = name or (src.parent.name if src.stem in ("best_epoch", "latest_epoch") else src.stem)
+        out = user_weights_dir() / f"{stem}{WEIGHTS_SUFFIX}"
+    if out.is_dir():
+        raise MocliError(f"--out {out} is a folder; give a file name ending in .pt")
+    if out.exists() and not overwrite:
+        raise MocliError(f"{out} exists; pass --overwrite to replace it")
+    ckpt = convert(src, num_heads=num_heads)
+    save_checkpoint(ckpt, out)
+    task = ckpt["meta"]["task"]
+    n = sum(v.numel() for v in ckpt["model"].values())
+    err_console.print(f"imported {task} model ({ckpt['arch']['name']}, {n:,} parameters)")
+    console.print(str(out), highlight=False)

@@ -1,0 +1,1 @@
+"""Motion encoder, heads, registry of architectures and weights, checkpoints."""

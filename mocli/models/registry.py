@@ -1,0 +1,77 @@
+"""Named architectures and where weights live. Plain dicts and one factory: no import-time registration."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from mocli.errors import MocliError
+from mocli.models.dstformer import DSTformer, DSTformerConfig
+
+# Architecture presets: size goes in the name, the training recipe in a weights tag (``arch.tag``).
+ARCHS: dict[str, DSTformerConfig] = {
+    "dstformer": DSTformerConfig(),  # MotionBERT: 42,466,317 parameters
+    "dstformer-lite": DSTformerConfig(dim_feat=256, mlp_ratio=4.0),  # MotionBERT-Lite: 16,001,549 parameters
+    "dstformer-tiny": DSTformerConfig(dim_feat=32, dim_rep=32, depth=2, num_heads=4, mlp_ratio=2.0, maxlen=81),
+}
+
+WEIGHTS_SUFFIX = ".pt"
+
+
+def arch_config(name: str, **overrides) -> DSTformerConfig:
+    """The config of a named architecture with fields replaced by ``overrides`` (unknown fields are an error)."""
+    try:
+        cfg = ARCHS[name]
+    except KeyError:
+        raise MocliError(f"unknown architecture {name!r}; known: {', '.join(ARCHS)}") from None
+    unknown = set(overrides) - set(cfg.to_dict())
+    if unknown:
+        raise MocliError(f"unknown DSTformer option(s) {sorted(unknown)}; known: {sorted(cfg.to_dict())}")
+    return replace(cfg, **overrides)
+
+
+def create_model(name: str = "dstformer", **overrides) -> DSTformer:
+    """A freshly initialised DSTformer of a named architecture (``dstformer``, ``dstformer-lite``,
+    ``dstformer-tiny``), with config fields overridden by keyword, e.g. ``create_model("dstformer", maxlen=81)``."""
+    return DSTformer(arch_config(name, **overrides))
+
+
+def shipped_weights_dir() -> Path:
+    """The weights that come with mocli: ``mocli/_weights`` in an installed wheel, ``weights/`` in a checkout."""
+    packaged = Path(__file__).resolve().parents[1] / "_weights"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "weights"
+
+
+def user_weights_dir() -> Path:
+    """Where imported weights go by default: $MOCLI_HOME/weights, else $XDG_DATA_HOME/mocli/weights, else
+    ~/.local/share/mocli/weights."""
+    if os.environ.get("MOCLI_HOME"):
+        return Path(os.environ["MOCLI_HOME"]).expanduser() / "weights"
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "mocli" / "weights"
+
+
+def find_weights() -> dict[str, tuple[str, Path]]:
+    """Every weights file by name: name -> (origin 'shipped' | 'user', path). User weights shadow shipped ones."""
+    found: dict[str, tuple[str, Path]] = {}
+    for origin, folder in (("shipped", shipped_weights_dir()), ("user", user_weights_dir())):
+        if folder.is_dir():
+            for path in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
+                found[path.name[: -len(WEIGHTS_SUFFIX)]] = (origin, path)
+    return found
+
+
+def resolve_weights(path_or_name: str | os.PathLike) -> Path:
+    """A checkpoint path from a file path or a weights name (``mocli weights list`` shows the names)."""
+    path = Path(path_or_name).expanduser()
+    if path.is_file():
+        return path
+    known = find_weights()
+    name = str(path_or_name)
+    if name in known:
+        return known[name][1]
+    if path.suffix or os.sep in name:
+        raise MocliError(f"checkpoint {name} does not exist")
+    hint = ", ".join(known) if known else "none yet; see `mocli weights import --help`"
+    raise MocliError(f"no weights named {name!r}; available: {hint}")

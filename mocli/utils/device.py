@@ -1,0 +1,39 @@
+"""Device and precision selection (CPU always works; CUDA when present)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from mocli.errors import MocliError
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """'auto' -> cuda when available else cpu; 'cpu'; 'cuda' or 'cuda:N' (a clear error when CUDA is absent)."""
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise MocliError(f"--device {spec}: CUDA is not available on this machine (use --device cpu or auto)")
+        dev = torch.device(spec)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise MocliError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return dev
+    raise MocliError(f"--device {spec!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+    """A context for the requested precision: 'fp32' (no autocast), 'bf16' or 'fp16' (fp16 on CUDA only)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise MocliError("fp16 autocast needs CUDA; use bf16 on CPU")
+        return torch.autocast("cuda", dtype=torch.float16)
+    raise MocliError(f"unknown precision {precision!r}: expected fp32, bf16 or fp16")

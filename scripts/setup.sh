@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv and installs mocli with the default 2D detector; `setup.sh dev` adds the test tools.
+# torch: a torch already importable in .venv is kept; otherwise the tested release is installed
+# (TORCH_SPEC overrides it, e.g. TORCH_SPEC="torch==2.13.0" or a CUDA build from your own index).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+extras="mediapipe"
+[ "${1:-}" = "dev" ] && extras="mediapipe,dev"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+pip=".venv/bin/python -m pip"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    $pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+fi
+$pip install -q -e ".[${extras}]"
+# mediapipe 0.10.21 ships its pose models in the wheel (offline); --no-deps skips jax/jaxlib it does not use.
+.venv/bin/python -c "import mediapipe" 2>/dev/null || $pip install -q --no-deps "mediapipe==0.10.21"
