@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Annotated, Any
 
@@ -71,6 +72,8 @@ def root(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
 ) -> None:
     """Global options come before the subcommand."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device.strip().lower()):
+        raise typer.BadParameter(f"{device!r}: expected auto, cpu, cuda or cuda:N", param_hint="--device")
     ctx.obj = Settings(device=device, seed=seed, verbosity=-1 if quiet else verbose)
     setup_logging(ctx.obj.verbosity)
 

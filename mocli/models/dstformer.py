@@ -68,16 +68,17 @@ class Attention(nn.Module):
         B, T, J, C = x.shape
         H = self.num_heads
         qkv = self.qkv(x).view(B, T, J, 3, H, C // H)
+        # 4D (batch, heads, length, head_dim) for the fused CPU/CUDA kernels (5D inputs take the slow math path)
         if self.axis == "spatial":
-            qkv = qkv.permute(3, 0, 1, 4, 2, 5)  # (3, B, T, H, J, d): J attends within each frame
+            qkv = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, B * T, H, J, C // H)  # J attends within each frame
         else:
-            qkv = qkv.permute(3, 0, 2, 4, 1, 5)  # (3, B, J, H, T, d): T attends within each joint
+            qkv = qkv.permute(3, 0, 2, 4, 1, 5).reshape(3, B * J, H, T, C // H)  # T attends within each joint
         q, k, v = qkv.unbind(0)
         out = explicit_attention(q, k, v) if self.explicit else F.scaled_dot_product_attention(q, k, v)
         if self.axis == "spatial":
-            out = out.permute(0, 1, 3, 2, 4)  # (B, T, J, H, d)
+            out = out.view(B, T, H, J, C // H).transpose(2, 3)  # (B, T, J, H, d)
         else:
-            out = out.permute(0, 3, 1, 2, 4)  # (B, T, J, H, d)
+            out = out.view(B, J, H, T, C // H).permute(0, 3, 1, 2, 4)  # (B, T, J, H, d)
         return self.proj(out.reshape(B, T, J, C))
 
 

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mocli.skeleton import COCO_17, H36M_17, HALPE_26, MEDIAPIPE_33, OPENPOSE_25, SKELETONS, flip_keypoints, to_h36m
+
+
+@pytest.mark.parametrize("skel", SKELETONS.values(), ids=lambda s: s.name)
+def test_skeletons_are_trees_with_symmetric_flip_pairs(skel):
+    roots = [j for j, p in enumerate(skel.parents) if p < 0]
+    assert len(roots) == 1
+    for j in range(skel.num_joints):  # every joint reaches the root without cycles
+        seen, k = set(), j
+        while k >= 0:
+            assert k not in seen
+            seen.add(k)
+            k = skel.parents[k]
+    perm = skel.flip_permutation
+    assert np.array_equal(perm[perm], np.arange(skel.num_joints))
+    for a, b in skel.flip_pairs:  # pairs are named left/right of each other
+        na, nb = skel.joint_names[a], skel.joint_names[b]
+        assert na.replace("left", "X") == nb.replace("right", "X") or na.replace("right", "X") == nb.replace("left", "X")
+
+
+def test_h36m_reference_facts():
+    assert H36M_17.parents == (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
+    left, right = [4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]
+    assert list(H36M_17.flip_permutation[left]) == right
+
+
+def test_coco_to_h36m_hand_computed_with_confidences_in_h36m_order():
+    kp = np.zeros((17, 3))
+    kp[:, 0] = np.arange(17) * 10.0  # x = 10 * coco index
+    kp[:, 1] = 100.0
+    kp[:, 2] = np.linspace(0.1, 0.9, 17)  # distinct confidence per coco joint
+    out = to_h36m(kp[None], "coco")[0]
+    c = kp[:, 2]
+    assert out[0, 0] == pytest.approx((110 + 120) / 2) and out[0, 2] == pytest.approx(min(c[11], c[12]))  # pelvis
+    assert out[8, 0] == pytest.approx((50 + 60) / 2) and out[8, 2] == pytest.approx(min(c[5], c[6]))  # thorax
+    assert out[7, 0] == pytest.approx((115 + 55) / 2)  # spine = mean(pelvis, thorax)
+    assert out[10, 0] == pytest.approx(15) and out[9, 0] == 0  # head = mean eyes, nose
+    coco_for = {1: 12, 2: 14, 3: 16, 4: 11, 5: 13, 6: 15, 11: 5, 12: 7, 13: 9, 14: 6, 15: 8, 16: 10}
+    for h, k in coco_for.items():
+        assert out[h, 0] == kp[k, 0] and out[h, 2] == kp[k, 2], f"h36m {h} <- coco {k}"
+
+
+def test_halpe_uses_its_own_hip_neck_head():
+    kp = np.random.default_rng(0).uniform(size=(5, 26, 3))
+    out = to_h36m(kp, HALPE_26)
+    np.testing.assert_allclose(out[:, 0], kp[:, 19])  # pelvis = Hip
+    np.testing.assert_allclose(out[:, 8], kp[:, 18])  # thorax = Neck
+    np.testing.assert_allclose(out[:, 10], kp[:, 17])  # head = Head
+    np.testing.assert_allclose(out[:, 7, :2], (kp[:, 18, :2] + kp[:, 19, :2]) / 2)
+    np.testing.assert_allclose(out[:, 7, 2], np.minimum(kp[:, 18, 2], kp[:, 19, 2]))
+
+
+@pytest.mark.parametrize(("skel", "hips"), [(MEDIAPIPE_33, (23, 24)), (OPENPOSE_25, (12, 9)), (COCO_17, (11, 12))])
+def test_limbs_map_by_name(skel, hips):
+    kp = np.random.default_rng(1).uniform(size=(3, skel.num_joints, 3))
+    out = to_h36m(kp, skel)
+    np.testing.assert_allclose(out[:, 4, :2], kp[:, hips[0], :2])  # left hip
+    np.testing.assert_allclose(out[:, 1, :2], kp[:, hips[1], :2])  # right hip
+    np.testing.assert_allclose(out[:, 13], kp[:, skel.index("left_wrist")])
+
+
+def test_3d_without_confidence():
+    j3d = np.random.default_rng(2).normal(size=(4, 33, 3))
+    out = to_h36m(j3d, "mediapipe", conf=False)
+    np.testing.assert_allclose(out[:, 0], (j3d[:, 23] + j3d[:, 24]) / 2)
+    np.testing.assert_allclose(out[:, 16], j3d[:, 16])
+
+
+def test_wrong_joint_count_is_an_error():
+    with pytest.raises(ValueError, match="expected 17 coco joints"):
+        to_h36m(np.zeros((2, 18, 3)), "coco")
+    with pytest.raises(ValueError, match="unknown skeleton"):
+        to_h36m(np.zeros((2, 17, 3)), "kinect")
+
+
+def test_flip_twice_is_identity_and_swaps_sides():
+    x = np.random.default_rng(3).normal(size=(2, 4, 17, 3))
+    f = flip_keypoints(x)
+    np.testing.assert_array_equal(flip_keypoints(f), x)
+    np.testing.assert_array_equal(f[..., 4, 0], -x[..., 1, 0])  # left hip <- mirrored right hip
+    np.testing.assert_array_equal(f[..., 0, 1:], x[..., 0, 1:])  # y and confidence untouched
+    t = torch.from_numpy(x)
+    torch.testing.assert_close(flip_keypoints(t), torch.from_numpy(f))
+    assert flip_keypoints(np.array([[[2.0, 0, 0]] * 17]), centre=1.0)[0, 0, 0] == 0.0
