@@ -31,6 +31,7 @@ class RefAttention(nn.Module):
             attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
             out = (attn @ v).transpose(1, 2).reshape(BT, N, C)
         else:
+
             def fold(t):  # (BT, H, N, d) -> (B, H, N, T, d)
                 return t.reshape(-1, seqlen, H, N, C // H).permute(0, 2, 3, 1, 4)
 
@@ -95,7 +96,7 @@ class RefDSTformer(nn.Module):
         x = self.joints_embed(x) + self.pos_embed
         x = x.reshape(B, F, J, -1) + self.temp_embed[:, :F]
         x = x.reshape(B * F, J, -1)
-        for blk_st, blk_ts, fuse in zip(self.blocks_st, self.blocks_ts, self.ts_attn):
+        for blk_st, blk_ts, fuse in zip(self.blocks_st, self.blocks_ts, self.ts_attn, strict=True):
             x_st, x_ts = blk_st(x, F), blk_ts(x, F)
             alpha = fuse(torch.cat([x_st, x_ts], dim=-1)).softmax(dim=-1)
             x = x_st * alpha[:, :, 0:1] + x_ts * alpha[:, :, 1:2]

@@ -40,7 +40,10 @@ def test_name_mapping_is_one_to_one():
 
 @pytest.mark.parametrize(
     ("kwargs", "arch"),
-    [({"dim_feat": 256, "mlp_ratio": 4}, "dstformer-lite"), ({"dim_feat": 64, "depth": 2, "num_heads": 8}, "dstformer-custom")],
+    [
+        ({"dim_feat": 256, "mlp_ratio": 4}, "dstformer-lite"),
+        ({"dim_feat": 64, "depth": 2, "num_heads": 8}, "dstformer-custom"),
+    ],
 )
 def test_import_matches_reference_outputs(tmp_path, kwargs, arch):
     torch.manual_seed(0)
@@ -59,8 +62,14 @@ def test_import_matches_reference_outputs(tmp_path, kwargs, arch):
 
 def test_import_action_layout_keeps_head(tmp_path):
     ref = RefDSTformer(dim_feat=32, dim_rep=32, depth=1, num_heads=4)
-    head = {"fc1.weight": torch.randn(64, 17 * 32), "fc1.bias": torch.zeros(64), "bn.weight": torch.ones(64),
-            "bn.running_mean": torch.zeros(64), "fc2.weight": torch.randn(60, 64), "fc2.bias": torch.zeros(60)}  # fmt: skip
+    head = {
+        "fc1.weight": torch.randn(64, 17 * 32),
+        "fc1.bias": torch.zeros(64),
+        "bn.weight": torch.ones(64),
+        "bn.running_mean": torch.zeros(64),
+        "fc2.weight": torch.randn(60, 64),
+        "fc2.bias": torch.zeros(60),
+    }
     src = _release_file(tmp_path / "ntu.bin", ref, layout="action", head=head)
     result = runner.invoke(app, ["weights", "import", "motionbert", str(src), "--name", "mb-ntu"])
     assert result.exit_code == 0, result.output
@@ -79,7 +88,9 @@ def test_import_names_mismatched_keys(tmp_path):
     state["module.blocks_st.0.attn_s.proj.weight"] = torch.zeros(32, 31)
     state["module.extra.weight"] = torch.zeros(1)
     torch.save({"model_pos": state}, tmp_path / "bad.bin")
-    result = runner.invoke(app, ["weights", "import", "motionbert", str(tmp_path / "bad.bin"), "--out", str(tmp_path / "x.pt")])
+    result = runner.invoke(
+        app, ["weights", "import", "motionbert", str(tmp_path / "bad.bin"), "--out", str(tmp_path / "x.pt")]
+    )
     assert result.exit_code == 1
     for needle in ("missing blocks_ts.1.mlp_t.fc2.bias", "blocks_st.0.attn_s.proj.weight has shape (32, 31)",
                    "unexpected extra.weight"):  # fmt: skip

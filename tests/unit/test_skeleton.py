@@ -21,7 +21,9 @@ def test_skeletons_are_trees_with_symmetric_flip_pairs(skel):
     assert np.array_equal(perm[perm], np.arange(skel.num_joints))
     for a, b in skel.flip_pairs:  # pairs are named left/right of each other
         na, nb = skel.joint_names[a], skel.joint_names[b]
-        assert na.replace("left", "X") == nb.replace("right", "X") or na.replace("right", "X") == nb.replace("left", "X")
+        assert na.replace("left", "X") == nb.replace("right", "X") or na.replace("right", "X") == nb.replace(
+            "left", "X"
+        )
 
 
 def test_h36m_reference_facts():
