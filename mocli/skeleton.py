@@ -294,16 +294,6 @@ _H36M_FROM: dict[str, list[list[str]]] = {
 }  # fmt: skip
 
 
-def _mapping_matrix(source: Skeleton) -> np.ndarray:
-    """(17, J_src) averaging weights such that h36m = W @ src for the coordinates."""
-    rows = _H36M_FROM[source.name]
-    weights = np.zeros((H36M_17.num_joints, source.num_joints))
-    for i, names in enumerate(rows):
-        for n in names:
-            weights[i, source.index(n)] = 1.0 / len(names)
-    return weights
-
-
 def to_h36m(keypoints: np.ndarray, source: str | Skeleton, conf: bool = True) -> np.ndarray:
     """Convert keypoints of another layout to H36M-17.
 
@@ -324,14 +314,15 @@ def to_h36m(keypoints: np.ndarray, source: str | Skeleton, conf: bool = True) ->
         return keypoints.copy()
     if keypoints.shape[-2] != skel.num_joints:
         raise ValueError(f"expected {skel.num_joints} {skel.name} joints on axis -2, got shape {keypoints.shape}")
-    rows = _H36M_FROM[skel.name]
     ncoord = keypoints.shape[-1] - 1 if conf else keypoints.shape[-1]
     out_shape = keypoints.shape[:-2] + (H36M_17.num_joints, keypoints.shape[-1])
     out = np.empty(out_shape, dtype=np.result_type(keypoints.dtype, np.float32))
-    out[..., :ncoord] = np.einsum("ij,...jc->...ic", _mapping_matrix(skel), keypoints[..., :ncoord])
-    if conf:
-        for i, names in enumerate(rows):
-            out[..., i, ncoord] = keypoints[..., [skel.index(n) for n in names], ncoord].min(axis=-1)
+    # Gather each joint's own sources, so a missing (NaN) source joint only affects the joints derived from it.
+    for i, names in enumerate(_H36M_FROM[skel.name]):
+        src = keypoints[..., [skel.index(n) for n in names], :]
+        out[..., i, :ncoord] = src[..., :ncoord].mean(axis=-2)
+        if conf:
+            out[..., i, ncoord] = src[..., ncoord].min(axis=-1)
     return out
 
 

@@ -90,3 +90,13 @@ def test_flip_twice_is_identity_and_swaps_sides():
     t = torch.from_numpy(x)
     torch.testing.assert_close(flip_keypoints(t), torch.from_numpy(f))
     assert flip_keypoints(np.array([[[2.0, 0, 0]] * 17]), centre=1.0)[0, 0, 0] == 0.0
+
+
+def test_a_missing_source_joint_only_affects_joints_derived_from_it():
+    kp = np.random.default_rng(4).uniform(size=(2, 17, 3))
+    kp[1, 9, :2] = np.nan  # coco left wrist lost in frame 1
+    kp[1, 11, :2] = np.nan  # and the left hip
+    out = to_h36m(kp, "coco")
+    assert np.isfinite(out[0]).all()
+    nan_joints = sorted(np.flatnonzero(np.isnan(out[1, :, 0])))
+    assert nan_joints == [0, 4, 7, 13]  # pelvis, left hip, spine (from the hips), left wrist

@@ -1,0 +1,81 @@
+"""MediaPipe Pose (BlazePose, full model): single person, 33 landmarks plus metric 3D world landmarks.
+
+mediapipe 0.10.21 ships the pose models in its wheel, so this backend runs offline. It tracks the person from frame
+to frame itself (``static_image_mode=False``), so frames must be given in video order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from mocli.errors import MissingDependencyError
+from mocli.keypoints.base import Detection, box_from_keypoints
+
+__all__ = ["MediaPipeDetector", "landmarks_to_array"]
+
+INSTALL_HINT = 'pip install "mocli[mediapipe]" && pip install --no-deps "mediapipe==0.10.21"'
+
+
+def _import_mediapipe() -> Any:
+    try:
+        import mediapipe as mp
+    except ImportError as e:
+        raise MissingDependencyError(f"the mediapipe detector needs mediapipe ({e}): {INSTALL_HINT}") from None
+    return mp
+
+
+def landmarks_to_array(landmarks: Any, scale: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """MediaPipe landmark list -> (33, 4) float32 x, y, z (each times ``scale``) and visibility."""
+    arr = np.array([(lm.x, lm.y, lm.z, lm.visibility) for lm in landmarks.landmark], dtype=np.float32)
+    arr[:, :3] *= np.asarray(scale, dtype=np.float32)
+    return arr
+
+
+class MediaPipeDetector:
+    """``Detector`` backed by ``mediapipe.solutions.pose``.
+
+    Each detection has keypoints (33, 3) = x, y in pixels + visibility, and ``extras["world_landmarks33"]``
+    (33, 3) metres, hip-centred (MediaPipe's metric 3D estimate).
+    """
+
+    name = "mediapipe"
+    skeleton = "mediapipe"
+    multi_person = False
+
+    def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5) -> None:
+        mp = _import_mediapipe()
+        # model_complexity=1 is the model the wheel ships (0 and 2 would be downloaded).
+        self._pose = mp.solutions.pose.Pose(
+            static_image_mode=False,
+            model_complexity=1,
+            min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+        )
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+        """(H, W, 3) uint8 BGR frame -> zero or one Detection."""
+        h, w = frame_bgr.shape[:2]
+        result = self._pose.process(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
+        if result.pose_landmarks is None:
+            return []
+        image = landmarks_to_array(result.pose_landmarks, scale=(w, h, w))
+        keypoints = image[:, [0, 1, 3]]  # x, y pixels + visibility
+        world = (
+            landmarks_to_array(result.pose_world_landmarks)[:, :3]
+            if result.pose_world_landmarks is not None
+            else np.full((33, 3), np.nan, dtype=np.float32)
+        )
+        return [
+            Detection(
+                keypoints=keypoints,
+                box=box_from_keypoints(keypoints, min_conf=0.5),
+                score=float(keypoints[:, 2].mean()),
+                extras={"world_landmarks33": world},
+            )
+        ]
+
+    def close(self) -> None:
+        self._pose.close()
