@@ -6,6 +6,10 @@ to frame itself (``static_image_mode=False``), so frames must be given in video 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -34,6 +38,21 @@ def landmarks_to_array(landmarks: Any, scale: tuple[float, float, float] = (1.0,
     return arr
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: MediaPipe's C++ start-up logs bypass Python's logging."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class MediaPipeDetector:
     """``Detector`` backed by ``mediapipe.solutions.pose``.
 
@@ -47,18 +66,26 @@ class MediaPipeDetector:
 
     def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5) -> None:
         mp = _import_mediapipe()
+        self._quiet_frames = 3  # the graph logs its start-up until it has tracked a person: those lines are muted
         # model_complexity=1 is the model the wheel ships (0 and 2 would be downloaded).
-        self._pose = mp.solutions.pose.Pose(
-            static_image_mode=False,
-            model_complexity=1,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-        )
+        with _native_stderr_silenced():
+            self._pose = mp.solutions.pose.Pose(
+                static_image_mode=False,
+                model_complexity=1,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence,
+            )
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """(H, W, 3) uint8 BGR frame -> zero or one Detection."""
         h, w = frame_bgr.shape[:2]
-        result = self._pose.process(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
+        rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+        if self._quiet_frames <= 0:
+            result = self._pose.process(rgb)
+        else:
+            with _native_stderr_silenced():
+                result = self._pose.process(rgb)
+            self._quiet_frames -= result.pose_landmarks is not None
         if result.pose_landmarks is None:
             return []
         image = landmarks_to_array(result.pose_landmarks, scale=(w, h, w))
