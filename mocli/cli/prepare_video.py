@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import logging
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
 
+from mocli.cli.batch import Batch, failure_message, progress_bar, summarise
 from mocli.cli.options import console, err_console, get_settings
 from mocli.errors import InputError, MocliError
 
@@ -79,73 +73,6 @@ def _existing(base: Path, person: str) -> list[Path]:
     pattern = re.compile(re.escape(base.stem) + r"_p-?\d+" + re.escape(base.suffix))
     candidates = glob.glob(glob.escape(str(base.with_suffix(""))) + "_p*" + glob.escape(base.suffix))
     return sorted(Path(p) for p in candidates if pattern.fullmatch(Path(p).name))
-
-
-class _FpsColumn(ProgressColumn):
-    """Frames per second of a task."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:5.1f} frames/s" if speed else "  ... frames/s", style="progress.data.speed")
-
-
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _FpsColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=quiet,
-    )
-
-
-def _error_line(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-
-
-@contextlib.contextmanager
-def _one_line_errors() -> Iterator[None]:
-    """Print a MocliError as one line and exit 1 (escaped, so text like "mocli[yolo]" is not taken as markup)."""
-    try:
-        yield
-    except MocliError as e:
-        _error_line(str(e))
-        raise typer.Exit(1) from None
-
-
-@dataclass
-class _Batch:
-    """Outcome of a batch: written files, skipped inputs, failures (input, message)."""
-
-    written: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-    def fail(self, name: str, message: str) -> None:
-        self.failed.append((name, message))
-        _error_line(message)
-
-
-def _summarise(batch: _Batch, quiet: bool) -> None:
-    if batch.skipped and not quiet:
-        err_console.print(f"skipped {len(batch.skipped)} input(s) with existing outputs (use --overwrite)")
-    if len(batch.failed) > 1 or (batch.failed and (batch.written or batch.skipped)):
-        table = Table(title=f"{len(batch.failed)} failed", title_justify="left", show_lines=False)
-        table.add_column("input", overflow="fold")
-        table.add_column("error", overflow="fold")
-        for name, message in batch.failed:
-            table.add_row(escape(name), escape(message))
-        err_console.print(table)
-    if batch.failed:
-        raise typer.Exit(1)
-
-
-def _failure_message(path: Path, error: Exception) -> str:
-    """One line naming the file: a MocliError's own message, else the exception type and text."""
-    message = str(error) if isinstance(error, MocliError) else f"{type(error).__name__}: {error}"
-    return message if str(path) in message else f"{path}: {message}"
 
 
 def _describe(path: Path, seq: KeypointSequence) -> str:
@@ -216,21 +143,20 @@ def video(
     settings = get_settings(ctx)
     if settings.verbosity <= 0:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # ffmpeg's own stderr chatter on bad files
-    with _one_line_errors():
-        selector = parse_person(person)
-        resolved = resolve_video_inputs(inputs)
-        single_file = out.suffix.lower() == ".npz"
-        if single_file and len(resolved) != 1:
-            raise InputError(f"--out {out} names one file but {len(resolved)} inputs were given; pass a folder")
+    selector = parse_person(person)
+    resolved = resolve_video_inputs(inputs)
+    single_file = out.suffix.lower() == ".npz"
+    if single_file and len(resolved) != 1:
+        raise InputError(f"--out {out} names one file but {len(resolved)} inputs were given; pass a folder")
     options = DetectorOptions(
         device=settings.device,
         yolo_weights=yolo_weights,
         mmpose_config=mmpose_config,
         mmpose_checkpoint=mmpose_checkpoint,
     )
-    batch = _Batch()
+    batch = Batch()
     planned: set[Path] = set()
-    with _progress(settings.quiet) as progress:
+    with progress_bar(settings.quiet) as progress:
         for item in resolved:
             if item.path is None:
                 batch.fail(item.spec, item.error or item.spec)
@@ -251,8 +177,7 @@ def video(
                 continue
             # A fresh detector per video (MediaPipe tracks across frames). Building it is outside the try below: a
             # missing backend stops the whole batch at once with its install hint.
-            with _one_line_errors():
-                detector_obj = create_detector(detector.value, options)
+            detector_obj = create_detector(detector.value, options)
             task = progress.add_task(item.path.name, total=min(info.num_frames, max_frames or info.num_frames) or None)
             try:
                 sequences = extract_keypoints(
@@ -272,10 +197,10 @@ def video(
             except Exception as e:  # one broken file must not stop a batch
                 progress.remove_task(task)
                 log.debug("%s failed", item.path, exc_info=True)
-                batch.fail(str(item.path), _failure_message(item.path, e))
+                batch.fail(str(item.path), failure_message(item.path, e))
             finally:
                 detector_obj.close()
-    _summarise(batch, settings.quiet)
+    summarise(batch, settings.quiet)
 
 
 # ------------------------------------------------------------------------------------------------ keypoints
@@ -329,31 +254,30 @@ def keypoints(
     from mocli.video import probe_video
 
     settings = get_settings(ctx)
-    with _one_line_errors():
-        num_frames = None
-        if video is not None:
-            info = probe_video(video)
-            image_size, fps, num_frames = image_size or info.image_size, fps or info.fps, info.num_frames or None
-        base = out if out is not None else file.parent / f"{file.stem if file.is_file() else file.name}.npz"
-        if base.suffix.lower() != ".npz":
-            raise InputError(f"--out {base}: the output is a .npz file")
-        existing = _existing(base, person)
-        if existing and not overwrite:
-            err_console.print(f"{existing[0]} exists; skipped (use --overwrite)", markup=False, highlight=False)
-            return
-        sequences = import_keypoints(
-            file,
-            fmt.value,
-            image_size=image_size,
-            fps=fps,
-            num_frames=num_frames,
-            person=parse_person(person),
-            max_gap=max_gap,
-        )
-        for seq, path in zip(sequences, _outputs(base, person, [s.track_id for s in sequences]), strict=True):
-            save_keypoints_npz(seq, path)
-            if not settings.quiet:
-                console.print(_describe(path, seq), markup=False, highlight=False, soft_wrap=True)
+    num_frames = None
+    if video is not None:
+        info = probe_video(video)
+        image_size, fps, num_frames = image_size or info.image_size, fps or info.fps, info.num_frames or None
+    base = out if out is not None else file.parent / f"{file.stem if file.is_file() else file.name}.npz"
+    if base.suffix.lower() != ".npz":
+        raise InputError(f"--out {base}: the output is a .npz file")
+    existing = _existing(base, person)
+    if existing and not overwrite:
+        err_console.print(f"{existing[0]} exists; skipped (use --overwrite)", markup=False, highlight=False)
+        return
+    sequences = import_keypoints(
+        file,
+        fmt.value,
+        image_size=image_size,
+        fps=fps,
+        num_frames=num_frames,
+        person=parse_person(person),
+        max_gap=max_gap,
+    )
+    for seq, path in zip(sequences, _outputs(base, person, [s.track_id for s in sequences]), strict=True):
+        save_keypoints_npz(seq, path)
+        if not settings.quiet:
+            console.print(_describe(path, seq), markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
