@@ -17,6 +17,7 @@ ARCHS: dict[str, DSTformerConfig] = {
 }
 
 WEIGHTS_SUFFIX = ".pt"
+DEFAULT_WEIGHTS = "dstformer-small.mocap"  # the shipped lifter `mocli infer` uses without --model
 
 
 def arch_config(name: str, **overrides) -> DSTformerConfig:
@@ -75,3 +76,14 @@ def resolve_weights(path_or_name: str | os.PathLike) -> Path:
         raise MocliError(f"checkpoint {name} does not exist")
     hint = ", ".join(known) if known else "none yet; see `mocli weights import --help`"
     raise MocliError(f"no weights named {name!r}; available: {hint}")
+
+
+def default_weights() -> Path:
+    """The checkpoint ``mocli infer`` uses when no --model is given."""
+    found = find_weights()
+    if DEFAULT_WEIGHTS in found:
+        return found[DEFAULT_WEIGHTS][1]
+    raise MocliError(
+        f"the default weights {DEFAULT_WEIGHTS!r} are not in {shipped_weights_dir()}; pass --model NAME|PATH "
+        "(see `mocli weights list`)"
+    )

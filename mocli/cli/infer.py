@@ -1,0 +1,185 @@
+"""``mocli infer``: videos or prepared keypoints in, 3D joints out, for one clip or a folder of thousands."""
+
+from __future__ import annotations
+
+import logging
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mocli.cli.batch import Batch, failure_message, progress_bar, summarise
+from mocli.cli.options import console, get_settings
+from mocli.errors import MocliError
+
+log = logging.getLogger(__name__)
+
+
+class Task(str, Enum):
+    pose3d = "pose3d"
+
+
+class Detector(str, Enum):
+    mediapipe = "mediapipe"
+    yolo = "yolo"
+    mmpose = "mmpose"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+HELP = """3D joints from videos or prepared 2D keypoints.
+
+Each input gets a folder OUT/<input stem>/ with [b]joints3d.npz[/b] (joints3d (T,17,3) metres, root-relative,
+camera axes x right / y down / z forward; keypoints2d (T,17,3) pixels + confidence; fps; joint_names;
+missing_frames) and [b]summary.json[/b], written last: a folder with a summary is complete and is skipped on the
+next run unless --overwrite. A bad input is reported and the others go on; the exit code is 1 if any failed.
+
+[b]Examples[/b]
+
+  mocli infer examples/sports2d_demo.mp4
+  mocli infer videos/ --out results/ --shard 0/4
+  mocli infer clip.npz alphapose.json --format alphapose --model my-lifter.pt
+  mocli --device cuda infer match.mp4 --detector yolo --person all --out results/
+"""
+
+
+def _model_info(path: Path, model) -> dict:
+    info = getattr(model, "checkpoint_info", {})
+    return {"path": str(path), "arch": info.get("arch", {}).get("name"), "meta": info.get("meta", {})}
+
+
+def _clip_len(model) -> int:
+    info = getattr(model, "checkpoint_info", {})
+    meta, train = info.get("meta", {}), info.get("train_config", {})
+    clip = meta.get("clip_len") or train.get("data", {}).get("clip_len") or model.cfg.maxlen
+    return min(int(clip), model.cfg.maxlen)
+
+
+def infer(
+    ctx: typer.Context,
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Videos, folders (recursive), globs, keypoints .npz, .h5, or JSON with --format.",
+            metavar="INPUT...",
+            show_default=False,
+        ),  # fmt: skip
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results folder (one subfolder per input).")] = Path("out"),
+    task: Annotated[Task, typer.Option(help="What to compute.")] = Task.pose3d,
+    model: Annotated[
+        str | None, typer.Option(help="Weights name (`mocli weights list`) or checkpoint path. Default: shipped.")
+    ] = None,
+    detector: Annotated[Detector, typer.Option(help="2D detector for video inputs.")] = Detector.mediapipe,
+    person: Annotated[str, typer.Option(help="largest, all (one result per track) or a track ID.")] = "largest",
+    keypoint_format: Annotated[
+        str | None, typer.Option("--format", help="Format of JSON inputs: alphapose, coco, openpose, mmpose.")
+    ] = None,
+    shard: Annotated[
+        str | None, typer.Option(help="Process shard K/N of the sorted inputs (0 <= K < N); torchrun ranks shard.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Recompute results that are already complete.")] = False,
+    flip: Annotated[bool, typer.Option(help="Flip test-time augmentation.")] = True,
+    precision: Annotated[Precision, typer.Option(help="fp32, or bf16 autocast (faster on recent CPUs/GPUs).")] = (
+        Precision.fp32
+    ),
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 8,
+    max_frames: Annotated[int | None, typer.Option(min=1, help="Only the first N frames of videos.")] = None,
+) -> None:
+    from mocli.api import load_model
+    from mocli.keypoints import DetectorOptions, parse_person
+    from mocli.lift import LiftOptions
+    from mocli.models.registry import default_weights, resolve_weights
+    from mocli.pipeline import InferOptions, is_complete, parse_shard, resolve_inputs, select_shard
+    from mocli.utils.device import resolve_device
+    from mocli.utils.seed import seed_everything
+
+    settings = get_settings(ctx)
+    if out.exists() and not out.is_dir():
+        raise MocliError(f"--out {out} is a file; give a folder for the results")
+    items, errors = resolve_inputs(inputs, keypoint_format)
+    items = select_shard(items, parse_shard(shard))
+    if not items and not errors:
+        raise MocliError("no inputs to process" + (" in this shard" if shard else ""))
+    device = resolve_device(settings.device)
+    seed_everything(settings.seed)
+    weights = resolve_weights(model) if model else default_weights()
+    lifter = load_model(weights, device=str(device))
+    options = InferOptions(
+        detector=detector.value,
+        detector_options=DetectorOptions(device=settings.device),
+        person=parse_person(person),
+        keypoint_format=keypoint_format,
+        lift=LiftOptions(clip_len=_clip_len(lifter), flip=flip, batch_size=batch_size, precision=precision.value),
+        max_frames=max_frames,
+    )
+    model_info = _model_info(weights, lifter)
+    batch = Batch()
+    for message in errors:
+        batch.fail(message.split(":")[0], message)
+    with progress_bar(settings.quiet) as progress:
+        files_task = progress.add_task("inputs", total=len(items)) if len(items) > 1 else None
+        for item in items:
+            if is_complete(out / item.name) and not overwrite:
+                batch.skipped.append(item.path)
+            else:
+                _run_one(item, out / item.name, options, lifter, device, model_info, progress, batch)
+            if files_task is not None:
+                progress.advance(files_task)
+    if not settings.quiet:
+        for path in batch.written:
+            console.print(str(path), highlight=False)
+    summarise(batch, settings.quiet)
+
+
+def _run_one(item, out_dir: Path, options, lifter, device, model_info: dict, progress, batch: Batch) -> None:
+    """One input: 2D keypoints, 3D joints and files, with timings. A failure is recorded; the batch goes on."""
+    from mocli.pipeline import OutputLock, base_summary, joints_file, load_sequences, run_pose3d, write_summary
+    from mocli.results import write_joints_npz
+    from mocli.video import probe_video
+
+    frames_task = None
+    try:
+        with OutputLock(out_dir):
+            (out_dir / "summary.json").unlink(missing_ok=True)  # an --overwrite run is incomplete until it ends
+            t0 = time.perf_counter()
+            if item.kind == "video":
+                n = probe_video(item.path).num_frames
+                frames_task = progress.add_task(item.path.name, total=min(n, options.max_frames or n) or None)
+            on_frame = (lambda: progress.advance(frames_task)) if frames_task is not None else None
+            sequences = load_sequences(item, options, on_frame=on_frame)
+            timings = {"keypoints": time.perf_counter() - t0, "lift": 0.0, "export": 0.0}
+            units, warnings = [], []
+            for unit, seq in sequences:
+                t1 = time.perf_counter()
+                result = run_pose3d(seq, lifter, options.lift, device)
+                t2 = time.perf_counter()
+                write_joints_npz(result, out_dir / joints_file(unit))
+                timings["lift"] += t2 - t1
+                timings["export"] += time.perf_counter() - t2
+                units.append({"file": joints_file(unit), "person": int(seq.track_id), "frames": result.num_frames,
+                              "fps": result.fps, "frames_without_person": int(len(result.missing))})  # fmt: skip
+                if len(result.missing):
+                    warnings.append(f"{joints_file(unit)}: {len(result.missing)} frames without the person (NaN)")
+            summary = base_summary(item, model_info, options)
+            summary.update(device=str(device), results=units, warnings=warnings,
+                           timings_s={k: round(v, 3) for k, v in timings.items()})  # fmt: skip
+            write_summary(out_dir, summary)
+        batch.written.append(out_dir)
+    except MocliError as e:
+        batch.fail(str(item.path), failure_message(item.path, e))
+    except (OSError, ValueError, RuntimeError) as e:
+        log.debug("%s failed", item.path, exc_info=True)
+        batch.fail(str(item.path), failure_message(item.path, e))
+    finally:
+        if frames_task is not None:
+            progress.remove_task(frames_task)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("infer", help=HELP)(infer)
