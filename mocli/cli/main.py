@@ -11,7 +11,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from mocli._version import __version__
-from mocli.cli import infer, prepare, weights
+from mocli.cli import infer, prepare, pretrain, weights
 from mocli.cli.options import Settings, err_console, setup_logging
 from mocli.errors import MocliError
 
@@ -52,6 +52,7 @@ app = typer.Typer(
 app.add_typer(prepare.app, name="prepare")
 app.add_typer(weights.app, name="weights")
 infer.register(app)
+pretrain.register(app)
 
 
 def _version(value: bool) -> None:

@@ -74,6 +74,9 @@ class Attention(nn.Module):
         else:
             qkv = qkv.permute(3, 0, 2, 4, 1, 5).reshape(3, B * J, H, T, C // H)  # T attends within each joint
         q, k, v = qkv.unbind(0)
+        if q.dtype == torch.bfloat16 and q.device.type == "cpu" and torch.is_grad_enabled():
+            # training under CPU bf16 autocast: the bf16 attention backward is several times slower than fp32's
+            q, k, v = q.float(), k.float(), v.float()
         out = explicit_attention(q, k, v) if self.explicit else F.scaled_dot_product_attention(q, k, v)
         if self.axis == "spatial":
             out = out.view(B, T, H, J, C // H).transpose(2, 3)  # (B, T, J, H, d)

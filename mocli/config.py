@@ -1,0 +1,269 @@
+"""Training configuration: dataclasses as the schema, JSON presets, and ``--set section.key=value`` overrides.
+
+Precedence: dataclass defaults (MotionBERT's pretraining recipe with the Lite model) < preset (``--preset``) <
+command-line options < ``--set``. Overrides are converted with the field's declared type (never ``eval``); an
+unknown key is an error that suggests the closest known keys. The resolved config is saved as JSON in the run
+folder and in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mocli.errors import MocliError
+
+__all__ = [
+    "DataConfig",
+    "TrainConfig",
+    "LossConfig",
+    "RunConfig",
+    "PRESETS_DIR",
+    "config_keys",
+    "set_value",
+    "apply_overrides",
+    "apply_dict",
+    "config_to_dict",
+    "config_from_dict",
+    "list_presets",
+    "load_preset",
+]
+
+PRESETS_DIR = Path(__file__).with_name("presets")
+
+
+@dataclass
+class DataConfig:
+    """Clips, virtual cameras, normalisation and corruption of the training data."""
+
+    paths: list[str] = field(default_factory=list)  # mocli HDF5 files (sequences of split 'train' and 'val')
+    clip_len: int = 243  # T, frames per clip
+    stride: int = 81  # frames between training clip starts
+    val_stride: int = 0  # frames between validation clip starts (0: clip_len, no overlap)
+    fps: float = 0.0  # subsample every sequence to about this rate (0: keep each file's rate)
+    root_relative: bool = True  # 3D target relative to the pelvis of each frame
+    flip_prob: float = 0.5  # random horizontal flip (training only)
+    noise: bool = True  # MotionBERT detection noise + synthetic confidence on the 2D input (else confidence 1)
+    mask_joint_ratio: float = 0.05  # fraction of joints zeroed per frame
+    mask_frame_ratio: float = 0.10  # fraction of whole frames zeroed
+    projection: str = "perspective"  # 'perspective' (pinhole) or 'orthographic' (scaled, as in the paper)
+    yaw_deg: tuple[float, float] = (0.0, 360.0)  # camera azimuth around the up axis
+    pitch_deg: tuple[float, float] = (-15.0, 30.0)  # camera elevation (positive: above, looking down)
+    roll_deg: float = 10.0  # camera roll, uniform in [-roll, roll]
+    distance_m: tuple[float, float] = (3.0, 8.0)  # camera to subject, metres
+    fov_deg: tuple[float, float] = (35.0, 75.0)  # horizontal field of view (focal length from image width)
+    image_size: tuple[int, int] = (1000, 1000)  # virtual image (w, h), pixels
+    scale_range: tuple[float, float] = (1.0, 1.0)  # crop box side / keypoint extent
+    join_2d_epoch: int = 30  # curriculum: 2D-only sequences join the training set from this epoch (0-based)
+    val_max_clips: int = 0  # validate on at most this many clips (0: all)
+    num_workers: int = 0  # DataLoader worker processes per training process
+    noise_file: str = ""  # noise model JSON (empty: MotionBERT's, shipped with mocli)
+
+
+@dataclass
+class TrainConfig:
+    """Optimiser, schedule, precision and checkpointing."""
+
+    epochs: int = 90
+    batch_size: int = 64  # global batch (split evenly over processes)
+    lr: float = 5e-4  # backbone learning rate
+    lr_head: float = 0.0  # head learning rate (0: same as lr)
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "exp"  # 'exp' (lr * lr_decay ** epoch, MotionBERT), 'cosine' (per step) or 'constant'
+    lr_decay: float = 0.99
+    warmup_steps: int = 0  # linear warm-up (any schedule)
+    min_lr_ratio: float = 0.0  # cosine floor, as a fraction of lr
+    grad_clip: float = 1.0  # max global gradient norm (0: off; MotionBERT does not clip)
+    precision: str = "auto"  # 'auto' (bf16 on CUDA, fp32 on CPU), 'fp32', 'bf16', 'fp16' (CUDA only)
+    save_every: int = 1000  # also write last.pt every N steps (0: only at the end of each epoch and run)
+    log_every: int = 10  # steps per train row of log.jsonl
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (MotionBERT's pretraining values)."""
+
+    mpjpe: float = 1.0
+    n_mpjpe: float = 0.5
+    velocity: float = 20.0
+    proj_2d: float = 1.0  # confidence-weighted 2D loss of 2D-only data
+
+
+@dataclass
+class RunConfig:
+    """One training run: what to train, where to write it, and the three config sections."""
+
+    pretext: str = "lift"
+    model: str = "dstformer-lite"  # architecture name (see mocli.models.registry.ARCHS)
+    name: str = ""  # run folder name under out_dir (empty: an unused 'run', 'run2', ...)
+    out_dir: str = "runs/pretrain"
+    device: str = "auto"
+    seed: int = 0
+    max_steps: int = 0  # stop this invocation once the global step reaches this (0: train all epochs)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Keys and typed conversion
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _leaves(obj: Any, prefix: str = "") -> dict[str, tuple[Any, str, Any]]:
+    """Dotted key -> (owner dataclass instance, field name, declared type) for every non-dataclass field."""
+    out: dict[str, tuple[Any, str, Any]] = {}
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            out.update(_leaves(value, key + "."))
+        else:
+            out[key] = (obj, f.name, hints[f.name])
+    return out
+
+
+def config_keys(cfg: Any) -> list[str]:
+    """Every settable dotted key of a config, e.g. ['pretext', ..., 'train.lr', ...]."""
+    return list(_leaves(cfg))
+
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Convert a string (from --set) or a JSON value (from a preset) to the declared type ``tp``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], key)
+    if origin in (tuple, list):
+        items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else list(value)
+        if origin is tuple and len(args) and args[-1] is not Ellipsis:
+            if len(items) != len(args):
+                raise MocliError(f"{key}: expected {len(args)} comma-separated values, got {value!r}")
+            return tuple(_convert(v, a, key) for v, a in zip(items, args, strict=True))
+        elem = args[0] if args else str
+        seq = [_convert(v, elem, key) for v in items]
+        return tuple(seq) if origin is tuple else seq
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise MocliError(f"{key}: expected true or false, got {value!r}")
+    if tp in (int, float):
+        if isinstance(value, bool) or (tp is int and isinstance(value, float) and not value.is_integer()):
+            raise MocliError(f"{key}: expected {tp.__name__}, got {value!r}")
+        try:
+            return tp(value) if not isinstance(value, str) else tp(value.strip())
+        except ValueError:
+            if tp is int and isinstance(value, str):
+                try:
+                    as_float = float(value)
+                except ValueError:
+                    as_float = None
+                if as_float is not None and as_float.is_integer():
+                    return int(as_float)
+            raise MocliError(f"{key}: expected {tp.__name__}, got {value!r}") from None
+    if tp is str:
+        return str(value)
+    raise MocliError(f"{key}: cannot set a field of type {tp}")  # pragma: no cover - schema uses the types above
+
+
+def _unknown_key(key: str, known: list[str]) -> MocliError:
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    if not close:  # try the last part alone: 'lr' -> 'train.lr'
+        tails = {k.rsplit(".", 1)[-1]: k for k in known}
+        close = [tails[t] for t in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(tails), n=3, cutoff=0.6)]
+    hint = f"; did you mean {' or '.join(close)}?" if close else f"; sections: {', '.join(_sections(known))}"
+    return MocliError(f"unknown config key {key!r}{hint}")
+
+
+def _sections(known: list[str]) -> list[str]:
+    return sorted({k.split(".", 1)[0] for k in known})
+
+
+def set_value(cfg: Any, key: str, value: Any) -> None:
+    """Set the dotted ``key`` of ``cfg`` in place, converting ``value`` with the field's type."""
+    leaves = _leaves(cfg)
+    if key not in leaves:
+        raise _unknown_key(key, list(leaves))
+    owner, name, tp = leaves[key]
+    setattr(owner, name, _convert(value, tp, key))
+
+
+def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
+    """Apply ``["train.lr=2e-4", "data.clip_len=81", ...]`` in order (in place); returns ``cfg``."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise MocliError(f"--set {item!r}: expected section.key=value, e.g. train.lr=2e-4")
+        set_value(cfg, key.strip(), value.strip())
+    return cfg
+
+
+def _flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in nested.items():
+        if k.startswith("_"):  # comments in presets: {"_comment": "..."}
+            continue
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def apply_dict(cfg: Any, nested: dict[str, Any]) -> Any:
+    """Apply a nested dict of values (a preset or a saved config) in place; keys starting with '_' are ignored."""
+    for key, value in _flatten(nested).items():
+        set_value(cfg, key, value)
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready nested dict (tuples become lists)."""
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def config_from_dict(nested: dict[str, Any]) -> RunConfig:
+    """A RunConfig from ``config_to_dict`` output (missing keys keep their defaults; unknown keys are an error)."""
+    return apply_dict(RunConfig(), nested)
+
+
+def list_presets() -> list[str]:
+    """Names of the presets shipped with mocli."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
+
+
+def load_preset(name_or_path: str | os.PathLike) -> dict[str, Any]:
+    """A preset as a nested dict, by name (``mocli/presets/<name>.json``) or as a path to a JSON file."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = PRESETS_DIR / f"{name_or_path}.json"
+    if not path.is_file():
+        close = difflib.get_close_matches(str(name_or_path), list_presets(), n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else f"; presets: {', '.join(list_presets())}"
+        raise MocliError(f"no preset or file {str(name_or_path)!r}{hint}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise MocliError(f"cannot read preset {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise MocliError(f"preset {path} must hold a JSON object")
+    return data

@@ -1,0 +1,350 @@
+"""Training clips from motion sequences: sources, clip windows, the lift Dataset and the per-step sample order.
+
+A *source* is one sequence as arrays in memory (``MotionSource``): 3D world (or camera) joints in metres, or 2D
+keypoints in pixels with confidences. Sources come from mocli HDF5 files (``load_sources``) or straight from arrays
+(``sources_from_arrays``, for tests and scripts). Clips are windows of ``clip_len`` frames every ``stride`` frames
+(plus one window ending on the last frame, so the tail is covered); shorter sequences give no clip.
+
+Every random choice of a sample (camera, flip, noise, masks) comes from a generator seeded by
+``(seed, stream, epoch, clip index)``: a sample depends on nothing else, so shuffling, worker processes, several
+training processes and resuming from a checkpoint never change it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mocli.config import DataConfig
+from mocli.data.cameras import ViewRange, identity_camera, image_25d, sample_camera, world_to_camera
+from mocli.data.noise import NoiseModel, add_detection_noise, apply_keep_mask, load_noise_model, sample_keep_mask
+from mocli.data.transforms import crop_box, flip_clip, normalise_image_3d, normalise_xy, root_relative
+from mocli.errors import InputError
+
+__all__ = [
+    "MotionSource",
+    "sources_from_arrays",
+    "load_sources",
+    "subsample",
+    "clip_starts",
+    "ClipIndex",
+    "build_clip_index",
+    "LiftClipDataset",
+    "epoch_order",
+    "StepBatchSampler",
+    "TRAIN_STREAM",
+    "VAL_STREAM",
+]
+
+log = logging.getLogger(__name__)
+
+NUM_JOINTS = 17
+TRAIN_STREAM, VAL_STREAM = 0, 1
+FRAMES_3D = ("world", "camera")
+
+
+@dataclass(frozen=True)
+class MotionSource:
+    """One sequence in memory.
+
+    Attributes:
+        name: sequence name (for messages).
+        fps: frames per second.
+        joints3d: (T, 17, 3) float32 metres in ``frame`` ('world' with ``up_axis``, or 'camera': OpenCV axes), or
+            None for 2D-only data.
+        keypoints2d: (T, 17, 3) float32 x, y pixels + confidence, or None. Used only when joints3d is None.
+        split: 'train', 'val' or 'test'.
+        frame: frame of joints3d.
+        up_axis: world up axis ('y', 'z', '-y', ...).
+        origin: the file it came from.
+    """
+
+    name: str
+    fps: float
+    joints3d: np.ndarray | None = None
+    keypoints2d: np.ndarray | None = None
+    split: str = "train"
+    frame: str = "world"
+    up_axis: str = "y"
+    origin: str = ""
+
+    @property
+    def is_3d(self) -> bool:
+        return self.joints3d is not None
+
+    @property
+    def num_frames(self) -> int:
+        arr = self.joints3d if self.joints3d is not None else self.keypoints2d
+        return 0 if arr is None else int(arr.shape[0])
+
+
+def sources_from_arrays(
+    joints3d: Sequence[np.ndarray], fps: float = 30.0, split: str = "train", up_axis: str = "y", name: str = "seq"
+) -> list[MotionSource]:
+    """Wrap (T, 17, 3) world-joint arrays in metres as sources (``name0``, ``name1``, ...)."""
+    out = []
+    for k, arr in enumerate(joints3d):
+        arr = np.asarray(arr, dtype=np.float32)
+        if arr.ndim != 3 or arr.shape[1:] != (NUM_JOINTS, 3):
+            raise ValueError(f"expected (T, 17, 3) joints, got {arr.shape}")
+        out.append(MotionSource(name=f"{name}{k}", fps=fps, joints3d=arr, split=split, up_axis=up_axis))
+    return out
+
+
+def subsample(source: MotionSource, fps: float) -> MotionSource:
+    """Keep every k-th frame, k = round(source fps / fps) (no change when k <= 1 or fps is 0)."""
+    step = int(round(source.fps / fps)) if fps > 0 else 1
+    if step <= 1:
+        return source
+    return replace(
+        source,
+        fps=source.fps / step,
+        joints3d=None if source.joints3d is None else source.joints3d[::step],
+        keypoints2d=None if source.keypoints2d is None else source.keypoints2d[::step],
+    )
+
+
+def _sources_of_sequence(seq, origin: str) -> list[MotionSource]:
+    """MotionSources of one h5 Sequence: its 3D joints, else its 2D keypoints (one source per person)."""
+    if seq.joints3d is not None and seq.frame in FRAMES_3D:
+        return [
+            MotionSource(
+                name=seq.name, fps=seq.fps, joints3d=np.asarray(seq.joints3d, np.float32), split=seq.split,
+                frame=seq.frame, up_axis=seq.up_axis or "y", origin=origin,
+            )
+        ]  # fmt: skip
+    if seq.keypoints2d is not None:
+        kp = np.asarray(seq.keypoints2d, np.float32)
+        people = kp if kp.ndim == 4 else kp[None]
+        return [
+            MotionSource(name=f"{seq.name}#{m}", fps=seq.fps, keypoints2d=p, split=seq.split, origin=origin)
+            for m, p in enumerate(people)
+        ]
+    log.debug("%s: %s has no usable joints3d (frame %s) or keypoints2d; skipped", origin, seq.name, seq.frame)
+    return []
+
+
+def load_sources(paths: Sequence[str | Path], fps: float = 0.0) -> list[MotionSource]:
+    """Every usable sequence of mocli HDF5 files (all splits), subsampled to ``fps`` when given.
+
+    Raises:
+        InputError: a file is missing, not HDF5, or not a mocli dataset.
+    """
+    from mocli.data.h5 import open_dataset  # h5py only when reading files
+
+    sources: list[MotionSource] = []
+    for path in paths:
+        with open_dataset(path) as ds:
+            try:
+                for ref in ds:
+                    sources += [subsample(s, fps) for s in _sources_of_sequence(ref.load(), Path(path).name)]
+            except (OSError, KeyError, ValueError) as e:
+                raise InputError(f"{path}: cannot read sequences ({e})") from None
+    return sources
+
+
+def clip_starts(num_frames: int, clip_len: int, stride: int) -> np.ndarray:
+    """First frames of the windows of ``clip_len`` every ``stride`` frames, plus one ending on the last frame.
+
+    Returns an empty array when the sequence is shorter than ``clip_len``.
+    """
+    if num_frames < clip_len:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.arange(0, num_frames - clip_len + 1, max(1, stride), dtype=np.int64)
+    if starts[-1] != num_frames - clip_len:
+        starts = np.append(starts, num_frames - clip_len)
+    return starts
+
+
+@dataclass(frozen=True)
+class ClipIndex:
+    """N clips: ``source`` (N,) index into the source list, ``start`` (N,) first frame, ``is_2d`` (N,) bool."""
+
+    source: np.ndarray
+    start: np.ndarray
+    is_2d: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.source.shape[0])
+
+
+def build_clip_index(sources: Sequence[MotionSource], clip_len: int, stride: int) -> ClipIndex:
+    """Every clip window of every source, in source order."""
+    src, start, is_2d = [], [], []
+    for k, s in enumerate(sources):
+        st = clip_starts(s.num_frames, clip_len, stride)
+        src.append(np.full(len(st), k, dtype=np.int64))
+        start.append(st)
+        is_2d.append(np.full(len(st), not s.is_3d))
+    if not src:
+        return ClipIndex(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool))
+    return ClipIndex(np.concatenate(src), np.concatenate(start), np.concatenate(is_2d))
+
+
+def view_range(cfg: DataConfig) -> ViewRange:
+    """The virtual-camera ranges of a DataConfig."""
+    return ViewRange(
+        yaw_deg=cfg.yaw_deg, pitch_deg=cfg.pitch_deg, roll_deg=cfg.roll_deg, distance_m=cfg.distance_m,
+        fov_deg=cfg.fov_deg, image_size=cfg.image_size,
+    )  # fmt: skip
+
+
+class LiftClipDataset(torch.utils.data.Dataset):
+    """Samples of the lift pretext: noisy, masked, normalised 2D clips and their normalised 3D (2.5D) targets.
+
+    Indexed by ``(epoch, clip)`` (what ``StepBatchSampler`` yields) or by a plain clip index (epoch 0). A sample is
+    a dict of float32 tensors:
+
+        input     (T, 17, 3) normalised x, y + confidence: the model input (masked entries are all zero)
+        target    (T, 17, 3) normalised 3D: x, y like the clean input, depth scaled alike (root-relative if set);
+                  for 2D-only data the clean normalised x, y and depth 0
+        weight_2d (T, 17) confidence of each target joint for the 2D loss (1 for 3D data)
+        factor    (T,) metres per normalised unit at the root depth of each frame (0 for 2D-only data)
+        has_3d    () 1.0 for 3D data, 0.0 for 2D-only data
+
+    3D sources are seen through a random virtual camera per sample (``DataConfig`` ranges; camera-frame sources
+    through the identity camera), projected (pinhole or scaled orthographic), normalised over the clip's 2D box,
+    flipped at random (training only), then the 2D input gets detection noise with synthetic confidence and masks.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[MotionSource],
+        cfg: DataConfig,
+        *,
+        seed: int = 0,
+        train: bool = True,
+        stride: int | None = None,
+        noise_model: NoiseModel | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.cfg = cfg
+        self.seed = int(seed)
+        self.train = train
+        self.stream = TRAIN_STREAM if train else VAL_STREAM
+        self.index = build_clip_index(self.sources, cfg.clip_len, stride or cfg.stride)
+        self.view = view_range(cfg)
+        self.noise_model = noise_model or (load_noise_model(cfg.noise_file or None) if cfg.noise else None)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def active_clips(self, epoch: int) -> np.ndarray:
+        """Clip indices used in ``epoch``: 3D clips, plus 2D-only clips from ``join_2d_epoch`` on (curriculum)."""
+        use_2d = epoch >= self.cfg.join_2d_epoch
+        return np.flatnonzero(~self.index.is_2d | use_2d)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, self.stream, int(epoch), int(i)])
+        src = self.sources[int(self.index.source[i])]
+        start = int(self.index.start[i])
+        frames = slice(start, start + self.cfg.clip_len)
+        if src.joints3d is not None:
+            sample = self._sample_3d(rng, src, src.joints3d[frames].astype(np.float64))
+        else:
+            sample = self._sample_2d(rng, src.keypoints2d[frames].astype(np.float64))
+        return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sample.items()}
+
+    def _flip(self, rng: np.random.Generator) -> bool:
+        return self.train and rng.random() < self.cfg.flip_prob
+
+    def _corrupt(self, rng: np.random.Generator, xy: np.ndarray, conf: np.ndarray | None) -> np.ndarray:
+        """(T, J, 2) clean normalised x, y -> (T, J, 3) model input with noise (3D data only) and masks."""
+        if conf is None and self.noise_model is not None:
+            kp = add_detection_noise(rng, xy, self.noise_model)
+        else:
+            kp = np.concatenate([xy, (np.ones(xy.shape[:-1]) if conf is None else conf)[..., None]], axis=-1)
+        keep = sample_keep_mask(rng, xy.shape[0], xy.shape[1], self.cfg.mask_joint_ratio, self.cfg.mask_frame_ratio)
+        return apply_keep_mask(kp, keep)
+
+    def _sample_3d(self, rng: np.random.Generator, src: MotionSource, joints: np.ndarray) -> dict[str, np.ndarray]:
+        camera = sample_camera(rng, joints, src.up_axis, self.view) if src.frame == "world" else None
+        if camera is None:
+            camera = identity_camera(self.view)
+        label_px, metres_per_px = image_25d(
+            world_to_camera(joints, camera.R, camera.t), camera, orthographic=self.cfg.projection == "orthographic"
+        )
+        box = crop_box(label_px[..., :2], ratio=rng.uniform(*self.cfg.scale_range))
+        if box is None:  # a degenerate clip (all joints on one point): no signal, no loss
+            box_scale, target = 1.0, np.zeros_like(label_px)
+        else:
+            box_scale, target = box.scale, normalise_image_3d(label_px, box)
+        if self._flip(rng):
+            target = flip_clip(target)
+        model_input = self._corrupt(rng, target[..., :2], None)
+        if self.cfg.root_relative:
+            target = root_relative(target)
+        return {
+            "input": model_input,
+            "target": target,
+            "weight_2d": np.ones(target.shape[:2]),
+            "factor": metres_per_px / box_scale,
+            "has_3d": np.float32(1.0),
+        }
+
+    def _sample_2d(self, rng: np.random.Generator, keypoints: np.ndarray) -> dict[str, np.ndarray]:
+        conf = keypoints[..., 2]
+        box = crop_box(keypoints[..., :2], conf > 0, ratio=rng.uniform(*self.cfg.scale_range))
+        clean = np.zeros_like(keypoints)
+        if box is not None:
+            clean[..., :2] = normalise_xy(keypoints[..., :2], box)
+            clean[..., 2] = conf
+        else:
+            clean[..., 2] = 0.0
+        if self._flip(rng):
+            clean = flip_clip(clean)
+        target = np.concatenate([clean[..., :2], np.zeros(clean.shape[:2] + (1,))], axis=-1)
+        return {
+            "input": self._corrupt(rng, clean[..., :2], clean[..., 2]),
+            "target": target,
+            "weight_2d": clean[..., 2],
+            "factor": np.zeros(clean.shape[0]),
+            "has_3d": np.float32(0.0),
+        }
+
+
+def epoch_order(active: np.ndarray, seed: int, epoch: int, global_batch: int) -> np.ndarray:
+    """The shuffled clip order of one epoch, padded (wrapping round) to a whole number of global batches.
+
+    Args:
+        active: (N,) clip indices of the epoch.
+        seed, epoch: the permutation is a function of these only.
+        global_batch: samples per optimiser step over all processes.
+    Returns:
+        (ceil(N / global_batch) * global_batch,) clip indices.
+    """
+    if len(active) == 0:
+        return active
+    perm = active[np.random.default_rng([seed, 2, epoch]).permutation(len(active))]
+    total = -(-len(perm) // global_batch) * global_batch
+    return np.resize(perm, total)
+
+
+class StepBatchSampler(torch.utils.data.Sampler):
+    """This process's share of each global batch of an epoch, from step ``start_step`` on.
+
+    Global batch ``s`` is ``order[s*B : (s+1)*B]``; process ``rank`` of ``world`` takes its ``B / world``
+    consecutive items (the DistributedSampler equivalent). Yields lists of ``(epoch, clip)`` keys.
+    """
+
+    def __init__(self, order: np.ndarray, epoch: int, global_batch: int, rank: int, world: int, start_step: int):
+        if global_batch % world:
+            raise ValueError(f"global batch {global_batch} does not split over {world} processes")
+        self.order, self.epoch, self.start = order, epoch, start_step
+        self.local = global_batch // world
+        self.offset = rank * self.local
+        self.global_batch = global_batch
+
+    def __len__(self) -> int:
+        return max(0, len(self.order) // self.global_batch - self.start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, len(self.order) // self.global_batch):
+            first = step * self.global_batch + self.offset
+            yield [(self.epoch, int(c)) for c in self.order[first : first + self.local]]
