@@ -71,7 +71,10 @@ def _window_input(keypoints: np.ndarray, s: int, e: int, clip_len: int, min_conf
 
 @torch.inference_mode()
 def lift_keypoints(
-    model: torch.nn.Module, keypoints: np.ndarray, options: LiftOptions | None = None, device: str | torch.device = "cpu"
+    model: torch.nn.Module,
+    keypoints: np.ndarray,
+    options: LiftOptions | None = None,
+    device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """3D joints for a whole sequence of 2D keypoints.
 

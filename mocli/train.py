@@ -561,8 +561,10 @@ class _Loop:
 
     # --- checkpoints -------------------------------------------------------------------------------------------------
     def model_checkpoint(self, meta: dict[str, Any]) -> dict[str, Any]:
-        info = {"task": f"pretrain-{self.trainer.task.name}", "source": "mocli pretrain", **meta}
-        return build_checkpoint(self.trainer.model, self.arch, train_config=config_to_dict(self.cfg), meta=info)
+        stage = getattr(self.trainer.task, "stage", "pretrain")  # finetune tasks say "finetune"
+        info = {"task": f"{stage}-{self.trainer.task.name}", "source": f"mocli {stage}", **meta}
+        encoder, heads = _model_parts(self.trainer.model)
+        return build_checkpoint(encoder, self.arch, heads=heads, train_config=config_to_dict(self.cfg), meta=info)
 
     def save_last(self) -> None:
         """Write last.pt (every process must call this: the logged sums are first agreed over processes)."""
@@ -591,7 +593,7 @@ class _Loop:
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         """Continue from a last.pt: model, optimizer, scaler, RNG, data position, log position, best so far."""
-        self.trainer.model.load_state_dict(ckpt["model"])
+        _load_model_parts(self.trainer.model, ckpt)
         self.trainer.optimizer.load_state_dict(ckpt["optimizer"])
         if self.trainer.scaler is not None and ckpt.get("scaler"):
             self.trainer.scaler.load_state_dict(ckpt["scaler"])
@@ -615,7 +617,11 @@ class _Loop:
     def train_epoch(self, epoch: int, total: int) -> bool:
         """Train from the current position to the end of ``epoch`` (or max_steps). Returns True when stopped early."""
         t = self.cfg.train
-        order = epoch_order(self.train_set.active_clips(epoch), self.cfg.seed, epoch, t.batch_size)
+        arrange = getattr(self.train_set, "epoch_order", None)  # a dataset may form its own batches (one-shot)
+        if arrange is not None:
+            order = arrange(self.cfg.seed, epoch, t.batch_size)
+        else:
+            order = epoch_order(self.train_set.active_clips(epoch), self.cfg.seed, epoch, t.batch_size)
         sampler = StepBatchSampler(order, epoch, t.batch_size, self.info.rank, self.info.world, self.pos.step_in_epoch)
         tick = time.perf_counter()
         for batch in self.loader(self.train_set, sampler):
@@ -679,6 +685,20 @@ class _Loop:
         self.log.write_views()
 
 
+def _model_parts(model: nn.Module) -> tuple[nn.Module, dict[str, Any]]:
+    """(DSTformer, heads) to checkpoint: a model with a task head (``HeadModel``) splits itself by
+    ``checkpoint_parts()``; a plain DSTformer is the encoder with no extra head."""
+    return model.checkpoint_parts() if hasattr(model, "checkpoint_parts") else (model, {})
+
+
+def _load_model_parts(model: nn.Module, ckpt: dict[str, Any]) -> None:
+    """The inverse of ``_model_parts``: load a checkpoint's 'model' (and heads) into the trained model."""
+    if hasattr(model, "load_checkpoint_parts"):
+        model.load_checkpoint_parts(ckpt)
+    else:
+        model.load_state_dict(ckpt["model"])
+
+
 def fit(
     trainer: Trainer,
     train_set,
@@ -692,7 +712,10 @@ def fit(
     """Train ``trainer``'s model on ``train_set`` and validate on ``val_set`` each epoch, writing ``run_dir``.
 
     ``train_set`` must offer ``active_clips(epoch) -> (N,) clip ids`` and ``__getitem__((epoch, clip))`` (like
-    ``LiftClipDataset``); ``val_set`` is indexed by ``(0, clip)`` (or None). ``resume_from`` is a loaded last.pt.
+    ``LiftClipDataset``); it may also offer ``epoch_order(seed, epoch, global_batch) -> clip ids`` (a whole number
+    of global batches, ``ceil(N / global_batch)`` of them) to form its own batches. ``val_set`` is indexed by
+    ``(0, clip)`` (or None). ``resume_from`` is a loaded last.pt. A model with task heads provides
+    ``checkpoint_parts()`` and ``load_checkpoint_parts(ckpt)`` (see ``mocli.models.heads.HeadModel``).
     """
     reporter = (reporter or LogReporter()) if trainer.info.is_main else _Silent()
     loop = _Loop(trainer, train_set, val_set, run_dir, arch, reporter)

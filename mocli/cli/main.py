@@ -11,7 +11,8 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from mocli._version import __version__
-from mocli.cli import infer, prepare, pretrain, weights
+from mocli.cli import eval as eval_cmd
+from mocli.cli import finetune, infer, prepare, pretrain, weights
 from mocli.cli.options import Settings, err_console, setup_logging
 from mocli.errors import MocliError
 
@@ -49,10 +50,13 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+# in the order of the data flow: video -> keypoints -> training -> 3D -> benchmarks
 app.add_typer(prepare.app, name="prepare")
-app.add_typer(weights.app, name="weights")
-infer.register(app)
 pretrain.register(app)
+finetune.register(app)
+infer.register(app)
+eval_cmd.register(app)
+app.add_typer(weights.app, name="weights")
 
 
 def _version(value: bool) -> None:

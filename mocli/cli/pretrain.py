@@ -54,7 +54,9 @@ def pretrain(
     ctx: typer.Context,
     pretext: Annotated[Pretext, Opt(help="Pretext task.")] = Pretext.lift,
     data: Annotated[list[Path] | None, Opt("--data", "-d", help="mocli HDF5 file (repeat for several).")] = None,
-    model: Annotated[str | None, Opt(help="Architecture: dstformer, dstformer-lite, dstformer-tiny.")] = None,
+    model: Annotated[
+        str | None, Opt(help="Architecture: dstformer, dstformer-lite, dstformer-small, dstformer-tiny.")
+    ] = None,
     clip_len: Annotated[int | None, Opt(help="Frames per clip (default 243).")] = None,
     stride: Annotated[int | None, Opt(help="Frames between clip starts (default 81).")] = None,
     batch: Annotated[int | None, Opt(help="Global batch size (default 64).")] = None,

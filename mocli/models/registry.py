@@ -13,6 +13,8 @@ from mocli.models.dstformer import DSTformer, DSTformerConfig
 ARCHS: dict[str, DSTformerConfig] = {
     "dstformer": DSTformerConfig(),  # MotionBERT: 42,466,317 parameters
     "dstformer-lite": DSTformerConfig(dim_feat=256, mlp_ratio=4.0),  # MotionBERT-Lite: 16,001,549 parameters
+    # Small enough that video -> 3D runs in real time on a 2-core CPU: 2.2M parameters, 81-frame clips
+    "dstformer-small": DSTformerConfig(dim_feat=128, dim_rep=256, depth=4, num_heads=8, mlp_ratio=2.0, maxlen=81),
     "dstformer-tiny": DSTformerConfig(dim_feat=32, dim_rep=32, depth=2, num_heads=4, mlp_ratio=2.0, maxlen=81),
 }
 

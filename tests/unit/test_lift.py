@@ -29,7 +29,11 @@ def test_lift_is_root_relative_metric_and_exact_across_windows(T):
     out = lift_keypoints(_identity_model, kp, LiftOptions(clip_len=27, stride=18))
     assert out.shape == (T, 17, 3) and out.dtype == np.float32
     expected = kp[..., :2] - kp[:, :1, :2]
-    expected = expected * CANONICAL_BODY_SIZE_M / body_size(np.concatenate([expected, np.zeros((T, 17, 1))], -1))[:, None, None]
+    expected = (
+        expected
+        * CANONICAL_BODY_SIZE_M
+        / body_size(np.concatenate([expected, np.zeros((T, 17, 1))], -1))[:, None, None]
+    )
     np.testing.assert_allclose(out[..., :2], expected, atol=1e-5)
     np.testing.assert_allclose(body_size(out), CANONICAL_BODY_SIZE_M, rtol=1e-5)
     assert np.all(out[:, 0] == 0) and np.all(out[..., 2] == 0)

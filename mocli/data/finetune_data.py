@@ -1,0 +1,313 @@
+"""Datasets of the finetune tasks, read lazily from mocli HDF5 files (sequence lists first, arrays per sample).
+
+- ``ActionClipDataset``: one sample per labelled sequence (NTU style): the 2D keypoints of up to ``max_persons``
+  persons (the most confident ones, zero-padded), resampled in time to ``clip_len`` frames and normalised together
+  over one square box. Sample: ``input`` (M, T, 17, 3) normalised x, y + confidence, ``label`` () int64.
+- ``OneShotDataset``: the same samples, with batches of ``per_class`` samples of each of ``B / per_class`` classes
+  (``epoch_order``); ``oneshot_split`` separates training classes, exemplars and queries.
+- ``MeshClipDataset``: windows of ``clip_len`` frames every ``stride`` over sequences with 2D keypoints and SMPL
+  parameters. Sample: ``input`` (T, 17, 3), ``pose`` (T, 72) axis-angle radians, ``betas`` (T, 10).
+
+As in ``mocli.data.clips``, every random choice of a sample comes from a generator seeded by (seed, stream, epoch,
+sample index), so shuffling, workers, several processes and resuming never change a sample. Training samples draw
+the box scale uniformly from ``DataConfig.scale_range``; validation samples use its middle (MotionBERT's action
+recipe: [1, 3] for training, 2 for testing).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from mocli.config import DataConfig
+from mocli.data.clips import TRAIN_STREAM, VAL_STREAM, clip_starts
+from mocli.data.transforms import crop_box, flip_clip, normalise_xy
+from mocli.errors import InputError
+
+__all__ = [
+    "LabelledSequence",
+    "list_sequences",
+    "resample_indices",
+    "select_persons",
+    "normalise_persons",
+    "ActionClipDataset",
+    "OneShotDataset",
+    "class_balanced_order",
+    "OneShotSplit",
+    "oneshot_split",
+    "MeshClipDataset",
+]
+
+
+@dataclass(frozen=True)
+class LabelledSequence:
+    """A sequence of a mocli HDF5 file: where it is, its frame count, split and class label (-1 when unlabelled)."""
+
+    path: str
+    name: str
+    num_frames: int
+    split: str
+    label: int = -1
+
+
+def _label(attrs: dict[str, Any], key: str) -> int:
+    value = attrs.get(key)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)):
+        return -1
+    return int(value) if float(value).is_integer() else -1
+
+
+def list_sequences(
+    paths: Sequence[str | os.PathLike], require: Sequence[str], label_key: str | None = None
+) -> list[LabelledSequence]:
+    """Every sequence of ``paths`` holding the ``require``d arrays (and an integer ``label_key`` attribute if given),
+    read from the metadata only.
+
+    Raises:
+        InputError: a missing or unreadable file.
+    """
+    from mocli.data.h5 import open_dataset
+
+    out = []
+    for path in paths:
+        with open_dataset(path) as ds:
+            for ref in ds:
+                if not set(require) <= set(ref.array_names):
+                    continue
+                label = _label(ref.attrs, label_key) if label_key else -1
+                if label_key and label < 0:
+                    continue
+                out.append(LabelledSequence(str(path), ref.name, ref.num_frames, ref.split, label))
+    return out
+
+
+class _Files:
+    """Open mocli HDF5 files on first use (per process: ``h5.Dataset`` reopens after a fork)."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, Any] = {}
+
+    def ref(self, path: str, name: str):
+        if path not in self.open:
+            from mocli.data.h5 import open_dataset
+
+            self.open[path] = open_dataset(path)
+        return self.open[path][name]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Pure numpy helpers
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def resample_indices(num_frames: int, clip_len: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``clip_len`` frame indices spread evenly over ``num_frames`` (repeating frames of short sequences).
+
+    The sequence is cut into ``clip_len`` equal bins and one frame is taken per bin: at a uniformly random position
+    in the bin with ``rng`` (training), at the bin's middle without (evaluation). Returns (clip_len,) int64.
+    """
+    width = num_frames / clip_len
+    offset = rng.uniform(0.0, width, size=clip_len) if rng is not None else np.full(clip_len, width / 2)
+    idx = np.floor(np.arange(clip_len) * width + offset).astype(np.int64)
+    return np.clip(idx, 0, num_frames - 1)
+
+
+def select_persons(keypoints: np.ndarray, max_persons: int) -> np.ndarray:
+    """(M, T, J, 3) keypoints -> (max_persons, T, J, 3): the most confident persons (by mean confidence, kept in
+    their original order), zero-padded when there are fewer."""
+    M = keypoints.shape[0]
+    keep = np.sort(np.argsort(-keypoints[..., 2].mean(axis=(1, 2)), kind="stable")[:max_persons])
+    out = np.zeros((max_persons, *keypoints.shape[1:]), dtype=keypoints.dtype)
+    out[: min(M, max_persons)] = keypoints[keep]
+    return out
+
+
+def normalise_persons(keypoints: np.ndarray, ratio: float = 1.0) -> np.ndarray:
+    """(..., T, J, 3) pixels + confidence -> normalised x, y over one square box around every confident keypoint
+    (all persons and frames; side = ``ratio`` times their extent); keypoints with confidence 0 (padding, misses)
+    become all zero. A clip with fewer than two confident keypoints becomes all zero."""
+    conf = keypoints[..., 2]
+    out = np.zeros_like(keypoints)
+    box = crop_box(keypoints[..., :2], conf > 0, ratio)
+    if box is None:
+        return out
+    out[..., :2] = normalise_xy(keypoints[..., :2], box)
+    out[..., 2] = conf
+    out[conf <= 0] = 0.0
+    return out
+
+
+def _ratio(cfg: DataConfig, rng: np.random.Generator, train: bool) -> float:
+    lo, hi = cfg.scale_range
+    return float(rng.uniform(lo, hi)) if train else (lo + hi) / 2
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Action and one-shot
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+class ActionClipDataset(torch.utils.data.Dataset):
+    """Labelled 2D sequences as (M, T, 17, 3) clips; indexed by ``(epoch, i)`` or ``i`` (epoch 0)."""
+
+    def __init__(
+        self,
+        items: Sequence[LabelledSequence],
+        cfg: DataConfig,
+        *,
+        max_persons: int = 2,
+        seed: int = 0,
+        train: bool = True,
+    ) -> None:
+        self.items = list(items)
+        self.cfg, self.max_persons, self.seed, self.train = cfg, max_persons, int(seed), train
+        self.stream = TRAIN_STREAM if train else VAL_STREAM
+        self.labels = np.array([it.label for it in self.items], dtype=np.int64)
+        self.files = _Files()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def active_clips(self, epoch: int) -> np.ndarray:
+        return np.arange(len(self.items))
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, self.stream, int(epoch), int(i)])
+        item = self.items[int(i)]
+        kp = self.files.ref(item.path, item.name).read("keypoints2d").astype(np.float64)
+        people = select_persons(kp if kp.ndim == 4 else kp[None], self.max_persons)  # (M, T', J, 3)
+        frames = resample_indices(people.shape[1], self.cfg.clip_len, rng if self.train else None)
+        clip = normalise_persons(people[:, frames], _ratio(self.cfg, rng, self.train))
+        if self.train and rng.random() < self.cfg.flip_prob:
+            clip = flip_clip(clip)
+        return {"input": torch.from_numpy(clip.astype(np.float32)), "label": torch.tensor(item.label)}
+
+
+def class_balanced_order(
+    labels: np.ndarray, seed: int, epoch: int, global_batch: int, per_class: int = 2
+) -> np.ndarray:
+    """An epoch of ``ceil(N / global_batch)`` batches, each of ``per_class`` samples of ``global_batch / per_class``
+    classes drawn at random (classes repeat within a batch only when there are too few of them).
+
+    Args:
+        labels: (N,) class of each sample.
+    Returns:
+        (steps * global_batch,) sample indices; each run of ``per_class`` consecutive indices shares a class.
+    """
+    if global_batch % per_class:
+        raise ValueError(f"batch {global_batch} is not a multiple of {per_class} samples per class")
+    rng = np.random.default_rng([seed, 3, epoch])
+    classes = np.unique(labels)
+    members = {c: np.flatnonzero(labels == c) for c in classes}
+    steps = -(-len(labels) // global_batch)
+    out = []
+    for _ in range(steps):
+        chosen = np.resize(rng.permutation(classes), global_batch // per_class)
+        for c in chosen:
+            out.append(rng.choice(members[c], per_class, replace=len(members[c]) < per_class))
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+class OneShotDataset(ActionClipDataset):
+    """Action clips whose training batches hold ``per_class`` samples of each class (supervised contrastive)."""
+
+    def __init__(self, items: Sequence[LabelledSequence], cfg: DataConfig, *, per_class: int = 2, **kwargs: Any):
+        super().__init__(items, cfg, **kwargs)
+        self.per_class = per_class
+
+    def epoch_order(self, seed: int, epoch: int, global_batch: int) -> np.ndarray:
+        return class_balanced_order(self.labels, seed, epoch, global_batch, self.per_class)
+
+
+@dataclass(frozen=True)
+class OneShotSplit:
+    """The one-shot protocol's three sets: training (auxiliary classes), exemplars and queries (novel classes)."""
+
+    train: list[LabelledSequence]
+    exemplars: list[LabelledSequence]
+    queries: list[LabelledSequence]
+
+
+def oneshot_split(
+    items: Sequence[LabelledSequence], novel_classes: Sequence[int], exemplar_names: Sequence[str] = ()
+) -> OneShotSplit:
+    """Split labelled sequences for one-shot recognition (NTU-120: novel classes 0, 6, ..., 114).
+
+    Sequences of the novel classes are the evaluation set, whatever their split attribute: one exemplar per novel
+    class (the named one, else the first by name) and the rest as queries; every other sequence is training data.
+    """
+    novel = set(int(c) for c in novel_classes)
+    train = [it for it in items if it.label not in novel]
+    evaluation = sorted((it for it in items if it.label in novel), key=lambda it: it.name)
+    named = set(exemplar_names)
+    unknown = named - {it.name for it in evaluation}
+    if unknown:
+        raise InputError(f"exemplar(s) {', '.join(sorted(unknown))} are not sequences of the novel classes")
+    exemplars: dict[int, LabelledSequence] = {}
+    for it in sorted(evaluation, key=lambda it: it.name not in named):  # named exemplars first
+        exemplars.setdefault(it.label, it)
+    chosen = {id(it) for it in exemplars.values()}
+    queries = [it for it in evaluation if id(it) not in chosen]
+    return OneShotSplit(train, sorted(exemplars.values(), key=lambda it: it.label), queries)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Mesh
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+MESH_ARRAYS = ("keypoints2d", "smpl_pose", "smpl_shape")
+
+
+class MeshClipDataset(torch.utils.data.Dataset):
+    """Windows of ``clip_len`` frames of 2D keypoints with SMPL pose and shape; indexed by ``(epoch, i)`` or ``i``.
+
+    Sample: ``input`` (T, 17, 3) normalised x, y + confidence (first person), ``pose`` (T, 72) axis-angle radians,
+    ``betas`` (T, 10). No flip: a mirrored SMPL pose is not the flipped pose of the same body parts.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[LabelledSequence],
+        cfg: DataConfig,
+        *,
+        seed: int = 0,
+        train: bool = True,
+        stride: int | None = None,
+    ) -> None:
+        self.items = list(items)
+        self.cfg, self.seed, self.train = cfg, int(seed), train
+        self.stream = TRAIN_STREAM if train else VAL_STREAM
+        starts = [clip_starts(it.num_frames, cfg.clip_len, stride or cfg.stride) for it in self.items]
+        self.source = np.concatenate([np.full(len(s), k) for k, s in enumerate(starts)] or [np.zeros(0)]).astype(int)
+        self.start = np.concatenate(starts or [np.zeros(0)]).astype(np.int64)
+        self.files = _Files()
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def active_clips(self, epoch: int) -> np.ndarray:
+        return np.arange(len(self))
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, self.stream, int(epoch), int(i)])
+        item = self.items[int(self.source[i])]
+        ref = self.files.ref(item.path, item.name)
+        frames = slice(int(self.start[i]), int(self.start[i]) + self.cfg.clip_len)
+        kp = ref.read("keypoints2d", frames).astype(np.float64)
+        kp = kp[0] if kp.ndim == 4 else kp
+        betas = ref.read("smpl_shape")
+        betas = np.broadcast_to(betas, (kp.shape[0], 10)) if betas.ndim == 1 else betas[frames]
+        sample = {
+            "input": normalise_persons(kp, _ratio(self.cfg, rng, self.train)),
+            "pose": ref.read("smpl_pose", frames),
+            "betas": betas,
+        }
+        return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sample.items()}

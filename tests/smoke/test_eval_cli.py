@@ -1,0 +1,141 @@
+"""`mocli eval h36m` and `mocli eval mocap` end to end with a tiny model on small fixtures."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import mocli
+from mocli.cli.eval import register
+from mocli.data.h5 import Sequence, write_dataset
+from mocli.models.checkpoint import build_checkpoint, save_checkpoint
+
+runner = CliRunner()
+
+
+def _app() -> typer.Typer:
+    """The real root app once `eval` is wired into it; until then a root app of the same kind with `eval` added."""
+    from mocli.cli import main
+
+    if any(group.name == "eval" for group in main.app.registered_groups):
+        return main.app
+    app = typer.Typer(cls=main._Group)
+    app.callback()(lambda: None)
+    register(app)
+    return app
+
+
+@pytest.fixture
+def tiny_model(tmp_path) -> Path:
+    model = mocli.create_model("dstformer-tiny", maxlen=27)
+    return save_checkpoint(build_checkpoint(model, "dstformer-tiny", meta={"clip_len": 27}), tmp_path / "tiny.pt")
+
+
+@pytest.fixture
+def h36m_pkl(tmp_path) -> Path:
+    """MotionBERT layout: S9 Directions (30 frames), the broken S9 Greeting trial 2 (20), S11 Eating (50)."""
+    rng = np.random.default_rng(0)
+    videos = [("s_09_act_02_subact_01_ca_01", "Directions", 30), ("s_09_act_05_subact_02_ca_01", "Greeting", 20),
+              ("s_11_act_04_subact_01_ca_01", "Eating", 50)]  # fmt: skip
+    n = sum(v[2] for v in videos)
+    img = rng.uniform(300, 700, (n, 17, 3)).astype(np.float32)
+    img[..., 2] -= 500
+    test = {"joint_2d": img[..., :2] + 2, "confidence": np.full((n, 17, 1), 0.9, np.float32), "joint3d_image": img,
+            "joints_2.5d_image": img * 4, "2.5d_factor": np.full(n, 4.0, np.float32),
+            "camera_name": np.array(["54138969"] * n), "source": [s for s, _, T in videos for _ in range(T)],
+            "action": np.array([a for _, a, T in videos for _ in range(T)])}  # fmt: skip
+    path = tmp_path / "h36m_sh_conf_cam_source_final.pkl"
+    path.write_bytes(pickle.dumps({"test": test}))
+    return path
+
+
+@pytest.fixture
+def mocap_h5(tmp_path) -> Path:
+    rng = np.random.default_rng(1)
+
+    def walk(T):
+        return rng.uniform(-0.3, 0.3, (17, 3)) + np.array([0, 1.0, 0]) + rng.normal(0, 0.01, (T, 17, 3))
+
+    dash = {"content_label": "dash"}
+    seqs = [Sequence("dash_001", 30.0, joints3d=walk(40), split="val", source="bandai", extra=dash),
+            Sequence("salsa_02", 30.0, joints3d=walk(30), split="val", source="cmu_dance", action="salsa"),
+            Sequence("walk_003", 30.0, joints3d=walk(30), split="train", source="bandai")]  # fmt: skip
+    write_dataset(tmp_path / "mocap.h5", seqs, kind="bvh")
+    return tmp_path / "mocap.h5"
+
+
+def test_eval_help():
+    app = _app()
+    for args in (["eval", "--help"], ["eval", "h36m", "--help"], ["eval", "mocap", "--help"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+
+
+def test_eval_h36m_prints_the_action_table_and_writes_json(tmp_path, tiny_model, h36m_pkl):
+    out = tmp_path / "h36m.json"
+    args = ["eval", "h36m", "--data", str(h36m_pkl), "--model", str(tiny_model), "--json", str(out)]
+    result = runner.invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    assert "Directions" in result.output and "mean over actions" in result.output
+    report = json.loads(out.read_text())
+    table = report["tables"][0]
+    assert [(r["name"], r["frames"]) for r in table["rows"]] == [("Directions", 30), ("Eating", 50)]
+    assert set(report["headline"]) == {"P1 mpjpe (mm)", "P2 pa_mpjpe (mm)"}
+    assert all(np.isfinite(v) and v > 0 for v in report["headline"].values())
+    info = report["info"]
+    assert info["frames"] == 80 and info["excluded"] == [{"name": "s_09_act_05_subact_02_ca_01", "frames": 20}]
+    assert info["model"]["path"] == str(tiny_model) and info["flip"] is True and info["clip_len"] == 27
+    assert info["data"] == [str(h36m_pkl)] and info["layout"] == "pkl"
+    assert table["summary"]["mean over actions"]["mpjpe"] == pytest.approx(report["headline"]["P1 mpjpe (mm)"])
+
+
+def test_eval_h36m_protocol_1_gt_2d_no_flip(tmp_path, tiny_model, h36m_pkl):
+    out = tmp_path / "p1.json"
+    args = ["eval", "h36m", "--data", str(h36m_pkl), "--model", str(tiny_model), "--protocol", "1", "--gt-2d",
+            "--no-flip", "--clip-len", "16", "--json", str(out)]  # fmt: skip
+    result = runner.invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert list(report["headline"]) == ["P1 mpjpe (mm)"]
+    assert report["info"]["gt_2d"] is True and report["info"]["flip"] is False and report["info"]["clip_len"] == 16
+
+
+def test_eval_mocap_is_deterministic_and_writes_json(tmp_path, tiny_model, mocap_h5):
+    reports = []
+    for k in range(2):
+        out = tmp_path / f"mocap{k}.json"
+        args = ["eval", "mocap", "--data", str(mocap_h5), "--model", str(tiny_model), "--json", str(out)]
+        result = runner.invoke(_app(), args)
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads(out.read_text()))
+    assert reports[0] == reports[1]
+    report = reports[0]
+    assert set(report["headline"]) == {f"{v} {m}" for v in ("clean", "noisy")
+                                       for m in ("mpjpe (mm)", "pa_mpjpe (mm)", "accel (mm/frame²)")}  # fmt: skip
+    by_source = report["tables"][0]
+    assert {r["name"]: r["frames"] for r in by_source["rows"]} == {"bandai": 40, "cmu_dance": 30}
+    assert {r["name"] for r in report["tables"][1]["rows"]} == {"dash", "salsa"}
+    assert "bandai" in result.output
+
+
+def test_eval_mocap_no_noise_scores_clean_only(tmp_path, tiny_model, mocap_h5):
+    out = tmp_path / "clean.json"
+    args = ["eval", "mocap", "--data", str(mocap_h5), "--model", str(tiny_model), "--no-noise", "--json", str(out)]
+    result = runner.invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(out.read_text())["info"]["variants"]) == ["clean"]
+
+
+@pytest.mark.parametrize("command", ["h36m", "mocap"])
+def test_bad_data_path_is_a_one_line_error(tmp_path, tiny_model, command):
+    args = ["eval", command, "--data", str(tmp_path / "missing.pkl"), "--model", str(tiny_model)]
+    result = runner.invoke(_app(), args)
+    assert result.exit_code == 1
+    assert "missing.pkl" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
