@@ -48,6 +48,7 @@ from mocli.train import (
     build_lift_data,
     fit,
     init_distributed,
+    load_training_state,
     lr_factor,
     resolve_precision,
 )
@@ -557,13 +558,7 @@ def check_finetune_config(cfg: FinetuneConfig, world: int = 1, maxlen: int | Non
 
 def resume_finetune_config(path: str | os.PathLike) -> tuple[FinetuneConfig, dict[str, Any], Path]:
     """The saved FinetuneConfig, the loaded last.pt and the run folder, from a run folder or a last.pt path."""
-    path = Path(path)
-    ckpt_path = path / "last.pt" if path.is_dir() else path
-    if not ckpt_path.is_file():
-        raise MocliError(f"--resume {path}: no last.pt there (nothing to resume)")
-    ckpt = load_checkpoint(ckpt_path)
-    if "data_position" not in ckpt or "optimizer" not in ckpt:
-        raise MocliError(f"--resume {ckpt_path}: a model checkpoint without training state (use last.pt)")
+    ckpt, ckpt_path = load_training_state(path)
     if "task" not in ckpt.get("train_config", {}):
         raise MocliError(f"--resume {ckpt_path}: not a finetune run (resume pretraining with `mocli pretrain`)")
     return finetune_config_from_dict(ckpt["train_config"]), ckpt, ckpt_path.parent

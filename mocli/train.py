@@ -755,8 +755,8 @@ def fit(
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def resume_config(path: str | os.PathLike) -> tuple[RunConfig, dict[str, Any], Path]:
-    """The saved RunConfig, the loaded last.pt and the run folder, from a run folder or a last.pt path."""
+def load_training_state(path: str | os.PathLike) -> tuple[dict[str, Any], Path]:
+    """The loaded last.pt (with optimizer and data position) and its path, from a run folder or a last.pt path."""
     path = Path(path)
     ckpt_path = path / "last.pt" if path.is_dir() else path
     if not ckpt_path.is_file():
@@ -764,6 +764,12 @@ def resume_config(path: str | os.PathLike) -> tuple[RunConfig, dict[str, Any], P
     ckpt = load_checkpoint(ckpt_path)
     if "data_position" not in ckpt or "optimizer" not in ckpt:
         raise MocliError(f"--resume {ckpt_path}: a model checkpoint without training state (use last.pt)")
+    return ckpt, ckpt_path
+
+
+def resume_config(path: str | os.PathLike) -> tuple[RunConfig, dict[str, Any], Path]:
+    """The saved RunConfig, the loaded last.pt and the run folder, from a run folder or a last.pt path."""
+    ckpt, ckpt_path = load_training_state(path)
     return config_from_dict(ckpt["train_config"]), ckpt, ckpt_path.parent
 
 

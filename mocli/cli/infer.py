@@ -12,6 +12,7 @@ import typer
 
 from mocli.cli.batch import Batch, failure_message, progress_bar, summarise
 from mocli.cli.options import console, get_settings
+from mocli.cli.prepare_video import DetectorName as Detector
 from mocli.errors import MocliError
 
 log = logging.getLogger(__name__)
@@ -19,12 +20,6 @@ log = logging.getLogger(__name__)
 
 class Task(str, Enum):
     pose3d = "pose3d"
-
-
-class Detector(str, Enum):
-    mediapipe = "mediapipe"
-    yolo = "yolo"
-    mmpose = "mmpose"
 
 
 class Precision(str, Enum):

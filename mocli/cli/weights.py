@@ -133,3 +133,43 @@ def import_motionbert(
     n = sum(v.numel() for v in ckpt["model"].values())
     err_console.print(f"imported {task} model ({ckpt['arch']['name']}, {n:,} parameters)")
     console.print(str(out), highlight=False)
+
+
+@app.command("export")
+def export(
+    src: Annotated[str, typer.Argument(help="A mocli checkpoint (e.g. runs/pretrain/NAME/best.pt) or weights name.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output checkpoint (.pt).")],
+    half: Annotated[bool, typer.Option(help="Store float tensors as float16 (loaded back as float32).")] = False,
+    license_: Annotated[str | None, typer.Option("--license", help="License note stored in the metadata.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """Write a model checkpoint for shipping or sharing: weights and description only (no optimiser state).
+
+    [b]Example[/b]:  mocli weights export runs/pretrain/small/best.pt --out weights/dstformer-small.mocap.pt --half
+    """
+    import torch
+
+    from mocli.models.checkpoint import load_checkpoint, save_checkpoint
+    from mocli.models.registry import resolve_weights
+
+    path = resolve_weights(src)
+    if out.exists() and not overwrite:
+        raise MocliError(f"{out} exists; pass --overwrite to replace it")
+    ckpt = load_checkpoint(path)
+
+    def convert(state: dict) -> dict:
+        return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
+
+    keep = ("format", "format_version", "mocli_version", "arch", "train_config", "meta")
+    shipped = {k: ckpt[k] for k in keep if k in ckpt}
+    shipped["model"] = convert(ckpt["model"])
+    heads = ckpt.get("heads", {})
+    shipped["heads"] = {task: {**h, "state_dict": convert(h.get("state_dict", {}))} for task, h in heads.items()}
+    shipped["meta"] = {**ckpt.get("meta", {}), "exported_from": path.name, "dtype": "float16" if half else "float32"}
+    if license_:
+        shipped["meta"]["license"] = license_
+    save_checkpoint(shipped, out)
+    size = out.stat().st_size / 2**20
+    n = sum(v.numel() for v in shipped["model"].values() if isinstance(v, torch.Tensor))
+    err_console.print(f"exported {ckpt['arch']['name']} ({n:,} values, {size:.1f} MB)")
+    console.print(str(out), highlight=False)

@@ -131,3 +131,19 @@ def test_other_architecture_names_mismatched_keys(tmp_path):
     torch.save(ckpt, tmp_path / "m.pt")
     with pytest.raises(CheckpointError, match=r"missing: levels\.2\."):
         mocli.load_model(tmp_path / "m.pt")
+
+
+def test_export_half_precision_loads_back_as_float32(tmp_path):
+    model = mocli.create_model("dstformer-tiny")
+    src = save_checkpoint(build_checkpoint(model, "dstformer-tiny", meta={"clip_len": 27}), tmp_path / "m.pt")
+    out = tmp_path / "shipped.pt"
+    result = runner.invoke(app, ["weights", "export", str(src), "--out", str(out), "--half", "--license", "CC BY-NC"])
+    assert result.exit_code == 0, result.output
+    ckpt = load_checkpoint(out)
+    assert all(v.dtype == torch.float16 for v in ckpt["model"].values() if v.is_floating_point())
+    assert ckpt["meta"]["clip_len"] == 27 and ckpt["meta"]["license"] == "CC BY-NC"
+    loaded = mocli.load_model(out)
+    assert next(loaded.parameters()).dtype == torch.float32
+    x = torch.randn(1, 9, 17, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=2e-3)

@@ -1,0 +1,80 @@
+"""mocli's 3D joints vs MediaPipe's own metric 3D ("world landmarks") on a real video, without ground truth.
+
+Real video has no 3D ground truth here, so this compares properties every true 3D skeleton has:
+
+- bone-length constancy: a person's bones do not change length; the coefficient of variation (std / mean over
+  frames) of each of the 16 H36M bones, averaged (lower is better);
+- left/right symmetry: |left - right| / mean for thigh, shin, upper arm and forearm, per frame (lower is better);
+- jitter: mean acceleration of the root-relative joints in mm/frame^2 (lower is smoother; read it with the mean
+  speed, which shows that the motion itself is kept).
+
+Both come from the same ``joints3d.npz`` of ``mocli infer`` (MediaPipe's landmarks are carried there as
+``world_landmarks33``, mapped to H36M-17 here), on the frames where both exist.
+
+    python benchmarks/compare_mediapipe.py out/sports2d_demo/joints3d.npz [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mocli.skeleton import H36M_17, to_h36m
+
+PAIRS = {"thigh": ((4, 5), (1, 2)), "shin": ((5, 6), (2, 3)), "upper arm": ((11, 12), (14, 15)),
+         "forearm": ((12, 13), (15, 16))}  # fmt: skip
+
+
+def bone_lengths(joints: np.ndarray) -> np.ndarray:
+    """(T,17,3) -> (T,16) lengths of the H36M bones (child - parent)."""
+    bones = H36M_17.bones
+    return np.stack([np.linalg.norm(joints[:, c] - joints[:, p], axis=-1) for p, c in bones], axis=-1)
+
+
+def plausibility(joints: np.ndarray) -> dict[str, float]:
+    """Skeleton properties of (T,17,3) metres, root-relative."""
+    lengths = bone_lengths(joints)
+    cv = lengths.std(0) / lengths.mean(0)
+    sym = []
+    for (la, lb), (ra, rb) in PAIRS.values():
+        left = np.linalg.norm(joints[:, la] - joints[:, lb], axis=-1)
+        right = np.linalg.norm(joints[:, ra] - joints[:, rb], axis=-1)
+        sym.append(np.abs(left - right) / ((left + right) / 2))
+    rel = joints - joints[:, :1]
+    speed = np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean() * 1000
+    accel = np.linalg.norm(rel[2:] - 2 * rel[1:-1] + rel[:-2], axis=-1).mean() * 1000
+    return {
+        "bone_length_cv_pct": float(cv.mean() * 100),
+        "asymmetry_pct": float(np.mean(sym) * 100),
+        "accel_mm_per_frame2": float(accel),
+        "speed_mm_per_frame": float(speed),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("joints", type=Path, help="joints3d.npz written by mocli infer with the mediapipe detector")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    data = np.load(args.joints)
+    if "world_landmarks33" not in data:
+        raise SystemExit(f"{args.joints}: no world_landmarks33 (run infer with --detector mediapipe)")
+    ours = data["joints3d"].astype(np.float64)
+    mp = to_h36m(data["world_landmarks33"].astype(np.float64), "mediapipe", conf=False)
+    both = np.isfinite(ours).all((1, 2)) & np.isfinite(mp).all((1, 2))
+    rows = {"mocli": plausibility(ours[both]), "mediapipe world landmarks": plausibility(mp[both])}
+    rows["frames"] = int(both.sum())
+    print(f"{'':28} {'bone CV %':>10} {'asym %':>8} {'accel mm/f2':>12} {'speed mm/f':>11}   ({both.sum()} frames)")
+    for name in ("mocli", "mediapipe world landmarks"):
+        r = rows[name]
+        print(f"{name:28} {r['bone_length_cv_pct']:>10.2f} {r['asymmetry_pct']:>8.2f} "
+              f"{r['accel_mm_per_frame2']:>12.2f} {r['speed_mm_per_frame']:>11.2f}")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
