@@ -12,7 +12,6 @@ import typer
 from typer.testing import CliRunner
 
 import mocli
-from mocli.cli.eval import register
 from mocli.data.h5 import Sequence, write_dataset
 from mocli.models.checkpoint import build_checkpoint, save_checkpoint
 
@@ -20,14 +19,8 @@ runner = CliRunner()
 
 
 def _app() -> typer.Typer:
-    """The real root app once `eval` is wired into it; until then a root app of the same kind with `eval` added."""
-    from mocli.cli import main
+    from mocli.cli.main import app
 
-    if any(group.name == "eval" for group in main.app.registered_groups):
-        return main.app
-    app = typer.Typer(cls=main._Group)
-    app.callback()(lambda: None)
-    register(app)
     return app
 
 

@@ -22,16 +22,9 @@ QUICK = ["--set", "train.log_every=1", "--set", "data.val_max_clips=2"]
 
 
 def _cli_app() -> typer.Typer:
-    """The root app with `finetune` (mocli's own once wired; else a root built like it)."""
-    from mocli.cli import finetune, main
+    from mocli.cli.main import app
 
-    command = typer.main.get_command(main.app)
-    if "finetune" in getattr(command, "commands", {}):
-        return main.app
-    root = typer.Typer(cls=main._Group, pretty_exceptions_enable=False)
-    root.callback()(lambda: None)
-    finetune.register(root)
-    return root
+    return app
 
 
 def run_cli(*args: str) -> str:

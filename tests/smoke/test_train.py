@@ -189,16 +189,9 @@ def test_two_processes_under_torchrun_make_the_same_update_as_one(tmp_path):
 
 
 def _cli_app() -> typer.Typer:
-    """The root app with `pretrain` (mocli's own once wired; else a root built like it)."""
-    from mocli.cli import main, pretrain
+    from mocli.cli.main import app
 
-    command = typer.main.get_command(main.app)
-    if "pretrain" in getattr(command, "commands", {}):
-        return main.app
-    root = typer.Typer(cls=main._Group, pretty_exceptions_enable=False)
-    root.callback()(lambda: None)
-    pretrain.register(root)
-    return root
+    return app
 
 
 @pytest.fixture
