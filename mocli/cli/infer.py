@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -33,12 +34,16 @@ Each input gets a folder OUT/<input stem>/ with [b]joints3d.npz[/b] (joints3d (T
 camera axes x right / y down / z forward; keypoints2d (T,17,3) pixels + confidence; fps; joint_names;
 missing_frames) and [b]summary.json[/b], written last: a folder with a summary is complete and is skipped on the
 next run unless --overwrite. A bad input is reported and the others go on; the exit code is 1 if any failed.
+--render adds [b]preview.mp4[/b] (the video with the 2D skeleton beside the 3D one); --bvh adds [b]motion.bvh[/b]
+(Y up, centimetres, for Blender and other animation tools). With several people: joints3d_<id>.npz, motion_<id>.bvh
+and preview_<id>.mp4 for each (docs/exports.md).
 
 [b]Examples[/b]
 
   mocli infer examples/sports2d_demo.mp4
   mocli infer videos/ --out results/ --shard 0/4
   mocli infer clip.npz alphapose.json --format alphapose --model my-lifter.pt
+  mocli infer dance.mp4 --render --bvh
   mocli --device cuda infer match.mp4 --detector yolo --person all --out results/
 """
 
@@ -85,6 +90,10 @@ def infer(
     ),
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 8,
     max_frames: Annotated[int | None, typer.Option(min=1, help="Only the first N frames of videos.")] = None,
+    render: Annotated[
+        bool, typer.Option("--render", help="Also write preview.mp4: the 2D skeleton on the video beside the 3D one.")
+    ] = False,
+    bvh: Annotated[bool, typer.Option("--bvh", help="Also write motion.bvh (Y up, centimetres) for Blender.")] = False,
 ) -> None:
     from mocli.api import load_model
     from mocli.keypoints import DetectorOptions, parse_person
@@ -114,6 +123,7 @@ def infer(
         max_frames=max_frames,
     )
     model_info = _model_info(weights, lifter)
+    exports = Exports(render=render, bvh=bvh)
     batch = Batch()
     for message in errors:
         batch.fail(message.split(":")[0], message)
@@ -123,7 +133,7 @@ def infer(
             if is_complete(out / item.name) and not overwrite:
                 batch.skipped.append(item.path)
             else:
-                _run_one(item, out / item.name, options, lifter, device, model_info, progress, batch)
+                _run_one(item, out / item.name, options, lifter, device, model_info, progress, batch, exports)
             if files_task is not None:
                 progress.advance(files_task)
     if not settings.quiet:
@@ -132,7 +142,42 @@ def infer(
     summarise(batch, settings.quiet)
 
 
-def _run_one(item, out_dir: Path, options, lifter, device, model_info: dict, progress, batch: Batch) -> None:
+@dataclass(frozen=True)
+class Exports:
+    """Optional files per person besides joints3d.npz."""
+
+    render: bool = False  # preview.mp4
+    bvh: bool = False  # motion.bvh
+
+
+def _export_name(stem: str, suffix: str, unit: str) -> str:
+    """File name of one person's export, named like ``joints_file``: motion.bvh, or motion_<unit>.bvh."""
+    return f"{stem}_{unit}{suffix}" if unit else f"{stem}{suffix}"
+
+
+def _write_exports(item, seq, result, out_dir: Path, unit: str, exports: Exports, timings: dict) -> list[str]:
+    """preview.mp4 and motion.bvh of one person, as asked; returns the file names written."""
+    from mocli.export import render_preview, write_bvh
+    from mocli.video import VIDEO_EXTENSIONS
+
+    files = []
+    if exports.bvh:
+        t0 = time.perf_counter()
+        files.append(write_bvh(result, out_dir / _export_name("motion", ".bvh", unit)).name)
+        timings["export"] += time.perf_counter() - t0
+    if exports.render:
+        t0 = time.perf_counter()
+        video = item.path if item.kind == "video" else Path(seq.video) if seq.video else None
+        if video is not None and not (video.is_file() and video.suffix.lower() in VIDEO_EXTENSIONS):
+            video = None  # a keypoints file whose source video is not here: blank canvas
+        files.append(render_preview(result, out_dir / _export_name("preview", ".mp4", unit), video).name)
+        timings["render"] += time.perf_counter() - t0
+    return files
+
+
+def _run_one(
+    item, out_dir: Path, options, lifter, device, model_info: dict, progress, batch: Batch, exports: Exports = Exports()
+) -> None:
     """One input: 2D keypoints, 3D joints and files, with timings. A failure is recorded; the batch goes on."""
     from mocli.pipeline import OutputLock, base_summary, joints_file, load_sequences, run_pose3d, write_summary
     from mocli.results import write_joints_npz
@@ -148,8 +193,8 @@ def _run_one(item, out_dir: Path, options, lifter, device, model_info: dict, pro
                 frames_task = progress.add_task(item.path.name, total=min(n, options.max_frames or n) or None)
             on_frame = (lambda: progress.advance(frames_task)) if frames_task is not None else None
             sequences = load_sequences(item, options, on_frame=on_frame)
-            timings = {"keypoints": time.perf_counter() - t0, "lift": 0.0, "export": 0.0}
-            units, warnings = [], []
+            timings = {"keypoints": time.perf_counter() - t0, "lift": 0.0, "export": 0.0, "render": 0.0}
+            units, warnings, files = [], [], []
             for unit, seq in sequences:
                 t1 = time.perf_counter()
                 result = run_pose3d(seq, lifter, options.lift, device)
@@ -157,12 +202,13 @@ def _run_one(item, out_dir: Path, options, lifter, device, model_info: dict, pro
                 write_joints_npz(result, out_dir / joints_file(unit))
                 timings["lift"] += t2 - t1
                 timings["export"] += time.perf_counter() - t2
+                files += [joints_file(unit)] + _write_exports(item, seq, result, out_dir, unit, exports, timings)
                 units.append({"file": joints_file(unit), "person": int(seq.track_id), "frames": result.num_frames,
                               "fps": result.fps, "frames_without_person": int(len(result.missing))})  # fmt: skip
                 if len(result.missing):
                     warnings.append(f"{joints_file(unit)}: {len(result.missing)} frames without the person (NaN)")
             summary = base_summary(item, model_info, options)
-            summary.update(device=str(device), results=units, warnings=warnings,
+            summary.update(device=str(device), results=units, warnings=warnings, files=files,
                            timings_s={k: round(v, 3) for k, v in timings.items()})  # fmt: skip
             write_summary(out_dir, summary)
         batch.written.append(out_dir)
