@@ -22,11 +22,9 @@ from mocli.data.bvh import read_bvh
 from mocli.data.converters.common import (
     ConvertOptions,
     Task,
-    collect_sources,
     native_fps_for,
+    plan_files,
     resample_linear,
-    split_mod10,
-    unique_names,
 )
 from mocli.data.h5 import Sequence
 from mocli.data.rigs import UNIT_SCALES, bvh_to_h36m, rotate_to_y_up
@@ -45,17 +43,7 @@ def plan(srcs: list[Path], opts: ConvertOptions, stack: contextlib.ExitStack) ->
         raise InputError(f"unknown units {opts.units!r}; use auto, m, cm or mm")
     if opts.up_axis != "auto":
         rotate_to_y_up(np.zeros(3), opts.up_axis)  # InputError for anything but x, y, z with an optional sign
-    tasks: list[Task] = []
-    for group in collect_sources(srcs, SUFFIXES, stack, opts.source):
-        rels = [group.relpath(p) for p in group.files]
-        splits = split_mod10(len(rels)) if opts.split_rule == "mod10" else ["train"] * len(rels)
-        tasks += [
-            Task(path=p, relpath=r, source=group.name, split=s)
-            for p, r, s in zip(group.files, rels, splits, strict=True)
-        ]
-    for task, name in zip(tasks, unique_names([(t.source, t.relpath) for t in tasks]), strict=True):
-        task.name = name
-    return tasks
+    return plan_files(srcs, SUFFIXES, opts, stack)
 
 
 def convert(task: Task, opts: ConvertOptions) -> Iterator[Sequence]:

@@ -230,3 +230,18 @@ def unique_names(relpaths: list[tuple[str, str]]) -> list[str]:
         s if stem_counts[s] == 1 else p if path_counts[p] == 1 else f
         for s, p, f in zip(stems, paths, full, strict=True)
     ]
+
+
+def plan_files(srcs: list[Path], suffixes, opts, stack: contextlib.ExitStack) -> list[Task]:
+    """One Task per source file (one clip each): split by ``opts.split_rule`` per source, unique sequence names."""
+    tasks: list[Task] = []
+    for group in collect_sources(srcs, suffixes, stack, opts.source):
+        rels = [group.relpath(p) for p in group.files]
+        splits = split_mod10(len(rels)) if opts.split_rule == "mod10" else ["train"] * len(rels)
+        tasks += [
+            Task(path=p, relpath=r, source=group.name, split=s)
+            for p, r, s in zip(group.files, rels, splits, strict=True)
+        ]
+    for task, name in zip(tasks, unique_names([(t.source, t.relpath) for t in tasks]), strict=True):
+        task.name = name
+    return tasks

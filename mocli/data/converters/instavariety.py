@@ -17,11 +17,9 @@ import numpy as np
 from mocli.data.converters.common import (
     ConvertOptions,
     Task,
-    collect_sources,
     native_fps_for,
+    plan_files,
     resample_linear,
-    split_mod10,
-    unique_names,
 )
 from mocli.data.h5 import Sequence
 from mocli.errors import InputError
@@ -35,17 +33,7 @@ LAYOUT_BY_JOINTS = {17: "coco", 26: "halpe", 25: "openpose", 33: "mediapipe"}
 
 
 def plan(srcs: list[Path], opts: ConvertOptions, stack: contextlib.ExitStack) -> list[Task]:
-    tasks: list[Task] = []
-    for group in collect_sources(srcs, SUFFIXES, stack, opts.source):
-        rels = [group.relpath(p) for p in group.files]
-        splits = split_mod10(len(rels)) if opts.split_rule == "mod10" else ["train"] * len(rels)
-        tasks += [
-            Task(path=p, relpath=r, source=group.name, split=s)
-            for p, r, s in zip(group.files, rels, splits, strict=True)
-        ]
-    for task, name in zip(tasks, unique_names([(t.source, t.relpath) for t in tasks]), strict=True):
-        task.name = name
-    return tasks
+    return plan_files(srcs, SUFFIXES, opts, stack)
 
 
 def convert(task: Task, opts: ConvertOptions) -> Iterator[Sequence]:
