@@ -33,7 +33,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from mocli.api import load_model
+    from mocli.api import load_model, model_clip_len
     from mocli.keypoints import create_detector
     from mocli.keypoints.sequence import build_sequences
     from mocli.lift import LiftOptions, lift_keypoints
@@ -44,7 +44,7 @@ def main() -> None:
     info = probe_video(args.video)
     weights = resolve_weights(args.model) if args.model else default_weights()
     model = load_model(weights, device=args.device)
-    clip = int(model.checkpoint_info.get("meta", {}).get("clip_len") or model.cfg.maxlen)
+    clip = model_clip_len(model)
     detector = create_detector("mediapipe")
     t = {"decode": 0.0, "detect": 0.0, "lift": 0.0, "export": 0.0}
     per_frame = []

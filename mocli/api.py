@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 from mocli.models.checkpoint import load_checkpoint, model_from_checkpoint
 from mocli.models.dstformer import DSTformer
 from mocli.models.registry import create_model, resolve_weights
 
-__all__ = ["create_model", "load_model"]
+__all__ = ["create_model", "load_model", "model_clip_len"]
 
 
 def load_model(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTformer:
@@ -23,3 +25,12 @@ def load_model(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTforme
     model.checkpoint_info = {k: v for k, v in ckpt.items() if k not in ("model", "heads")}
     model.checkpoint_info["heads"] = sorted(ckpt.get("heads", {}))
     return model.to(device).eval()
+
+
+def model_clip_len(model: torch.nn.Module) -> int:
+    """The clip length a model was trained with: meta['clip_len'], else the training config's, else its maxlen."""
+    info = getattr(model, "checkpoint_info", {}) or {}
+    meta, train = info.get("meta", {}) or {}, info.get("train_config", {}) or {}
+    maxlen = int(model.cfg.maxlen)
+    clip = meta.get("clip_len") or (train.get("data", {}) or {}).get("clip_len") or maxlen
+    return min(int(clip), maxlen)

@@ -53,13 +53,6 @@ def _model_info(path: Path, model) -> dict:
     return {"path": str(path), "arch": info.get("arch", {}).get("name"), "meta": info.get("meta", {})}
 
 
-def _clip_len(model) -> int:
-    info = getattr(model, "checkpoint_info", {})
-    meta, train = info.get("meta", {}), info.get("train_config", {})
-    clip = meta.get("clip_len") or train.get("data", {}).get("clip_len") or model.cfg.maxlen
-    return min(int(clip), model.cfg.maxlen)
-
-
 def infer(
     ctx: typer.Context,
     inputs: Annotated[
@@ -95,7 +88,7 @@ def infer(
     ] = False,
     bvh: Annotated[bool, typer.Option("--bvh", help="Also write motion.bvh (Y up, centimetres) for Blender.")] = False,
 ) -> None:
-    from mocli.api import load_model
+    from mocli.api import load_model, model_clip_len
     from mocli.keypoints import DetectorOptions, parse_person
     from mocli.lift import LiftOptions
     from mocli.models.registry import default_weights, resolve_weights
@@ -119,7 +112,7 @@ def infer(
         detector_options=DetectorOptions(device=settings.device),
         person=parse_person(person),
         keypoint_format=keypoint_format,
-        lift=LiftOptions(clip_len=_clip_len(lifter), flip=flip, batch_size=batch_size, precision=precision.value),
+        lift=LiftOptions(clip_len=model_clip_len(lifter), flip=flip, batch_size=batch_size, precision=precision.value),
         max_frames=max_frames,
     )
     model_info = _model_info(weights, lifter)

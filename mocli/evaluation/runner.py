@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mocli.api import model_clip_len
 from mocli.models.tta import flip_average
 from mocli.utils.device import autocast
 from mocli.windows import assign_frames, plan_windows
@@ -45,15 +46,6 @@ def plan_sequence(num_frames: int, clip_len: int) -> WindowPlan:
     """The evaluation windows of a sequence of ``num_frames`` frames."""
     windows = plan_windows(num_frames, clip_len, clip_len)
     return WindowPlan(num_frames, windows, assign_frames(windows, num_frames))
-
-
-def model_clip_len(model: torch.nn.Module) -> int:
-    """The clip length a model was trained with: meta['clip_len'], else the training config's, else its maxlen."""
-    info = getattr(model, "checkpoint_info", {}) or {}
-    meta, train = info.get("meta", {}) or {}, info.get("train_config", {}) or {}
-    maxlen = int(model.cfg.maxlen)
-    clip = meta.get("clip_len") or (train.get("data", {}) or {}).get("clip_len") or maxlen
-    return min(int(clip), maxlen)
 
 
 def pad_window(x: np.ndarray, length: int) -> np.ndarray:
