@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("video", nargs="?", type=Path, default=REPO / "examples" / "sports2d_demo.mp4")
     ap.add_argument("--model", default=None, help="weights name or checkpoint (default: the shipped default)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--precision", default="auto", help="auto (as mocli infer), fp32 or bf16")
     ap.add_argument("--no-flip", action="store_true")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
@@ -39,6 +39,7 @@ def main() -> None:
     from mocli.lift import LiftOptions, lift_keypoints
     from mocli.models.registry import default_weights, resolve_weights
     from mocli.results import MotionResult, write_joints_npz
+    from mocli.utils.device import resolve_precision
     from mocli.video import probe_video, read_frames
 
     info = probe_video(args.video)
@@ -62,7 +63,8 @@ def main() -> None:
                           source="mediapipe", video=str(args.video), person="largest", max_gap=10,
                           multi_person=False)[0]  # fmt: skip
     t0 = time.perf_counter()
-    opts = LiftOptions(clip_len=clip, flip=not args.no_flip, precision=args.precision)
+    precision = resolve_precision(torch.device(args.device), args.precision)
+    opts = LiftOptions(clip_len=clip, flip=not args.no_flip, precision=precision)
     joints = lift_keypoints(model, seq.keypoints, opts, device=args.device)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -76,7 +78,7 @@ def main() -> None:
     seconds = len(per_frame) / info.fps
     threads = torch.get_num_threads()
     print(f"video: {args.video.name}, {len(per_frame)} frames, {seconds:.2f} s at {info.fps:g} fps; "
-          f"model {weights.name} (clip {clip}), device {args.device}, torch threads {threads}")  # fmt: skip
+          f"model {weights.name} (clip {clip}), {args.device} {precision}, torch threads {threads}")  # fmt: skip
     for stage, sec in t.items():
         print(f"  {stage:7} {sec:7.2f} s  {len(per_frame) / sec if sec else float('inf'):8.1f} frames/s")
     print(f"  total   {total:7.2f} s  {len(per_frame) / total:8.1f} frames/s   real-time factor {seconds / total:.2f}")

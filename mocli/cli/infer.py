@@ -24,6 +24,7 @@ class Task(str, Enum):
 
 
 class Precision(str, Enum):
+    auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
 
@@ -78,9 +79,9 @@ def infer(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Recompute results that are already complete.")] = False,
     flip: Annotated[bool, typer.Option(help="Flip test-time augmentation.")] = True,
-    precision: Annotated[Precision, typer.Option(help="fp32, or bf16 autocast (faster on recent CPUs/GPUs).")] = (
-        Precision.fp32
-    ),
+    precision: Annotated[
+        Precision, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16 autocast.")
+    ] = Precision.auto,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 8,
     max_frames: Annotated[int | None, typer.Option(min=1, help="Only the first N frames of videos.")] = None,
     render: Annotated[
@@ -93,7 +94,7 @@ def infer(
     from mocli.lift import LiftOptions
     from mocli.models.registry import default_weights, resolve_weights
     from mocli.pipeline import InferOptions, is_complete, parse_shard, resolve_inputs, select_shard
-    from mocli.utils.device import resolve_device
+    from mocli.utils.device import resolve_device, resolve_precision
     from mocli.utils.seed import seed_everything
 
     settings = get_settings(ctx)
@@ -112,7 +113,12 @@ def infer(
         detector_options=DetectorOptions(device=settings.device),
         person=parse_person(person),
         keypoint_format=keypoint_format,
-        lift=LiftOptions(clip_len=model_clip_len(lifter), flip=flip, batch_size=batch_size, precision=precision.value),
+        lift=LiftOptions(
+            clip_len=model_clip_len(lifter),
+            flip=flip,
+            batch_size=batch_size,
+            precision=resolve_precision(device, precision.value),
+        ),
         max_frames=max_frames,
     )
     model_info = _model_info(weights, lifter)

@@ -26,6 +26,14 @@ def resolve_device(spec: str = "auto") -> torch.device:
     raise MocliError(f"--device {spec!r}: expected auto, cpu, cuda or cuda:N")
 
 
+def resolve_precision(device: torch.device, precision: str = "auto") -> str:
+    """'auto' -> bf16 on CUDA devices that support it, fp32 otherwise (on a 2-core CPU bf16 autocast gave the small
+    default lifter no measurable speed-up); other values unchanged."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
+
 def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
     """A context for the requested precision: 'fp32' (no autocast), 'bf16' or 'fp16' (fp16 on CUDA only)."""
     if precision == "fp32":

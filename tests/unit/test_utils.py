@@ -45,3 +45,10 @@ def test_autocast_contexts():
         assert (a @ b).dtype == torch.bfloat16
     with pytest.raises(MocliError):
         autocast(dev, "fp16")
+
+
+def test_resolve_precision():
+    from mocli.utils.device import resolve_precision
+
+    assert resolve_precision(torch.device("cpu"), "auto") == "fp32"
+    assert resolve_precision(torch.device("cpu"), "bf16") == "bf16"
