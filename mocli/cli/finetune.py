@@ -12,7 +12,16 @@ from typing import Annotated, Any
 
 import typer
 
-from mocli.cli.options import console, get_settings
+from mocli.cli.options import (
+    DataFilesOpt,
+    MaxStepsOpt,
+    ResumeOpt,
+    SaveEveryOpt,
+    SetOpt,
+    TrainPrecisionOpt,
+    console,
+    get_settings,
+)
 from mocli.cli.pretrain import RichReporter, _given
 
 __all__ = ["register", "finetune", "FinetuneTask"]
@@ -64,7 +73,7 @@ Opt = typer.Option
 def finetune(
     ctx: typer.Context,
     task: Annotated[FinetuneTask | None, typer.Argument(help="Task (not needed with --resume).")] = None,
-    data: Annotated[list[Path] | None, Opt("--data", "-d", help="mocli HDF5 file (repeat for several).")] = None,
+    data: DataFilesOpt = None,
     init: Annotated[str | None, Opt(help="Pretrain run folder, checkpoint, weights name, or 'scratch'.")] = None,
     freeze_backbone: Annotated[bool, Opt("--freeze-backbone", help="Train the head only.")] = False,
     model: Annotated[str | None, Opt(help="Architecture when --init scratch (e.g. dstformer-lite).")] = None,
@@ -75,14 +84,14 @@ def finetune(
     epochs: Annotated[int | None, Opt(help="Epochs.")] = None,
     lr: Annotated[float | None, Opt(help="Encoder learning rate.")] = None,
     lr_head: Annotated[float | None, Opt(help="Head learning rate (0: the encoder's).")] = None,
-    precision: Annotated[str | None, Opt(help="auto, fp32, bf16 or fp16 (default auto: bf16 on CUDA).")] = None,
+    precision: TrainPrecisionOpt = None,
     name: Annotated[str | None, Opt(help="Run folder name under runs/finetune.")] = None,
     out_dir: Annotated[Path | None, Opt(help="Parent of run folders (default runs/finetune).")] = None,
-    resume: Annotated[Path | None, Opt(help="Continue a run: its folder or its last.pt.")] = None,
-    save_every: Annotated[int | None, Opt(help="Also write last.pt every N steps.")] = None,
-    max_steps: Annotated[int | None, Opt(help="Stop once the global step reaches N (resume later).")] = None,
+    resume: ResumeOpt = None,
+    save_every: SaveEveryOpt = None,
+    max_steps: MaxStepsOpt = None,
     preset: Annotated[str | None, Opt(help="Preset name (mocli/presets) or JSON file, over the task's.")] = None,
-    set_: Annotated[list[str] | None, Opt("--set", help="Override any config key: section.key=value.")] = None,
+    set_: SetOpt = None,
 ) -> None:
     from mocli.config import apply_dict, apply_overrides, load_preset
     from mocli.errors import MocliError

@@ -47,3 +47,12 @@ def setup_logging(verbosity: int) -> None:
 
 OutPath = Annotated[Path, typer.Option("--out", "-o", help="Output file.")]
 ExistingFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, resolve_path=True)]
+
+
+# Options shared by the training commands (pretrain, finetune)
+DataFilesOpt = Annotated[list[Path] | None, typer.Option("--data", "-d", help="mocli HDF5 file (repeat for several).")]
+TrainPrecisionOpt = Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16 (default auto: bf16 on CUDA).")]
+ResumeOpt = Annotated[Path | None, typer.Option(help="Continue a run: its folder or its last.pt.")]
+SaveEveryOpt = Annotated[int | None, typer.Option(help="Also write last.pt every N steps.")]
+MaxStepsOpt = Annotated[int | None, typer.Option(help="Stop once the global step reaches N (resume later).")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config key: section.key=value.")]

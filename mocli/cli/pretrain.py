@@ -12,7 +12,17 @@ from typing import Annotated, Any
 
 import typer
 
-from mocli.cli.options import console, err_console, get_settings
+from mocli.cli.options import (
+    DataFilesOpt,
+    MaxStepsOpt,
+    ResumeOpt,
+    SaveEveryOpt,
+    SetOpt,
+    TrainPrecisionOpt,
+    console,
+    err_console,
+    get_settings,
+)
 
 __all__ = ["register", "pretrain", "RichReporter"]
 
@@ -53,7 +63,7 @@ Opt = typer.Option
 def pretrain(
     ctx: typer.Context,
     pretext: Annotated[Pretext, Opt(help="Pretext task.")] = Pretext.lift,
-    data: Annotated[list[Path] | None, Opt("--data", "-d", help="mocli HDF5 file (repeat for several).")] = None,
+    data: DataFilesOpt = None,
     model: Annotated[
         str | None, Opt(help="Architecture: dstformer, dstformer-lite, dstformer-small, dstformer-tiny.")
     ] = None,
@@ -62,14 +72,14 @@ def pretrain(
     batch: Annotated[int | None, Opt(help="Global batch size (default 64).")] = None,
     epochs: Annotated[int | None, Opt(help="Epochs (default 90).")] = None,
     lr: Annotated[float | None, Opt(help="Learning rate (default 5e-4).")] = None,
-    precision: Annotated[str | None, Opt(help="auto, fp32, bf16 or fp16 (default auto: bf16 on CUDA).")] = None,
+    precision: TrainPrecisionOpt = None,
     name: Annotated[str | None, Opt(help="Run folder name under runs/pretrain.")] = None,
     out_dir: Annotated[Path | None, Opt(help="Parent of run folders (default runs/pretrain).")] = None,
-    resume: Annotated[Path | None, Opt(help="Continue a run: its folder or its last.pt.")] = None,
-    save_every: Annotated[int | None, Opt(help="Also write last.pt every N steps.")] = None,
-    max_steps: Annotated[int | None, Opt(help="Stop once the global step reaches N (resume later).")] = None,
+    resume: ResumeOpt = None,
+    save_every: SaveEveryOpt = None,
+    max_steps: MaxStepsOpt = None,
     preset: Annotated[str | None, Opt(help="Preset name (mocli/presets) or JSON file.")] = None,
-    set_: Annotated[list[str] | None, Opt("--set", help="Override any config key: section.key=value.")] = None,
+    set_: SetOpt = None,
 ) -> None:
     from mocli.config import RunConfig, apply_dict, apply_overrides, load_preset
     from mocli.train import resume_config, run_pretrain
