@@ -7,6 +7,10 @@ the baseline at equal precision.
     python benchmarks/bench_encoder.py                       # lite + full, fp32 + bf16, batch 1 and 4, mocli
     python benchmarks/bench_encoder.py --impl mocli,reference --models lite --batches 1
     python benchmarks/bench_encoder.py --device cuda --batches 1,16,64
+    python benchmarks/bench_encoder.py --interleave --models full --precisions bf16 --batches 1
+
+``--interleave`` runs mocli and the reference in one process, one forward each in turn, and prints the medians:
+a fairer A/B on a noisy machine (peak memory is then not per implementation).
 """
 
 from __future__ import annotations
@@ -68,6 +72,36 @@ def run_one(impl: str, model_name: str, precision: str, batch: int, T: int, devi
     }  # fmt: skip
 
 
+def interleaved(model_name: str, precision: str, batch: int, T: int, device: str, rounds: int) -> dict:
+    """Median frames/s of mocli and the reference, alternating forwards in one process (same weights)."""
+    import torch
+
+    sys.path.insert(0, str(REPO))
+    from mocli import create_model
+    from mocli.models.registry import ARCHS
+    from mocli.utils.device import autocast
+    from tests.reference.motionbert_ref import RefDSTformer
+
+    cfg = ARCHS[ARCH[model_name]]
+    dev = torch.device(device)
+    ref = RefDSTformer(dim_feat=cfg.dim_feat, dim_rep=cfg.dim_rep, depth=cfg.depth, num_heads=cfg.num_heads,
+                       mlp_ratio=cfg.mlp_ratio, maxlen=cfg.maxlen).to(dev).eval()  # fmt: skip
+    models = {"mocli": create_model(ARCH[model_name]).to(dev).eval(), "reference": ref}
+    x = torch.randn(batch, T, 17, 3, device=dev)
+    times: dict[str, list[float]] = {k: [] for k in models}
+    with torch.inference_mode():
+        for i in range(rounds + 1):
+            for name, model in models.items():
+                start = time.perf_counter()
+                with autocast(dev, precision):
+                    model(x)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                if i:  # the first round warms up
+                    times[name].append(time.perf_counter() - start)
+    return {k: batch * T / sorted(v)[len(v) // 2] for k, v in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="lite,full")
@@ -78,10 +112,20 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per configuration")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON")
+    ap.add_argument("--interleave", action="store_true", help="A/B mocli vs reference in one process")
+    ap.add_argument("--rounds", type=int, default=5, help="timed forwards per implementation with --interleave")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(run_one(**json.loads(args.child))))
+        return
+    if args.interleave:
+        print(f"{'model':5} {'prec':5} {'B':>3} {'mocli f/s':>10} {'reference f/s':>14}   (interleaved medians)")
+        for model in args.models.split(","):
+            for precision in args.precisions.split(","):
+                for batch in map(int, args.batches.split(",")):
+                    r = interleaved(model, precision, batch, args.T, args.device, args.rounds)
+                    print(f"{model:5} {precision:5} {batch:>3} {r['mocli']:>10.1f} {r['reference']:>14.1f}", flush=True)
         return
     rows = []
     print(f"{'impl':9} {'model':5} {'prec':5} {'B':>3} {'frames/s':>9} {'ms/fwd':>8} {'peak MB':>8}", flush=True)
