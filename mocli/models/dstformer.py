@@ -74,10 +74,14 @@ class Attention(nn.Module):
         else:
             qkv = qkv.permute(3, 0, 2, 4, 1, 5).reshape(3, B * J, H, T, C // H)  # T attends within each joint
         q, k, v = qkv.unbind(0)
-        if q.dtype == torch.bfloat16 and q.device.type == "cpu" and torch.is_grad_enabled():
+        cpu_bf16 = q.dtype == torch.bfloat16 and q.device.type == "cpu"
+        if cpu_bf16 and torch.is_grad_enabled():
             # training under CPU bf16 autocast: the bf16 attention backward is several times slower than fp32's
             q, k, v = q.float(), k.float(), v.float()
-        out = explicit_attention(q, k, v) if self.explicit else F.scaled_dot_product_attention(q, k, v)
+            cpu_bf16 = False
+        # CPU bf16 inference: batched matmuls beat the fused flash kernel on these short sequences
+        use_explicit = self.explicit or cpu_bf16
+        out = explicit_attention(q, k, v) if use_explicit else F.scaled_dot_product_attention(q, k, v)
         if self.axis == "spatial":
             out = out.view(B, T, H, J, C // H).transpose(2, 3)  # (B, T, J, H, d)
         else:
