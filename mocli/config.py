@@ -108,6 +108,7 @@ class RunConfig:
     device: str = "auto"
     seed: int = 0
     max_steps: int = 0  # stop this invocation once the global step reaches this (0: train all epochs)
+    init: str = ""  # start from these weights (run folder, checkpoint, weights name); empty: random initialisation
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)

@@ -34,10 +34,10 @@ from mocli.config import RunConfig, apply_dict, config_to_dict, load_preset
 from mocli.errors import MocliError
 from mocli.losses import LiftLossWeights, loss_mpjpe, loss_velocity
 from mocli.metrics import procrustes_align
-from mocli.models.checkpoint import load_checkpoint, model_from_checkpoint
+from mocli.models.checkpoint import model_from_checkpoint
 from mocli.models.dstformer import DSTformer
 from mocli.models.heads import HeadModel, build_head, head_from_entry
-from mocli.models.registry import create_model, resolve_weights
+from mocli.models.registry import create_model
 from mocli.models.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from mocli.train import (
     FitResult,
@@ -48,6 +48,7 @@ from mocli.train import (
     build_lift_data,
     fit,
     init_distributed,
+    load_init,
     load_training_state,
     lr_factor,
     resolve_precision,
@@ -361,23 +362,6 @@ class MeshTask:
 # ----------------------------------------------------------------------------------------------------------------------
 # Model: --init, the task head, --freeze-backbone
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def load_init(init: str) -> dict[str, Any] | None:
-    """The checkpoint to start from: None for 'scratch'; a pretrain/finetune run folder (its model.pt, else best.pt,
-    else last.pt); a mocli checkpoint file; or a weights name (``mocli weights list``, e.g. imported MotionBERT)."""
-    if init.strip().lower() in ("", "scratch"):
-        return None
-    path = Path(init).expanduser()
-    if path.is_dir():
-        found = [path / f for f in ("model.pt", "best.pt", "last.pt") if (path / f).is_file()]
-        if not found:
-            raise MocliError(f"--init {init}: the folder holds no model.pt, best.pt or last.pt")
-        path = found[0]
-    else:
-        path = resolve_weights(init)
-    log.info("initialising from %s", path)
-    return load_checkpoint(path)
 
 
 def _head_config(cfg: FinetuneConfig, encoder: DSTformer, num_classes: int) -> dict[str, Any]:

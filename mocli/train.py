@@ -49,7 +49,7 @@ from mocli.errors import MocliError
 from mocli.losses import LiftLossWeights, lift_loss
 from mocli.metrics import procrustes_align
 from mocli.models.checkpoint import build_checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
-from mocli.models.registry import arch_config, create_model
+from mocli.models.registry import arch_config, create_model, resolve_weights
 from mocli.utils.device import autocast, resolve_device
 from mocli.utils.io import atomic_path
 from mocli.utils.seed import seed_everything
@@ -71,6 +71,7 @@ __all__ = [
     "check_config",
     "build_lift_data",
     "resume_config",
+    "load_init",
     "rng_state",
     "set_rng_state",
     "RunLog",
@@ -767,6 +768,23 @@ def load_training_state(path: str | os.PathLike) -> tuple[dict[str, Any], Path]:
     return ckpt, ckpt_path
 
 
+def load_init(init: str) -> dict[str, Any] | None:
+    """The checkpoint to start from: None for 'scratch'; a pretrain/finetune run folder (its model.pt, else best.pt,
+    else last.pt); a mocli checkpoint file; or a weights name (``mocli weights list``, e.g. imported MotionBERT)."""
+    if init.strip().lower() in ("", "scratch"):
+        return None
+    path = Path(init).expanduser()
+    if path.is_dir():
+        found = [path / f for f in ("model.pt", "best.pt", "last.pt") if (path / f).is_file()]
+        if not found:
+            raise MocliError(f"--init {init}: the folder holds no model.pt, best.pt or last.pt")
+        path = found[0]
+    else:
+        path = resolve_weights(init)
+    log.info("initialising from %s", path)
+    return load_checkpoint(path)
+
+
 def resume_config(path: str | os.PathLike) -> tuple[RunConfig, dict[str, Any], Path]:
     """The saved RunConfig, the loaded last.pt and the run folder, from a run folder or a last.pt path."""
     ckpt, ckpt_path = load_training_state(path)
@@ -818,10 +836,25 @@ def build_lift_data(cfg: RunConfig, sources: list[MotionSource] | None = None):
     return train_set, val_set
 
 
+PRETEXTS = ("lift",)
+"""Pretext names. 'lift' lives here; each other one is a module ``mocli.pretexts.<name with _ for ->`` offering
+``check_config(cfg, world, ckpt)`` (one-line MocliErrors before any data is read) and
+``build(cfg, sources, resume) -> (model, task, train_set, val_set)`` (``resume``: a loaded last.pt or None)."""
+
+
+def _pretext_module(name: str):
+    import importlib
+
+    return importlib.import_module(f"mocli.pretexts.{name.replace('-', '_')}")
+
+
 def check_config(cfg: RunConfig, world: int = 1, ckpt: dict[str, Any] | None = None) -> None:
     """Raise a one-line MocliError for settings that cannot work (before any data is read)."""
+    if cfg.pretext not in PRETEXTS:
+        raise MocliError(f"unknown pretext {cfg.pretext!r}; available: {', '.join(PRETEXTS)}")
     if cfg.pretext != "lift":
-        raise MocliError(f"pretext {cfg.pretext!r} is not implemented yet; available: lift")
+        _pretext_module(cfg.pretext).check_config(cfg, world, ckpt)
+        return
     maxlen = ckpt["arch"]["config"]["maxlen"] if ckpt is not None else arch_config(cfg.model).maxlen
     if cfg.data.clip_len > maxlen:
         raise MocliError(
@@ -850,7 +883,7 @@ def run_pretrain(
     """Pretrain a DSTformer as ``cfg`` says and write the run folder.
 
     Args:
-        cfg: the resolved config (``cfg.pretext`` must be 'lift' for now).
+        cfg: the resolved config (``cfg.pretext`` one of ``PRETEXTS``).
         resume: a loaded last.pt (see ``resume_config``) to continue from, with ``run_dir`` its folder.
         reporter: progress display (default: logging).
         sources: in-memory sequences instead of ``cfg.data.paths`` (tests, scripts).
@@ -859,11 +892,20 @@ def run_pretrain(
     owns_group = info.world > 1
     try:
         check_config(cfg, info.world, resume)
-        train_set, val_set = build_lift_data(cfg, sources)
-        seed_everything(cfg.seed)
-        model = model_from_checkpoint(resume, "last.pt") if resume is not None else create_model(cfg.model)
+        if cfg.pretext == "lift":
+            train_set, val_set = build_lift_data(cfg, sources)
+            seed_everything(cfg.seed)
+            if resume is not None:
+                model = model_from_checkpoint(resume, "last.pt")
+            elif cfg.init:
+                model = _init_model(cfg)
+            else:
+                model = create_model(cfg.model)
+            task: Task = LiftTask(LiftLossWeights(**config_to_dict(cfg.loss)))
+        else:
+            model, task, train_set, val_set = _pretext_module(cfg.pretext).build(cfg, sources, resume)
         run_dir = run_dir or _run_dir(cfg, info)
-        trainer = Trainer(model, LiftTask(LiftLossWeights(**config_to_dict(cfg.loss))), cfg, device, info)
+        trainer = Trainer(model, task, cfg, device, info)
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             _write_config(run_dir, cfg, trainer, train_set, val_set)
@@ -871,6 +913,17 @@ def run_pretrain(
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _init_model(cfg: RunConfig) -> nn.Module:
+    """The encoder of ``cfg.init`` (continued pretraining); its architecture replaces ``cfg.model``."""
+    ckpt = load_init(cfg.init)
+    model = model_from_checkpoint(ckpt, f"--init {cfg.init}")
+    arch = ckpt["arch"]["name"]
+    if cfg.model != arch:
+        log.info("--init: architecture %s (from the checkpoint) replaces %s", arch, cfg.model)
+        cfg.model = arch
+    return model
 
 
 def _write_config(run_dir: Path, cfg: RunConfig, trainer: Trainer, train_set, val_set) -> None:

@@ -44,6 +44,8 @@ loss). Several processes: torchrun --nproc_per_node N -m mocli pretrain ... (the
 
   mocli pretrain --resume runs/pretrain/lite1
 
+  mocli pretrain --data bandai.h5 --init runs/pretrain/lite1 --name lite1-more --epochs 10 --lr 2e-4
+
   mocli --device cuda pretrain --data amass.h5 --set train.schedule=cosine --set train.warmup_steps=1000
 """
 
@@ -75,6 +77,10 @@ def pretrain(
     precision: TrainPrecisionOpt = None,
     name: Annotated[str | None, Opt(help="Run folder name under runs/pretrain.")] = None,
     out_dir: Annotated[Path | None, Opt(help="Parent of run folders (default runs/pretrain).")] = None,
+    init: Annotated[
+        str | None,
+        Opt(help="Start from these weights: a run folder, a checkpoint or a weights name (continued pretraining)."),
+    ] = None,
     resume: ResumeOpt = None,
     save_every: SaveEveryOpt = None,
     max_steps: MaxStepsOpt = None,
@@ -82,17 +88,20 @@ def pretrain(
     set_: SetOpt = None,
 ) -> None:
     from mocli.config import RunConfig, apply_dict, apply_overrides, load_preset
+    from mocli.errors import MocliError
     from mocli.train import resume_config, run_pretrain
 
     settings = get_settings(ctx)
     options: dict[str, Any] = {
         "pretext": pretext.value, "model": model, "name": name, "out_dir": str(out_dir) if out_dir else None,
-        "max_steps": max_steps,
+        "max_steps": max_steps, "init": init,
         "data": {"paths": [str(p.resolve()) for p in data] if data else None, "clip_len": clip_len, "stride": stride},
         "train": {"batch_size": batch, "epochs": epochs, "lr": lr, "precision": precision, "save_every": save_every},
     }  # fmt: skip
     ckpt, run_dir = None, None
     if resume is not None:
+        if init is not None:
+            raise MocliError("--init starts a new run; --resume continues one: give one of them")
         cfg, ckpt, run_dir = resume_config(resume)
         cfg.max_steps = 0  # a per-invocation limit, not part of the recipe
     else:

@@ -224,6 +224,30 @@ def test_cli_pretrain_runs_two_steps(tmp_path, tiny_h5):
     assert [r["step"] for r in _train_rows(run) if r["kind"] == "train"] == [1, 2, 3]
 
 
+def test_cli_pretrain_init_starts_from_the_given_weights(tmp_path, tiny_h5):
+    """--init: the new run's first step starts from the given checkpoint's weights (architecture taken from it)."""
+    import mocli
+    from mocli.models.checkpoint import build_checkpoint, save_checkpoint
+
+    start = mocli.create_model("dstformer-tiny")
+    with torch.no_grad():
+        for p in start.parameters():
+            p.add_(0.5)  # far from any fresh initialisation
+    save_checkpoint(build_checkpoint(start, "dstformer-tiny"), tmp_path / "start.pt")
+    args = ["pretrain", "--data", str(tiny_h5), "--init", str(tmp_path / "start.pt"), "--clip-len", "16"]
+    args += ["--stride", "8", "--batch", "2", "--epochs", "1", "--max-steps", "1", "--lr", "1e-12"]
+    args += ["--out-dir", str(tmp_path / "runs"), "--name", "warm", "--set", "train.warmup_steps=0"]
+    result = CliRunner().invoke(_cli_app(), args)
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "runs" / "warm" / "config.json").read_text())
+    assert config["model"] == "dstformer-tiny" and config["init"] == str(tmp_path / "start.pt")
+    trained = mocli.load_model(tmp_path / "runs" / "warm" / "model.pt")
+    for (name, a), b in zip(start.state_dict().items(), trained.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)  # lr 1e-12: one step moves nothing
+    both = CliRunner().invoke(_cli_app(), [*args[:-4], "--resume", str(tmp_path / "runs" / "warm")])
+    assert both.exit_code == 1 and "--init" in both.output
+
+
 @pytest.mark.parametrize(
     "problem", ["missing", "garbage", "clip_too_long", "no_train_split", "unknown_key", "name_taken"]
 )
