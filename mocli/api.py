@@ -9,14 +9,16 @@ import torch
 from mocli.models.checkpoint import load_checkpoint, model_from_checkpoint
 from mocli.models.dstformer import DSTformer
 from mocli.models.registry import create_model, resolve_weights
+from mocli.models.stmo import STMO
 
 __all__ = ["create_model", "load_model", "model_clip_len"]
 
 
-def load_model(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTformer:
-    """A DSTformer in eval mode from a mocli checkpoint file or a weights name (see ``mocli weights list``).
+def load_model(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTformer | STMO:
+    """A model in eval mode from a mocli checkpoint file or a weights name (see ``mocli weights list``).
 
-    The model maps (B,T,17,3) normalised 2D + confidence to (B,T,17,3) normalised 3D; the checkpoint dict
+    A DSTformer maps (B,T,17,3) normalised 2D + confidence to (B,T,17,3) normalised 3D; an STMO (arch kind 'stmo')
+    maps exactly ``cfg.maxlen`` frames to their centre frame (B,1,17,3) (see ``mocli.models.stmo``). The checkpoint dict
     (config, heads, training config, metadata) is kept as ``model.checkpoint_info`` without the tensors.
     """
     path = resolve_weights(path_or_name)

@@ -24,6 +24,9 @@ __all__ = [
     "DataConfig",
     "TrainConfig",
     "LossConfig",
+    "MpmConfig",
+    "TextConfig",
+    "Mpm2d3dConfig",
     "RunConfig",
     "PRESETS_DIR",
     "config_keys",
@@ -98,6 +101,53 @@ class LossConfig:
 
 
 @dataclass
+class Mpm2d3dConfig:
+    """The mpm2d3d pretext (MPM): masked 2D, masked 3D and masked 2D -> 3D modelling in turn (docs/pretrain.md)."""
+
+    joint_ratio: float = 5 / 16  # fraction of joints masked in each masked frame (rounded to a whole count)
+    frame_ratio: float = 0.6  # fraction of frames that get joint_ratio of their joints masked
+    drop_frame_ratio: float = 0.0  # fraction of the other frames masked whole (gaps; 0: none)
+    tasks: str = "2d,3d,lift"  # the tasks trained, comma-separated, in schedule order
+    schedule: str = "round-robin"  # task of global step s: 'round-robin' (tasks[s % n]) or 'random' (from seed, s)
+    w_2d: float = 1.0  # weight of the masked 2D loss (normalised units)
+    w_3d: float = 1.0  # weight of the masked 3D loss (normalised units)
+    w_lift: float = 1.0  # weight of the lifting loss (normalised units)
+    hidden_dim: int = 0  # width of the 3D input encoder and the 2D/3D decoders (0: the encoder's dim_rep)
+
+
+@dataclass
+class TextConfig:
+    """The action-text pretext (ActionPose): motion embeddings aligned with text embeddings of labels."""
+
+    label_keys: list[str] = field(default_factory=lambda: ["content_label"])  # sequence attrs joined as ', '
+    model: str = "all-minilm-l6-v2"  # text embedder: 'all-minilm-l6-v2' (pip package) or 'hash' (tests, no model)
+    prompt: str = "{label}"  # template of the embedded text ('-' and '_' in labels become spaces)
+    layer: int = 0  # encoder levels run before pooling (0: the middle one, ceil(depth / 2))
+    temperature: float = 0.1  # of the motion-text cosine logits
+    focal_gamma: float = 2.0  # focal weight (1 - p_label) ** gamma on the contrastive term (0: plain)
+    soft_temperature: float = 0.05  # soft targets softmax(text-text cosine / this) (0: one-hot targets)
+    kl_weight: float = 0.5  # weight of KL(soft targets || prediction)
+    lift_weight: float = 1.0  # weight of the lift loss on the same clips (keeps the encoder a lifter; 0: off)
+    part_mask_prob: float = 0.3  # training: probability of zeroing one of six body parts for the whole clip
+    time_mask_prob: float = 0.3  # training: probability of zeroing a window of frames
+    time_mask_ratio: tuple[float, float] = (0.1, 0.3)  # window length range, fraction of the clip
+    max_frames: int = 150  # a window of at most this many frames of a sequence is resampled to clip_len (0: all)
+
+
+@dataclass
+class MpmConfig:
+    """The mpm pretext (P-STMO masked pose modelling): mask frames and joints of clean 2D, reconstruct the 2D."""
+
+    frame_ratio: float = 0.9  # fraction of frames masked whole (P-STMO: 0.8-0.9); the encoder sees only the rest
+    joints_per_frame: int = 2  # joints of each visible frame replaced by a learned token
+    loss_frames: str = "all"  # reconstruction loss on 'all' frames (P-STMO) or only the 'masked' ones (MAE)
+    decoder_dim: int = 256  # width of the light decoder
+    decoder_depth: int = 2  # decoder transformer layers (attending over all T frames)
+    decoder_heads: int = 8
+    decoder_mlp_ratio: float = 2.0
+
+
+@dataclass
 class RunConfig:
     """One training run: what to train, where to write it, and the three config sections."""
 
@@ -112,6 +162,9 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    mpm: MpmConfig = field(default_factory=MpmConfig)
+    mpm2d3d: Mpm2d3dConfig = field(default_factory=Mpm2d3dConfig)
+    text: TextConfig = field(default_factory=TextConfig)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

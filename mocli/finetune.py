@@ -5,7 +5,8 @@ Tasks (``TASKS``):
     pose3d          3D pose: the lift loss (MPJPE + 0.5 N-MPJPE + 20 velocity) on 3D data, no noise or masks; the
                     head is the DSTformer's own pose head, so the result is a lifter (``mocli.load_model``)
     action          action classes: cross-entropy over ``ActionHead`` logits; NTU style, 2 persons zero-padded,
-                    sequences resampled to ``clip_len`` frames; validation top-1
+                    sequences resampled to ``clip_len`` frames; 3D-only labelled mocap through virtual cameras;
+                    validation top-1; the class names go into heads['action']['classes']
     action-oneshot  action embedding: supervised contrastive loss (temperature 0.1) over batches of 2 samples per
                     class; validation: cosine nearest exemplar of the novel classes (one exemplar each)
     mesh            SMPL: 0.5 MPJPE (17 H36M joints from the regressor, mm) + 10 velocity + 1000 L1(rotation
@@ -99,7 +100,7 @@ class HeadConfig:
     hidden_dim: int = 0  # hidden width (0: action and one-shot 2048, mesh 1024)
     dropout: float = -1.0  # dropout on E in the head (negative: action 0.5, one-shot 0, mesh 0.1)
     max_persons: int = 2  # action: persons per sample, zero-padded (NTU: 2)
-    label_key: str = "label"  # sequence attribute with the class id (Bandai mocap: 'content')
+    label_key: str = "label"  # sequence attribute with the class: integer id or name (Bandai: 'content_label')
     temperature: float = 0.1  # one-shot: supervised contrastive temperature
     samples_per_class: int = 2  # one-shot: samples of each class in a batch
     novel_classes: list[int] = field(default_factory=lambda: list(range(0, 120, 6)))  # one-shot (NTU-120's 20)
@@ -409,6 +410,11 @@ def build_finetune_model(
     freezes every parameter outside the task head (pose3d: outside the DSTformer's pose head).
     """
     encoder = model_from_checkpoint(ckpt, "--init checkpoint") if ckpt is not None else create_model(cfg.model)
+    if not isinstance(encoder, DSTformer):  # an STMO (P-STMO) lifter: trained by `mocli pretrain --pretext lift`
+        raise MocliError(
+            f"finetune needs a DSTformer; {cfg.model} is an STMO lifter: train it on 3D with "
+            "`mocli pretrain --pretext lift --init RUN` (see docs/pretrain.md)"
+        )
     if cfg.task == "pose3d":
         model: nn.Module = encoder
     else:
@@ -437,6 +443,7 @@ class FinetuneData:
     val: Any | None
     num_classes: int = 0  # action
     exemplars: tuple[torch.Tensor, torch.Tensor] | None = None  # one-shot: (K, M, T, J, 3) clips, (K,) classes
+    class_names: list[str] = field(default_factory=list)  # action: the name of each class id
 
 
 def _names(paths: list[str]) -> str:
@@ -453,18 +460,22 @@ def _split_items(items: list, paths: list[str], what: str) -> tuple[list, list]:
 
 
 def _action_data(cfg: FinetuneConfig) -> FinetuneData:
-    from mocli.data.finetune_data import ActionClipDataset, list_sequences
+    """2D keypoint sequences and 3D-only mocap (projected through virtual cameras) with a class attribute."""
+    from mocli.data.finetune_data import ActionClipDataset, list_action_sequences
 
     d, h = cfg.data, cfg.head
-    items = list_sequences(d.paths, ("keypoints2d",), h.label_key)
-    train, val = _split_items(items, d.paths, f"keypoints2d and an integer {h.label_key!r} attribute")
+    items, names = list_action_sequences(d.paths, h.label_key)
+    what = f"keypoints2d or world/camera joints3d and a class attribute {h.label_key!r}"
+    train, val = _split_items(items, d.paths, what)
     top = max(it.label for it in items)
     num_classes = h.num_classes or top + 1
     if top >= num_classes:
         raise MocliError(f"label {top} in the data is out of range for head.num_classes={num_classes}")
+    names = names + [str(c) for c in range(len(names), num_classes)]
     args = {"max_persons": h.max_persons, "seed": cfg.seed}
     val_set = ActionClipDataset(val, d, train=False, **args) if val else None
-    return FinetuneData(ActionClipDataset(train, d, train=True, **args), val_set, num_classes=num_classes)
+    train_set = ActionClipDataset(train, d, train=True, **args)
+    return FinetuneData(train_set, val_set, num_classes=num_classes, class_names=names)
 
 
 def _oneshot_data(cfg: FinetuneConfig) -> FinetuneData:
@@ -596,6 +607,8 @@ def run_finetune(
         data = build_finetune_data(cfg)
         seed_everything(cfg.seed)
         model = build_finetune_model(cfg, ckpt, data.num_classes, mean_params)
+        if isinstance(model, HeadModel) and data.class_names:
+            model.class_names = list(data.class_names)  # written into heads[task]['classes']
         run_dir = run_dir or _run_dir(cfg, info)
         trainer = Trainer(model, _task(cfg, data, body), cfg, device, info)
         if info.is_main:
@@ -619,6 +632,7 @@ def _write_config(run_dir: Path, cfg: FinetuneConfig, trainer: Trainer, data: Fi
         "train_samples": len(data.train),
         "val_samples": len(data.val) if data.val is not None else 0,
         "num_classes": data.num_classes,
+        "class_names": data.class_names,
         "torch": torch.__version__,
     }
     text = json.dumps({**config_to_dict(cfg), "_resolved": resolved}, indent=2)

@@ -49,7 +49,8 @@ from mocli.errors import MocliError
 from mocli.losses import LiftLossWeights, lift_loss
 from mocli.metrics import procrustes_align
 from mocli.models.checkpoint import build_checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
-from mocli.models.registry import arch_config, create_model, resolve_weights
+from mocli.models.registry import arch_config, arch_kind, create_model, resolve_weights
+from mocli.models.stmo import STMO
 from mocli.utils.device import autocast, resolve_device
 from mocli.utils.io import atomic_path
 from mocli.utils.seed import seed_everything
@@ -57,6 +58,7 @@ from mocli.utils.seed import seed_everything
 __all__ = [
     "Task",
     "LiftTask",
+    "StmoLiftTask",
     "Reporter",
     "LogReporter",
     "DistInfo",
@@ -126,22 +128,7 @@ class LiftTask:
         return lift_loss(pred, batch["target"], batch["weight_2d"], batch["has_3d"], self.weights)
 
     def eval_sums(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        pred = model(batch["input"]).float()
-        loss, _ = lift_loss(pred, batch["target"], batch["weight_2d"], batch["has_3d"], self.weights)
-        is_3d = batch["has_3d"] > 0.5
-        scale = 1000.0 * batch["factor"][is_3d][..., None, None]  # (B3, T, 1, 1) mm per normalised unit
-        pred_mm = _root_relative(pred[is_3d]) * scale
-        gt_mm = _root_relative(batch["target"][is_3d].float()) * scale
-        err = torch.linalg.vector_norm(pred_mm - gt_mm, dim=-1)
-        pa_err = torch.linalg.vector_norm(procrustes_align(pred_mm, gt_mm) - gt_mm, dim=-1)
-        n = float(pred.shape[0])
-        return {
-            "loss": loss.detach() * n,
-            "samples": torch.tensor(n),
-            "mpjpe_mm": err.sum(),
-            "pa_mpjpe_mm": pa_err.sum(),
-            "joints_3d": torch.tensor(float(err.numel())),
-        }
+        return _lift_eval_sums(model(batch["input"]).float(), batch, self.weights)
 
     def summarise(self, sums: dict[str, float]) -> dict[str, float]:
         out = {"loss": sums["loss"] / max(sums["samples"], 1.0)}
@@ -149,6 +136,71 @@ class LiftTask:
             out["mpjpe_mm"] = sums["mpjpe_mm"] / sums["joints_3d"]
             out["pa_mpjpe_mm"] = sums["pa_mpjpe_mm"] / sums["joints_3d"]
         return out
+
+
+def _lift_eval_sums(pred: torch.Tensor, batch: Batch, weights: LiftLossWeights) -> dict[str, torch.Tensor]:
+    """LiftTask's validation sums of a prediction (B,T,J,3) for ``batch`` (target, weight_2d, factor over T)."""
+    loss, _ = lift_loss(pred, batch["target"], batch["weight_2d"], batch["has_3d"], weights)
+    is_3d = batch["has_3d"] > 0.5
+    scale = 1000.0 * batch["factor"][is_3d][..., None, None]  # (B3, T, 1, 1) mm per normalised unit
+    pred_mm = _root_relative(pred[is_3d]) * scale
+    gt_mm = _root_relative(batch["target"][is_3d].float()) * scale
+    err = torch.linalg.vector_norm(pred_mm - gt_mm, dim=-1)
+    pa_err = torch.linalg.vector_norm(procrustes_align(pred_mm, gt_mm) - gt_mm, dim=-1)
+    n = float(pred.shape[0])
+    return {
+        "loss": loss.detach() * n,
+        "samples": torch.tensor(n),
+        "mpjpe_mm": err.sum(),
+        "pa_mpjpe_mm": pa_err.sum(),
+        "joints_3d": torch.tensor(float(err.numel())),
+    }
+
+
+@dataclass
+class StmoLiftTask(LiftTask):
+    """The lift pretext for an STMO many-to-one lifter (P-STMO's loss): MPJPE of the centre frame plus MPJPE of
+    every frame from the auxiliary per-frame head, in normalised units, weighted by ``loss.mpjpe`` (2D-only clips:
+    the confidence-weighted 2D error of both, by ``loss.proj_2d``; ``loss.n_mpjpe`` and ``loss.velocity`` are not
+    used). Validation: LiftTask's millimetres on the centre frame (frame T // 2) of each clip.
+    """
+
+    head_prefixes: tuple[str, ...] = ("head.", "head_frames.")
+
+    def _weights(self) -> LiftLossWeights:
+        return LiftLossWeights(mpjpe=self.weights.mpjpe, n_mpjpe=0.0, velocity=0.0, proj_2d=self.weights.proj_2d)
+
+    def loss(self, module: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        centre, frames = module(batch["input"], aux=True)  # (B,1,J,3), (B,T,J,3)
+        mid = _centre_batch(batch)
+        w = self._weights()
+        loss_c, terms_c = lift_loss(centre, mid["target"], mid["weight_2d"], batch["has_3d"], w)
+        loss_f, terms_f = lift_loss(frames, batch["target"], batch["weight_2d"], batch["has_3d"], w)
+        terms = {"mpjpe": terms_c["mpjpe"], "mpjpe_frames": terms_f["mpjpe"]}
+        terms.update(proj_2d=terms_c["proj_2d"], proj_2d_frames=terms_f["proj_2d"])
+        return loss_c + loss_f, terms
+
+    def eval_sums(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        return _lift_eval_sums(model(batch["input"]).float(), _centre_batch(batch), self._weights())
+
+
+def _centre_batch(batch: Batch) -> Batch:
+    """The batch's per-frame entries (target, weight_2d, factor) at the centre frame T // 2 only (T kept as 1)."""
+    c = batch["target"].shape[1] // 2
+    out = dict(batch)
+    for key in ("target", "weight_2d", "factor"):
+        out[key] = batch[key][:, c : c + 1]
+    return out
+
+
+def _lift_task(model: nn.Module, cfg: RunConfig) -> LiftTask:
+    """LiftTask for a DSTformer, StmoLiftTask for an STMO (whose clips must be exactly its maxlen frames)."""
+    weights = LiftLossWeights(**config_to_dict(cfg.loss))
+    if not isinstance(model, STMO):
+        return LiftTask(weights)
+    if cfg.data.clip_len != model.cfg.maxlen:
+        raise MocliError(f"{cfg.model} takes exactly {model.cfg.maxlen} frames: use --clip-len {model.cfg.maxlen}")
+    return StmoLiftTask(weights)
 
 
 def _root_relative(joints: torch.Tensor) -> torch.Tensor:
@@ -836,7 +888,7 @@ def build_lift_data(cfg: RunConfig, sources: list[MotionSource] | None = None):
     return train_set, val_set
 
 
-PRETEXTS = ("lift",)
+PRETEXTS = ("lift", "mpm2d3d", "action-text", "mpm")
 """Pretext names. 'lift' lives here; each other one is a module ``mocli.pretexts.<name with _ for ->`` offering
 ``check_config(cfg, world, ckpt)`` (one-line MocliErrors before any data is read) and
 ``build(cfg, sources, resume) -> (model, task, train_set, val_set)`` (``resume``: a loaded last.pt or None)."""
@@ -856,6 +908,9 @@ def check_config(cfg: RunConfig, world: int = 1, ckpt: dict[str, Any] | None = N
         _pretext_module(cfg.pretext).check_config(cfg, world, ckpt)
         return
     maxlen = ckpt["arch"]["config"]["maxlen"] if ckpt is not None else arch_config(cfg.model).maxlen
+    kind = ckpt["arch"].get("kind", "dstformer") if ckpt is not None else arch_kind(arch_config(cfg.model))
+    if kind == "stmo" and not cfg.init and cfg.data.clip_len != maxlen:
+        raise MocliError(f"{cfg.model} takes exactly {maxlen} frames: use --clip-len {maxlen}")
     if cfg.data.clip_len > maxlen:
         raise MocliError(
             f"clip length {cfg.data.clip_len} is longer than {cfg.model}'s maxlen {maxlen}: use --clip-len {maxlen} "
@@ -901,7 +956,7 @@ def run_pretrain(
                 model = _init_model(cfg)
             else:
                 model = create_model(cfg.model)
-            task: Task = LiftTask(LiftLossWeights(**config_to_dict(cfg.loss)))
+            task: Task = _lift_task(model, cfg)  # LiftTask, or StmoLiftTask for an STMO
         else:
             model, task, train_set, val_set = _pretext_module(cfg.pretext).build(cfg, sources, resume)
         run_dir = run_dir or _run_dir(cfg, info)

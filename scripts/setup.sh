@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-extras="mediapipe"
-[ "${1:-}" = "dev" ] && extras="mediapipe,dev"
+extras="mediapipe,anny"
+[ "${1:-}" = "dev" ] && extras="mediapipe,anny,dev"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip=".venv/bin/python -m pip"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -16,3 +16,5 @@ fi
 $pip install -q -e ".[${extras}]"
 # mediapipe 0.10.21 ships its pose models in the wheel (offline); --no-deps skips jax/jaxlib it does not use.
 .venv/bin/python -c "import mediapipe" 2>/dev/null || $pip install -q --no-deps "mediapipe==0.10.21"
+# anny 0.6.2: the open body model of `infer --task mesh`; --no-deps skips warp-lang (unused: mocli skins in torch).
+.venv/bin/python -c "import anny" 2>/dev/null || $pip install -q --no-deps "anny==0.6.2"

@@ -28,9 +28,10 @@ __all__ = ["register", "finetune", "FinetuneTask"]
 
 HELP = """Finetune the motion encoder with a task head: 3D pose, actions, one-shot actions or SMPL meshes.
 
-TASK is pose3d (the lift head on 3D data, clean 2D input), action (classes; NTU style, 2 persons),
-action-oneshot (an embedding; novel classes held out and recognised from one exemplar each) or mesh (SMPL; needs
---smpl-dir or MOCLI_SMPL_DIR with SMPL_NEUTRAL.pkl/.npz, smpl_mean_params.npz and J_regressor_h36m.npy).
+TASK is pose3d (the lift head on 3D data, clean 2D input), action (classes; NTU style, 2 persons; labelled
+3D-only mocap is seen through random virtual cameras), action-oneshot (an embedding; novel classes held out and
+recognised from one exemplar each) or mesh (SMPL; needs --smpl-dir or MOCLI_SMPL_DIR with SMPL_NEUTRAL.pkl/.npz,
+smpl_mean_params.npz and J_regressor_h36m.npy).
 
 --init starts from a pretrain run folder, a mocli checkpoint, a weights name (`mocli weights list`, e.g. an
 imported MotionBERT file) or 'scratch' (the default; --model picks the architecture).
@@ -47,7 +48,7 @@ Config: defaults < the task's preset finetune_TASK (MotionBERT's recipe) < --pre
 
   mocli finetune action --data ntu60.h5 --init mb-ntu60 --freeze-backbone --set head.num_classes=60
 
-  mocli finetune action --data bandai.h5 --set head.label_key=content --model dstformer-small
+  mocli finetune action --data bandai.h5 --init dstformer-small.mocap --set head.label_key=content_label
 
   mocli finetune mesh --data pw3d.h5 --init runs/pretrain/lite1 --smpl-dir ~/smpl
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 
 class Task(str, Enum):
     pose3d = "pose3d"
+    action = "action"  # also actions.json per person (mocli.actions)
+    mesh = "mesh"  # also mesh.npz + mesh/ (OBJ per frame) per person (mocli.mesh)
+
+
+class BodyModel(str, Enum):
+    auto = "auto"
+    smpl = "smpl"
+    anny = "anny"
 
 
 class Precision(str, Enum):
@@ -38,6 +46,12 @@ next run unless --overwrite. A bad input is reported and the others go on; the e
 --render adds [b]preview.mp4[/b] (the video with the 2D skeleton beside the 3D one); --bvh adds [b]motion.bvh[/b]
 (Y up, centimetres, for Blender and other animation tools). With several people: joints3d_<id>.npz, motion_<id>.bvh
 and preview_<id>.mp4 for each (docs/exports.md).
+--task action (with --model an action checkpoint from `mocli finetune action`) adds [b]actions.json[/b]
+(actions_<id>.json): the --top-k classes of each window of the model's clip length (half-overlapping; frames and
+seconds) and of the whole clip (the mean of the window probabilities).
+--task mesh adds [b]mesh.npz[/b] (vertices (T,V,3) metres like joints3d, faces, body-model parameters) and
+[b]mesh/frame_00000.obj[/b], ... (Y up): SMPL with --smpl-dir (or MOCLI_SMPL_DIR; the checkpoint's mesh head if it
+has one, else fitted to the 3D joints), otherwise the open Anny body model fitted to the 3D joints.
 
 [b]Examples[/b]
 
@@ -45,6 +59,9 @@ and preview_<id>.mp4 for each (docs/exports.md).
   mocli infer videos/ --out results/ --shard 0/4
   mocli infer clip.npz alphapose.json --format alphapose --model my-lifter.pt
   mocli infer dance.mp4 --render --bvh
+  mocli infer clip.mp4 --task action --model runs/finetune/bandai/best.pt --top-k 3
+  mocli infer examples/sports2d_demo.mp4 --task mesh
+  mocli infer clip.mp4 --task mesh --model runs/finetune/pw3d/best.pt --smpl-dir ~/smpl
   mocli --device cuda infer match.mp4 --detector yolo --person all --out results/
 """
 
@@ -88,6 +105,18 @@ def infer(
         bool, typer.Option("--render", help="Also write preview.mp4: the 2D skeleton on the video beside the 3D one.")
     ] = False,
     bvh: Annotated[bool, typer.Option("--bvh", help="Also write motion.bvh (Y up, centimetres) for Blender.")] = False,
+    labels: Annotated[
+        str | None,
+        typer.Option(help="--task action: comma-separated free-text labels to rank (needs a text-aligned model)."),
+    ] = None,
+    top_k: Annotated[int, typer.Option(min=1, help="--task action: classes listed per window and for the clip.")] = 5,
+    body_model: Annotated[
+        BodyModel, typer.Option(help="--task mesh: smpl, anny, or auto (SMPL when --smpl-dir or MOCLI_SMPL_DIR).")
+    ] = BodyModel.auto,
+    smpl_dir: Annotated[
+        Path | None,
+        typer.Option(help="--task mesh: folder of the SMPL files (else $MOCLI_SMPL_DIR; docs/finetune.md)."),
+    ] = None,
 ) -> None:
     from mocli.api import load_model, model_clip_len
     from mocli.keypoints import DetectorOptions, parse_person
@@ -122,7 +151,8 @@ def infer(
         max_frames=max_frames,
     )
     model_info = _model_info(weights, lifter)
-    exports = Exports(render=render, bvh=bvh)
+    exports = Exports(render=render, bvh=bvh, action=_action_export(task, weights, device, labels, top_k, options))
+    exports = replace(exports, mesh=_mesh_export(task, body_model, smpl_dir, weights, lifter, device))
     batch = Batch()
     for message in errors:
         batch.fail(message.split(":")[0], message)
@@ -147,6 +177,34 @@ class Exports:
 
     render: bool = False  # preview.mp4
     bvh: bool = False  # motion.bvh
+    action: object | None = None  # a mocli.actions.ActionRecogniser: actions.json (None: off)
+    mesh: object | None = None  # a mocli.mesh.MeshExporter: mesh.npz + mesh/ (None: off)
+
+
+def _mesh_export(task: Task, body_model: BodyModel, smpl_dir: Path | None, weights: Path, lifter, device):
+    """--task mesh: the body model (and the checkpoint's mesh head with SMPL), loaded once for every input."""
+    if task != Task.mesh:
+        if smpl_dir is not None or body_model != BodyModel.auto:
+            raise MocliError("--smpl-dir and --body-model apply to --task mesh")
+        return None
+    from mocli.mesh import mesh_exporter
+
+    return mesh_exporter(body_model.value, smpl_dir.expanduser() if smpl_dir else None, weights, lifter, device)
+
+
+def _action_export(task: Task, weights: Path, device, labels: str | None, top_k: int, options):
+    """--task action: the action model of --model, loaded once (a model without an action head fails here)."""
+    if labels is not None and task != Task.action:
+        raise MocliError("--labels applies to --task action")
+    if task != Task.action:
+        return None
+    from mocli.actions import ActionRecogniser
+
+    names = [n.strip() for n in labels.split(",") if n.strip()] if labels is not None else None
+    if labels is not None and not names:
+        raise MocliError("--labels: give at least one label, comma-separated")
+    return ActionRecogniser.load(weights, device, top_k=top_k, labels=names, batch_size=options.lift.batch_size,
+                                 precision=options.lift.precision)  # fmt: skip
 
 
 def _export_name(stem: str, suffix: str, unit: str) -> str:
@@ -202,8 +260,18 @@ def _run_one(
                 timings["lift"] += t2 - t1
                 timings["export"] += time.perf_counter() - t2
                 files += [joints_file(unit)] + _write_exports(item, seq, result, out_dir, unit, exports, timings)
+                if exports.action is not None:  # --task action: actions.json of this person (mocli.actions)
+                    t3 = time.perf_counter()
+                    name = _export_name("actions", ".json", unit)
+                    files.append(exports.action.write(result, out_dir / name, person=int(seq.track_id)).name)
+                    timings["action"] = timings.get("action", 0.0) + time.perf_counter() - t3
                 units.append({"file": joints_file(unit), "person": int(seq.track_id), "frames": result.num_frames,
                               "fps": result.fps, "frames_without_person": int(len(result.missing))})  # fmt: skip
+                if exports.mesh is not None:  # --task mesh: mesh.npz + mesh/ of this person (mocli.mesh)
+                    t3 = time.perf_counter()
+                    mesh_files, units[-1]["mesh"] = exports.mesh.write(result, out_dir, unit)
+                    files += mesh_files
+                    timings["mesh"] = timings.get("mesh", 0.0) + time.perf_counter() - t3
                 if len(result.missing):
                     warnings.append(f"{joints_file(unit)}: {len(result.missing)} frames without the person (NaN)")
             summary = base_summary(item, model_info, options)

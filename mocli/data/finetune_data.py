@@ -3,6 +3,11 @@
 - ``ActionClipDataset``: one sample per labelled sequence (NTU style): the 2D keypoints of up to ``max_persons``
   persons (the most confident ones, zero-padded), resampled in time to ``clip_len`` frames and normalised together
   over one square box. Sample: ``input`` (M, T, 17, 3) normalised x, y + confidence, ``label`` () int64.
+  Labelled 3D-only mocap (world or camera ``joints3d``, e.g. Bandai's content labels) is one person seen through a
+  virtual camera drawn as in pretraining (``mocli.data.cameras.sample_camera`` over the whole sequence; a new
+  camera per sample and epoch in training, one fixed camera per sequence in validation), projected to pixels with
+  confidence 1, then treated like 2D keypoints (plus MotionBERT's detection noise in training when ``data.noise``).
+  ``list_action_sequences`` lists both kinds and maps integer or string class attributes to class ids and names.
 - ``OneShotDataset``: the same samples, with batches of ``per_class`` samples of each of ``B / per_class`` classes
   (``epoch_order``); ``oneshot_split`` separates training classes, exemplars and queries.
 - ``MeshClipDataset``: windows of ``clip_len`` frames every ``stride`` over sequences with 2D keypoints and SMPL
@@ -18,20 +23,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from mocli.config import DataConfig
-from mocli.data.clips import TRAIN_STREAM, VAL_STREAM, clip_starts
+from mocli.data.cameras import identity_camera, image_25d, sample_camera, world_to_camera
+from mocli.data.clips import TRAIN_STREAM, VAL_STREAM, clip_starts, view_range
 from mocli.data.transforms import crop_box, flip_clip, normalise_xy
 from mocli.errors import InputError
 
 __all__ = [
     "LabelledSequence",
     "list_sequences",
+    "list_action_sequences",
+    "project_sequence",
     "resample_indices",
     "select_persons",
     "normalise_persons",
@@ -46,13 +54,18 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LabelledSequence:
-    """A sequence of a mocli HDF5 file: where it is, its frame count, split and class label (-1 when unlabelled)."""
+    """A sequence of a mocli HDF5 file: where it is, its frame count, split and class label (-1 when unlabelled).
+
+    ``kind`` is '2d' (``keypoints2d`` is read) or '3d' (3D-only: ``joints3d`` in a world or camera frame, projected
+    through a virtual camera).
+    """
 
     path: str
     name: str
     num_frames: int
     split: str
     label: int = -1
+    kind: str = "2d"
 
 
 def _label(attrs: dict[str, Any], key: str) -> int:
@@ -84,6 +97,97 @@ def list_sequences(
                     continue
                 out.append(LabelledSequence(str(path), ref.name, ref.num_frames, ref.split, label))
     return out
+
+
+def _joints3d_frame(ref) -> str:
+    """The frame of a sequence's joints3d ('world', 'camera' or 'image_2.5d'), from the array's attributes."""
+    value = ref.dataset._group(ref.name)["joints3d"].attrs.get("frame", "world")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def list_action_sequences(
+    paths: Sequence[str | os.PathLike], label_key: str, allow_3d: bool = True
+) -> tuple[list[LabelledSequence], list[str]]:
+    """Labelled sequences for the action task and the class names (index = class id), from the metadata only.
+
+    A sequence takes part when it has ``keypoints2d`` (kind '2d'), or, with ``allow_3d``, ``joints3d`` in a world or
+    camera frame (kind '3d'), and a class attribute ``label_key``:
+
+    - integer values are the class ids; a class is named by the sequence attribute ``<label_key>_label`` when there
+      is one (Bandai: ``content`` and ``content_label``), else by its id;
+    - string values are class names; ids number the sorted distinct names from 0.
+
+    Raises:
+        InputError: a missing file; integer and string values mixed; one id named differently by different
+            sequences (e.g. Bandai's two datasets number their content labels independently: use the ``_label``
+            attribute as the key then).
+    """
+    from mocli.data.h5 import open_dataset
+
+    found: list[tuple[LabelledSequence, Any]] = []
+    for path in paths:
+        with open_dataset(path) as ds:
+            for ref in ds:
+                arrays = set(ref.array_names)
+                if "keypoints2d" in arrays:
+                    kind = "2d"
+                elif allow_3d and "joints3d" in arrays and _joints3d_frame(ref) in ("world", "camera"):
+                    kind = "3d"
+                else:
+                    continue
+                value = ref.attrs.get(label_key)
+                if isinstance(value, str) and value:
+                    key: Any = value
+                else:
+                    key = _label(ref.attrs, label_key)
+                    if key < 0:
+                        continue
+                    title = ref.attrs.get(f"{label_key}_label")
+                    key = (key, title if isinstance(title, str) and title else None)
+                found.append((LabelledSequence(str(path), ref.name, ref.num_frames, ref.split, -1, kind), key))
+    if not found:
+        return [], []
+    strings = [isinstance(key, str) for _, key in found]
+    if any(strings) and not all(strings):
+        raise InputError(f"class attribute {label_key!r} holds both integers and strings; use one kind")
+    if all(strings):
+        names = sorted({key for _, key in found})
+        index = {n: i for i, n in enumerate(names)}
+        return [replace(it, label=index[key]) for it, key in found], names
+    named: dict[int, set[str]] = {}
+    for _, (cid, name) in found:
+        named.setdefault(cid, set())
+        if name is not None:
+            named[cid].add(name)
+    clash = sorted(c for c, n in named.items() if len(n) > 1)
+    if clash:
+        c = clash[0]
+        raise InputError(
+            f"class ids of {label_key!r} name different classes in different sequences (id {c}: "
+            f"{', '.join(sorted(named[c]))}); use the names as the key: head.label_key={label_key}_label"
+        )
+    names = [next(iter(named[c])) if named.get(c) else str(c) for c in range(max(named) + 1)]
+    return [replace(it, label=cid) for it, (cid, _) in found], names
+
+
+def project_sequence(
+    rng: np.random.Generator, joints: np.ndarray, frame: str, up_axis: str, cfg: DataConfig
+) -> np.ndarray:
+    """3D joints seen through a virtual camera as 2D keypoints, as pretraining sees 3D data.
+
+    Args:
+        rng: draws the camera (``sample_camera`` over all frames; a camera-frame sequence uses the identity camera
+            and draws nothing).
+        joints: (T, 17, 3) metres in ``frame`` ('world' with ``up_axis``, or 'camera').
+        cfg: camera ranges, image size and projection ('perspective' or 'orthographic').
+    Returns:
+        (T, 17, 3) x, y pixels of the virtual image + confidence 1.
+    """
+    view = view_range(cfg)
+    camera = sample_camera(rng, joints, up_axis or "y", view) if frame == "world" else identity_camera(view)
+    cam_points = world_to_camera(joints, camera.R, camera.t)
+    label_px, _ = image_25d(cam_points, camera, orthographic=cfg.projection == "orthographic")
+    return np.concatenate([label_px[..., :2], np.ones(joints.shape[:-1] + (1,))], axis=-1)
 
 
 class _Files:
@@ -169,23 +273,45 @@ class ActionClipDataset(torch.utils.data.Dataset):
         self.stream = TRAIN_STREAM if train else VAL_STREAM
         self.labels = np.array([it.label for it in self.items], dtype=np.int64)
         self.files = _Files()
+        self._noise = None
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def _keypoints(self, rng: np.random.Generator, item: LabelledSequence) -> np.ndarray:
+        """(M, T', J, 3) pixels + confidence: the 2D keypoints, or the 3D joints through a virtual camera."""
+        ref = self.files.ref(item.path, item.name)
+        if item.kind == "3d":
+            seq = ref.load()
+            return project_sequence(rng, seq.joints3d.astype(np.float64), seq.frame, seq.up_axis, self.cfg)[None]
+        kp = ref.read("keypoints2d").astype(np.float64)
+        return kp if kp.ndim == 4 else kp[None]
+
+    def _add_noise(self, rng: np.random.Generator, clip: np.ndarray) -> np.ndarray:
+        """MotionBERT's detection noise and synthetic confidence on the first person's normalised x, y."""
+        from mocli.data.noise import add_detection_noise, load_noise_model
+
+        if self._noise is None:
+            self._noise = load_noise_model(self.cfg.noise_file or None)
+        out = clip.copy()
+        out[0] = add_detection_noise(rng, clip[0, ..., :2], self._noise)
+        return out
 
     def active_clips(self, epoch: int) -> np.ndarray:
         return np.arange(len(self.items))
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, i = key if isinstance(key, tuple) else (0, key)
-        rng = np.random.default_rng([self.seed, self.stream, int(epoch), int(i)])
+        epoch = int(epoch) if self.train else 0  # validation: the same sample (virtual camera) every time
+        rng = np.random.default_rng([self.seed, self.stream, epoch, int(i)])
         item = self.items[int(i)]
-        kp = self.files.ref(item.path, item.name).read("keypoints2d").astype(np.float64)
-        people = select_persons(kp if kp.ndim == 4 else kp[None], self.max_persons)  # (M, T', J, 3)
+        people = select_persons(self._keypoints(rng, item), self.max_persons)  # (M, T', J, 3)
         frames = resample_indices(people.shape[1], self.cfg.clip_len, rng if self.train else None)
         clip = normalise_persons(people[:, frames], _ratio(self.cfg, rng, self.train))
         if self.train and rng.random() < self.cfg.flip_prob:
             clip = flip_clip(clip)
+        if self.train and item.kind == "3d" and self.cfg.noise:
+            clip = self._add_noise(rng, clip)
         return {"input": torch.from_numpy(clip.astype(np.float32)), "label": torch.tensor(item.label)}
 
 

@@ -5,8 +5,10 @@ Layout (a plain dict of tensors, numbers, strings, lists and dicts, so no pickle
     format          "mocli-checkpoint"
     format_version  1
     mocli_version   "0.1.0"
-    arch            {"name": "dstformer-lite", "config": {DSTformerConfig fields}}
-    model           state dict of the DSTformer (encoder + 3D pose head)
+    arch            {"name": "dstformer-lite", "kind": "dstformer", "config": {DSTformerConfig fields}}
+                    (kind 'dstformer' or 'stmo', see ``mocli.models.registry.KINDS``; absent in older files:
+                    'dstformer')
+    model           state dict of the model (DSTformer: encoder + 3D pose head; STMO: the whole lifter)
     heads           {task: {"kind": str, "config": {...}, "state_dict": {...}}}  (action, mesh, ...)
     train_config    the resolved training config (or {})
     meta            {"source": ..., "license": ..., "step": ..., free-form strings/numbers}
@@ -24,6 +26,8 @@ import torch
 from mocli._version import __version__
 from mocli.errors import CheckpointError
 from mocli.models.dstformer import DSTformer, DSTformerConfig
+from mocli.models.registry import KINDS, arch_kind
+from mocli.models.stmo import STMO, STMOConfig
 from mocli.utils.io import atomic_path
 
 FORMAT = "mocli-checkpoint"
@@ -31,7 +35,7 @@ FORMAT_VERSION = 1
 
 
 def build_checkpoint(
-    model: DSTformer,
+    model: DSTformer | STMO,
     arch_name: str,
     *,
     heads: dict[str, dict[str, Any]] | None = None,
@@ -43,7 +47,7 @@ def build_checkpoint(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "mocli_version": __version__,
-        "arch": {"name": arch_name, "config": model.cfg.to_dict()},
+        "arch": {"name": arch_name, "kind": arch_kind(model.cfg), "config": model.cfg.to_dict()},
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "heads": heads or {},
         "train_config": train_config or {},
@@ -94,13 +98,22 @@ def validate_checkpoint(ckpt: Any, where: str) -> None:
             raise CheckpointError(f"{where}: checkpoint has no {key!r} entry")
 
 
-def config_from_checkpoint(ckpt: dict[str, Any]) -> DSTformerConfig:
-    known = {f.name for f in fields(DSTformerConfig)}
+def config_from_checkpoint(ckpt: dict[str, Any]) -> DSTformerConfig | STMOConfig:
+    """The architecture config of a checkpoint: arch["kind"] (default 'dstformer') picks the config class."""
+    kind = ckpt["arch"].get("kind", "dstformer")
+    if kind not in KINDS:
+        known_kinds = ", ".join(KINDS)
+        raise CheckpointError(f"checkpoint architecture kind {kind!r} is unknown (known: {known_kinds}); upgrade mocli")
+    config_class = KINDS[kind][0]
+    known = {f.name for f in fields(config_class)}
     cfg = ckpt["arch"].get("config", {})
     unknown = set(cfg) - known
     if unknown:
         raise CheckpointError(f"checkpoint architecture has unknown fields {sorted(unknown)}; upgrade mocli")
-    return DSTformerConfig(**cfg)
+    try:
+        return config_class(**cfg)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint architecture config is invalid: {e}") from None
 
 
 def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
@@ -122,9 +135,11 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], whe
         raise CheckpointError(f"{where}: weights do not fit the architecture; " + "; ".join(problems))
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], where: str = "checkpoint") -> DSTformer:
-    """Rebuild the DSTformer described by a checkpoint and load its weights (strict, with named mismatches)."""
-    model = DSTformer(config_from_checkpoint(ckpt))
+def model_from_checkpoint(ckpt: dict[str, Any], where: str = "checkpoint") -> DSTformer | STMO:
+    """Rebuild the model (DSTformer or STMO) a checkpoint describes and load its weights (strict, with named
+    mismatches)."""
+    cfg = config_from_checkpoint(ckpt)
+    model = KINDS[arch_kind(cfg)][1](cfg)
     check_state_dict(model, ckpt["model"], where)
     model.load_state_dict(ckpt["model"])
     return model

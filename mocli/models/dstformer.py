@@ -180,14 +180,19 @@ class DSTformer(nn.Module):
             nn.init.zeros_(level.fuse.weight)
             nn.init.constant_(level.fuse.bias, 0.5)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B,T,J,dim_in) normalised 2D + confidence -> motion representation E (B,T,J,dim_rep) in [-1, 1]."""
+    def forward_features(self, x: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,T,J,dim_in) normalised 2D + confidence -> motion representation E (B,T,J,dim_rep) in [-1, 1].
+
+        ``frames``: (B,T) or (T,) long, each input frame's temporal position (< maxlen) when the input is a subset
+        of a clip's frames (masked pose modelling feeds the visible ones); default 0..T-1.
+        """
         B, T, J, _ = x.shape
         if T > self.cfg.maxlen:
             raise ValueError(f"clip of {T} frames is longer than this model's maxlen {self.cfg.maxlen}")
         if J != self.cfg.num_joints:
             raise ValueError(f"expected {self.cfg.num_joints} joints, got {J}")
-        x = self.embed(x) + self.joint_pos + self.time_pos[:, :T]  # (B,T,J,C)
+        time_pos = self.time_pos[:, :T] if frames is None else self.time_pos[0, frames]  # (1|B,T,1,C)
+        x = self.embed(x) + self.joint_pos + time_pos  # (B,T,J,C)
         for level in self.levels:
             x = level(x)
         return torch.tanh(self.pre_logits(self.norm(x)))

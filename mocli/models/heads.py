@@ -189,13 +189,18 @@ def load_head_state(head: nn.Module, state: dict[str, torch.Tensor], where: str)
 class HeadModel(nn.Module):
     """The encoder and one task head: (B, T, J, 3) or (B, M, T, J, 3) normalised 2D + confidence -> head output.
 
-    ``task`` names the checkpoint entry (heads[task]); ``kind`` and ``config`` rebuild the head.
+    ``task`` names the checkpoint entry (heads[task]); ``kind`` and ``config`` rebuild the head. ``class_names``
+    (action heads: the name of each class id, index = id) is written into the entry as ``classes``.
     """
 
-    def __init__(self, encoder: DSTformer, head: nn.Module, task: str, kind: str, config: dict[str, Any]) -> None:
+    def __init__(
+        self, encoder: DSTformer, head: nn.Module, task: str, kind: str, config: dict[str, Any],
+        class_names: list[str] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.encoder, self.head = encoder, head
         self.task, self.kind, self.config = task, kind, dict(config)
+        self.class_names = list(class_names) if class_names else None
 
     @property
     def cfg(self):
@@ -212,7 +217,10 @@ class HeadModel(nn.Module):
 
     def checkpoint_parts(self) -> tuple[DSTformer, dict[str, dict[str, Any]]]:
         """(encoder, heads) for ``build_checkpoint``: the training loop writes checkpoints through this."""
-        return self.encoder, {self.task: head_entry(self.kind, self.config, self.head)}
+        entry = head_entry(self.kind, self.config, self.head)
+        if self.class_names:
+            entry["classes"] = list(self.class_names)
+        return self.encoder, {self.task: entry}
 
     def load_checkpoint_parts(self, ckpt: dict[str, Any]) -> None:
         """Load the encoder ('model') and this task's head (heads[task]) of a mocli checkpoint."""

@@ -8,21 +8,28 @@ from pathlib import Path
 
 from mocli.errors import MocliError
 from mocli.models.dstformer import DSTformer, DSTformerConfig
+from mocli.models.stmo import STMO, STMOConfig
 
 # Architecture presets: size goes in the name, the training recipe in a weights tag (``arch.tag``).
-ARCHS: dict[str, DSTformerConfig] = {
+ARCHS: dict[str, DSTformerConfig | STMOConfig] = {
     "dstformer": DSTformerConfig(),  # MotionBERT: 42,466,317 parameters
     "dstformer-lite": DSTformerConfig(dim_feat=256, mlp_ratio=4.0),  # MotionBERT-Lite: 16,001,549 parameters
     # Small enough that video -> 3D runs in real time on a 2-core CPU: 2.2M parameters, 81-frame clips
     "dstformer-small": DSTformerConfig(dim_feat=128, dim_rep=256, depth=4, num_heads=8, mlp_ratio=2.0, maxlen=81),
     "dstformer-tiny": DSTformerConfig(dim_feat=32, dim_rep=32, depth=2, num_heads=4, mlp_ratio=2.0, maxlen=81),
+    # P-STMO's many-to-one lifter (243 frames -> the centre frame): 6,572,646 parameters
+    "stmo": STMOConfig(),
+    "stmo-tiny": STMOConfig(dim=32, depth=1, num_heads=4, mlp_ratio=2.0, maxlen=27),  # tests: 58,406 parameters
 }
+
+# Model classes by architecture kind (a checkpoint's arch["kind"]; checkpoints without one are DSTformers)
+KINDS: dict[str, tuple[type, type]] = {"dstformer": (DSTformerConfig, DSTformer), "stmo": (STMOConfig, STMO)}
 
 WEIGHTS_SUFFIX = ".pt"
 DEFAULT_WEIGHTS = "dstformer-small.mocap"  # the shipped lifter `mocli infer` uses without --model
 
 
-def arch_config(name: str, **overrides) -> DSTformerConfig:
+def arch_config(name: str, **overrides) -> DSTformerConfig | STMOConfig:
     """The config of a named architecture with fields replaced by ``overrides`` (unknown fields are an error)."""
     try:
         cfg = ARCHS[name]
@@ -30,14 +37,31 @@ def arch_config(name: str, **overrides) -> DSTformerConfig:
         raise MocliError(f"unknown architecture {name!r}; known: {', '.join(ARCHS)}") from None
     unknown = set(overrides) - set(cfg.to_dict())
     if unknown:
-        raise MocliError(f"unknown DSTformer option(s) {sorted(unknown)}; known: {sorted(cfg.to_dict())}")
-    return replace(cfg, **overrides)
+        kind = "STMO" if isinstance(cfg, STMOConfig) else "DSTformer"
+        raise MocliError(f"unknown {kind} option(s) {sorted(unknown)}; known: {sorted(cfg.to_dict())}")
+    try:
+        return replace(cfg, **overrides)
+    except ValueError as e:  # an STMO maxlen that is not a power of its stride
+        raise MocliError(f"{name}: {e}") from None
 
 
-def create_model(name: str = "dstformer", **overrides) -> DSTformer:
-    """A freshly initialised DSTformer of a named architecture (``dstformer``, ``dstformer-lite``,
-    ``dstformer-tiny``), with config fields overridden by keyword, e.g. ``create_model("dstformer", maxlen=81)``."""
-    return DSTformer(arch_config(name, **overrides))
+def arch_kind(cfg: DSTformerConfig | STMOConfig) -> str:
+    """'dstformer' or 'stmo': the kind of a config (``KINDS``)."""
+    for kind, (config_class, _) in KINDS.items():
+        if isinstance(cfg, config_class):
+            return kind
+    raise TypeError(f"not an architecture config: {type(cfg).__name__}")
+
+
+def model_for_config(cfg: DSTformerConfig | STMOConfig) -> DSTformer | STMO:
+    """A freshly initialised model of a config (a DSTformer or an STMO)."""
+    return KINDS[arch_kind(cfg)][1](cfg)
+
+
+def create_model(name: str = "dstformer", **overrides) -> DSTformer | STMO:
+    """A freshly initialised model of a named architecture (``dstformer``, ``dstformer-lite``, ``dstformer-tiny``,
+    ``stmo``, ...), with config fields overridden by keyword, e.g. ``create_model("dstformer", maxlen=81)``."""
+    return model_for_config(arch_config(name, **overrides))
 
 
 def shipped_weights_dir() -> Path:
