@@ -80,6 +80,8 @@ class ActionModel:
         kind: 'action' (a classifier head), 'action-oneshot' (an embedding head) or 'action-text' (``model`` is an
             ``ActionTextModel`` and ``class_names`` the free-text labels it ranks).
         embedder: action-text: the text embedder for labels outside the checkpoint's set (None: not needed).
+        window_len: frames of the video per window, resampled to ``clip_len`` (0: ``clip_len``, i.e. the native
+            rate; action-text models trained on windows of ``text.max_frames`` frames use that).
     """
 
     model: torch.nn.Module
@@ -90,6 +92,7 @@ class ActionModel:
     info: dict[str, Any] = field(default_factory=dict)
     kind: str = "action"
     embedder: Any = None
+    window_len: int = 0
 
     @property
     def num_classes(self) -> int:
@@ -179,8 +182,9 @@ def load_text_model(
     data = (ckpt.get("train_config") or {}).get("data") or {}
     lo, hi = data.get("scale_range") or (1.0, 1.0)
     clip = min(int(data.get("clip_len") or net.cfg.maxlen), int(net.cfg.maxlen))
+    window = int(((ckpt.get("train_config") or {}).get("text") or {}).get("max_frames") or 0)
     return ActionModel(net, names, clip, 1, (float(lo) + float(hi)) / 2, _info(Path(path), ckpt), "action-text",
-                       embedder)  # fmt: skip
+                       embedder, max(window, clip))  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -357,14 +361,15 @@ class ActionRecogniser:
         T = len(keypoints)
         present = np.ones(T, bool)
         present[np.asarray(missing, dtype=np.int64)] = False
-        stride = self.stride or max(1, a.clip_len // 2)
-        windows = action_windows(T, a.clip_len, stride)
+        span = a.window_len or a.clip_len
+        stride = self.stride or max(1, span // 2)
+        windows = action_windows(T, span, stride)
         inputs = window_inputs(keypoints, windows, a.clip_len, a.max_persons, a.box_ratio)
         probs = self.probs(inputs)
         counts = np.array([int(present[s:e].sum()) for s, e in windows])
         out = {
             "task": "action", "labels": LABEL_SOURCES[a.kind], "classes": list(a.class_names), "model": a.info,
-            "frames": T, "fps": float(fps), "clip_len": a.clip_len, "stride": stride,
+            "frames": T, "fps": float(fps), "clip_len": a.clip_len, "window_frames": span, "stride": stride,
             "max_persons": a.max_persons, "box_ratio": a.box_ratio, "top_k": self.top_k,
             "frames_note": "end_frame is exclusive; seconds = frame / fps",
         }  # fmt: skip

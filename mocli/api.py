@@ -6,12 +6,13 @@ import os
 
 import torch
 
+from mocli.errors import MocliError
 from mocli.models.checkpoint import load_checkpoint, model_from_checkpoint
 from mocli.models.dstformer import DSTformer
 from mocli.models.registry import create_model, resolve_weights
 from mocli.models.stmo import STMO
 
-__all__ = ["create_model", "load_model", "model_clip_len"]
+__all__ = ["create_model", "load_model", "load_lifter", "model_clip_len"]
 
 
 def load_model(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTformer | STMO:
@@ -27,6 +28,22 @@ def load_model(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTforme
     model.checkpoint_info = {k: v for k, v in ckpt.items() if k not in ("model", "heads")}
     model.checkpoint_info["heads"] = sorted(ckpt.get("heads", {}))
     return model.to(device).eval()
+
+
+def load_lifter(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTformer:
+    """``load_model`` for the per-frame lifting of ``mocli infer`` and ``mocli eval``: a DSTformer.
+
+    Raises:
+        MocliError: the checkpoint holds a many-to-one STMO (one output frame per window), which those commands do
+            not run yet.
+    """
+    model = load_model(path_or_name, device)
+    if isinstance(model, STMO):
+        raise MocliError(
+            f"{path_or_name} is an STMO (many-to-one) lifter; infer and eval run per-frame DSTformer lifters "
+            "(use mocli.load_model in Python for STMO)"
+        )
+    return model
 
 
 def model_clip_len(model: torch.nn.Module) -> int:

@@ -71,11 +71,11 @@ def register(root: typer.Typer) -> None:
 
 
 def _load_lifter(name: str | None, device: Any):
-    from mocli.api import load_model
+    from mocli.api import load_lifter
     from mocli.models.registry import default_weights, resolve_weights
 
     path = resolve_weights(name) if name else default_weights()
-    lifter = load_model(path, device=str(device))
+    lifter = load_lifter(path, device=str(device))
     info = getattr(lifter, "checkpoint_info", {}) or {}
     return lifter, {"path": str(path), "arch": (info.get("arch") or {}).get("name"), "meta": info.get("meta", {})}
 

@@ -23,6 +23,7 @@ class Task(str, Enum):
     pose3d = "pose3d"
     action = "action"  # also actions.json per person (mocli.actions)
     mesh = "mesh"  # also mesh.npz + mesh/ (OBJ per frame) per person (mocli.mesh)
+    all = "all"  # pose3d + action + mesh
 
 
 class BodyModel(str, Enum):
@@ -46,12 +47,14 @@ next run unless --overwrite. A bad input is reported and the others go on; the e
 --render adds [b]preview.mp4[/b] (the video with the 2D skeleton beside the 3D one); --bvh adds [b]motion.bvh[/b]
 (Y up, centimetres, for Blender and other animation tools). With several people: joints3d_<id>.npz, motion_<id>.bvh
 and preview_<id>.mp4 for each (docs/exports.md).
---task action (with --model an action checkpoint from `mocli finetune action`) adds [b]actions.json[/b]
-(actions_<id>.json): the --top-k classes of each window of the model's clip length (half-overlapping; frames and
-seconds) and of the whole clip (the mean of the window probabilities).
+--task action adds [b]actions.json[/b] (actions_<id>.json): the --top-k classes of each window of the action
+model's clip length (half-overlapping; frames and seconds) and of the whole clip (the mean of the window
+probabilities). The action model is --action-model, else --model, else the shipped Bandai action classifier
+(dstformer-small.bandai-action; with --labels the text-aligned dstformer-small.bandai-text).
 --task mesh adds [b]mesh.npz[/b] (vertices (T,V,3) metres like joints3d, faces, body-model parameters) and
 [b]mesh/frame_00000.obj[/b], ... (Y up): SMPL with --smpl-dir (or MOCLI_SMPL_DIR; the checkpoint's mesh head if it
 has one, else fitted to the 3D joints), otherwise the open Anny body model fitted to the 3D joints.
+--task all does pose3d, action and mesh.
 
 [b]Examples[/b]
 
@@ -59,7 +62,9 @@ has one, else fitted to the 3D joints), otherwise the open Anny body model fitte
   mocli infer videos/ --out results/ --shard 0/4
   mocli infer clip.npz alphapose.json --format alphapose --model my-lifter.pt
   mocli infer dance.mp4 --render --bvh
-  mocli infer clip.mp4 --task action --model runs/finetune/bandai/best.pt --top-k 3
+  mocli infer clip.mp4 --task action --top-k 3
+  mocli infer clip.mp4 --task action --labels "walk,wave a hand,bow"
+  mocli infer clip.mp4 --task action --action-model runs/finetune/bandai/best.pt
   mocli infer examples/sports2d_demo.mp4 --task mesh
   mocli infer clip.mp4 --task mesh --model runs/finetune/pw3d/best.pt --smpl-dir ~/smpl
   mocli --device cuda infer match.mp4 --detector yolo --person all --out results/
@@ -110,6 +115,10 @@ def infer(
         typer.Option(help="--task action: comma-separated free-text labels to rank (needs a text-aligned model)."),
     ] = None,
     top_k: Annotated[int, typer.Option(min=1, help="--task action: classes listed per window and for the clip.")] = 5,
+    action_model: Annotated[
+        str | None,
+        typer.Option(help="--task action: weights name or checkpoint with an action (or action-text) head."),
+    ] = None,
     body_model: Annotated[
         BodyModel, typer.Option(help="--task mesh: smpl, anny, or auto (SMPL when --smpl-dir or MOCLI_SMPL_DIR).")
     ] = BodyModel.auto,
@@ -118,7 +127,7 @@ def infer(
         typer.Option(help="--task mesh: folder of the SMPL files (else $MOCLI_SMPL_DIR; docs/finetune.md)."),
     ] = None,
 ) -> None:
-    from mocli.api import load_model, model_clip_len
+    from mocli.api import load_lifter, model_clip_len
     from mocli.keypoints import DetectorOptions, parse_person
     from mocli.lift import LiftOptions
     from mocli.models.registry import default_weights, resolve_weights
@@ -136,7 +145,7 @@ def infer(
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
     weights = resolve_weights(model) if model else default_weights()
-    lifter = load_model(weights, device=str(device))
+    lifter = load_lifter(weights, device=str(device))
     options = InferOptions(
         detector=detector.value,
         detector_options=DetectorOptions(device=settings.device),
@@ -151,7 +160,9 @@ def infer(
         max_frames=max_frames,
     )
     model_info = _model_info(weights, lifter)
-    exports = Exports(render=render, bvh=bvh, action=_action_export(task, weights, device, labels, top_k, options))
+    action_weights = _action_weights(task, model, action_model, labels)
+    action = _action_export(task, action_weights, device, labels, top_k, options)
+    exports = Exports(render=render, bvh=bvh, action=action, task=task.value)
     exports = replace(exports, mesh=_mesh_export(task, body_model, smpl_dir, weights, lifter, device))
     batch = Batch()
     for message in errors:
@@ -179,24 +190,38 @@ class Exports:
     bvh: bool = False  # motion.bvh
     action: object | None = None  # a mocli.actions.ActionRecogniser: actions.json (None: off)
     mesh: object | None = None  # a mocli.mesh.MeshExporter: mesh.npz + mesh/ (None: off)
+    task: str = "pose3d"  # the --task asked, for summary.json
 
 
 def _mesh_export(task: Task, body_model: BodyModel, smpl_dir: Path | None, weights: Path, lifter, device):
     """--task mesh: the body model (and the checkpoint's mesh head with SMPL), loaded once for every input."""
-    if task != Task.mesh:
+    if task not in (Task.mesh, Task.all):
         if smpl_dir is not None or body_model != BodyModel.auto:
-            raise MocliError("--smpl-dir and --body-model apply to --task mesh")
+            raise MocliError("--smpl-dir and --body-model apply to --task mesh or all")
         return None
     from mocli.mesh import mesh_exporter
 
     return mesh_exporter(body_model.value, smpl_dir.expanduser() if smpl_dir else None, weights, lifter, device)
 
 
-def _action_export(task: Task, weights: Path, device, labels: str | None, top_k: int, options):
-    """--task action: the action model of --model, loaded once (a model without an action head fails here)."""
-    if labels is not None and task != Task.action:
-        raise MocliError("--labels applies to --task action")
-    if task != Task.action:
+def _action_weights(task: Task, model: str | None, action_model: str | None, labels: str | None) -> Path | None:
+    """The action checkpoint: --action-model, else --model, else the shipped one (text-aligned with --labels)."""
+    from mocli.models.registry import DEFAULT_ACTION_WEIGHTS, DEFAULT_TEXT_WEIGHTS, default_weights, resolve_weights
+
+    if task not in (Task.action, Task.all):
+        for given, name in ((labels, "--labels"), (action_model, "--action-model")):
+            if given is not None:
+                raise MocliError(f"{name} applies to --task action or all")
+        return None
+    chosen = action_model or model
+    if chosen:
+        return resolve_weights(chosen)
+    return default_weights(DEFAULT_TEXT_WEIGHTS if labels is not None else DEFAULT_ACTION_WEIGHTS)
+
+
+def _action_export(task: Task, weights: Path | None, device, labels: str | None, top_k: int, options):
+    """--task action|all: the action model, loaded once (a model without an action head fails here)."""
+    if weights is None:
         return None
     from mocli.actions import ActionRecogniser
 
@@ -275,7 +300,7 @@ def _run_one(
                 if len(result.missing):
                     warnings.append(f"{joints_file(unit)}: {len(result.missing)} frames without the person (NaN)")
             summary = base_summary(item, model_info, options)
-            summary.update(device=str(device), results=units, warnings=warnings, files=files,
+            summary.update(task=exports.task, device=str(device), results=units, warnings=warnings, files=files,
                            timings_s={k: round(v, 3) for k, v in timings.items()})  # fmt: skip
             write_summary(out_dir, summary)
         batch.written.append(out_dir)

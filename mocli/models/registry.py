@@ -27,6 +27,8 @@ KINDS: dict[str, tuple[type, type]] = {"dstformer": (DSTformerConfig, DSTformer)
 
 WEIGHTS_SUFFIX = ".pt"
 DEFAULT_WEIGHTS = "dstformer-small.mocap"  # the shipped lifter `mocli infer` uses without --model
+DEFAULT_ACTION_WEIGHTS = "dstformer-small.bandai-action"  # `infer --task action|all` without --model/--action-model
+DEFAULT_TEXT_WEIGHTS = "dstformer-small.bandai-text"  # the same with --labels (text-aligned, ActionPose pretext)
 
 
 def arch_config(name: str, **overrides) -> DSTformerConfig | STMOConfig:
@@ -104,12 +106,13 @@ def resolve_weights(path_or_name: str | os.PathLike) -> Path:
     raise MocliError(f"no weights named {name!r}; available: {hint}")
 
 
-def default_weights() -> Path:
-    """The checkpoint ``mocli infer`` uses when no --model is given."""
+def default_weights(name: str = DEFAULT_WEIGHTS) -> Path:
+    """A shipped checkpoint ``mocli infer`` uses by default (the lifter; ``DEFAULT_ACTION_WEIGHTS`` and
+    ``DEFAULT_TEXT_WEIGHTS`` for actions)."""
     found = find_weights()
-    if DEFAULT_WEIGHTS in found:
-        return found[DEFAULT_WEIGHTS][1]
+    if name in found:
+        return found[name][1]
     raise MocliError(
-        f"the default weights {DEFAULT_WEIGHTS!r} are not in {shipped_weights_dir()}; pass --model NAME|PATH "
+        f"the default weights {name!r} are not in {shipped_weights_dir()}; pass --model NAME|PATH "
         "(see `mocli weights list`)"
     )

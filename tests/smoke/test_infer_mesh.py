@@ -147,3 +147,32 @@ def test_eval_mesh_cli_matches_the_python_api(tmp_path, smpl_dir):
     no_head = runner.invoke(app, ["eval", "mesh", "--data", str(pkl), "--model", str(_tiny(tmp_path, False)),
                                   "--smpl-dir", str(smpl_dir)])  # fmt: skip
     assert no_head.exit_code == 1 and "has no mesh head" in no_head.output
+
+
+def test_infer_task_all_with_shipped_weights_adds_actions_and_meshes_without_changing_the_joints(tmp_path, smpl_dir):
+    """--task all = pose3d + action + mesh: joints3d.npz equals --task pose3d's (same lifter, the shipped default),
+    actions.json comes from the shipped Bandai action classifier, and summary.json names the task."""
+    src = _keypoints(tmp_path / "walk.npz", T=40, missing=(5,))
+    r = _infer(str(src), "--out", str(tmp_path / "pose"))
+    assert r.exit_code == 0, r.output
+    r = _infer(str(src), "--out", str(tmp_path / "all"), "--task", "all", "--smpl-dir", str(smpl_dir), "--top-k", "3")
+    assert r.exit_code == 0, r.output
+    pose, every = np.load(tmp_path / "pose/walk/joints3d.npz"), np.load(tmp_path / "all/walk/joints3d.npz")
+    np.testing.assert_array_equal(pose["joints3d"], every["joints3d"])
+    summary = json.loads((tmp_path / "all/walk/summary.json").read_text())
+    assert summary["task"] == "all"
+    assert json.loads((tmp_path / "pose/walk/summary.json").read_text())["task"] == "pose3d"
+    assert {"joints3d.npz", "actions.json", "mesh.npz"} <= set(summary["files"])
+    actions = json.loads((tmp_path / "all/walk/actions.json").read_text())
+    assert actions["model"]["path"].endswith("dstformer-small.bandai-action.pt")
+    assert len(actions["classes"]) == 24 and "walk" in actions["classes"]  # Bandai content labels
+    top = actions["clip"]["top"]
+    assert len(top) == 3 and [t["score"] for t in top] == sorted((t["score"] for t in top), reverse=True)
+    with np.load(tmp_path / "all/walk/mesh.npz") as mesh:
+        assert mesh["vertices"].shape[:2] == (40, 6890) and np.isnan(mesh["vertices"][5]).all()
+
+
+def test_action_options_without_an_action_task_are_one_line(tmp_path):
+    src = _keypoints(tmp_path / "walk.npz")
+    r = _infer(str(src), "--out", str(tmp_path / "o"), "--action-model", "dstformer-small.bandai-action")
+    assert r.exit_code == 1 and "--action-model applies to --task action or all" in r.output
