@@ -141,7 +141,11 @@ class Level(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_st, x_ts = self.st(x), self.ts(x)
-        alpha = self.fuse(torch.cat([x_st, x_ts], dim=-1)).softmax(dim=-1)  # (B,T,J,2)
+        # fuse(cat([x_st, x_ts])) as two half-width products: the same Linear without the (B,T,J,2C) copy
+        C = x_st.shape[-1]
+        w = self.fuse.weight  # (2, 2C)
+        logits = F.linear(x_st, w[:, :C], self.fuse.bias) + F.linear(x_ts, w[:, C:])
+        alpha = logits.softmax(dim=-1)  # (B,T,J,2)
         return x_st * alpha[..., 0:1] + x_ts * alpha[..., 1:2]
 
 
