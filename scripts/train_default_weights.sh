@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduces weights/dstformer-small.mocap.pt: converts the real mocap in ../shared/data/mocap to HDF5, pretrains
-# the small lifter (MotionBERT's lift pretext), exports it in half precision and measures it with `mocli eval mocap`.
+# Reproduces the shipped weights (dstformer-small.mocap, .bandai-action, .bandai-text): converts the real mocap in
+# ../shared/data/mocap to HDF5, pretrains the small lifter (MotionBERT's lift pretext), exports it in half precision,
+# measures it with `mocli eval mocap`, then trains the Bandai action head and the text-aligned action model.
 # Resumable: run it again after an interruption and the training continues from its last checkpoint.
 #   bash scripts/train_default_weights.sh [WORK_DIR]     (default WORK_DIR: runs/default-weights)
 set -euo pipefail
@@ -27,3 +28,19 @@ fi
 $M weights export "$RUN/best.pt" --out weights/dstformer-small.mocap.pt --half --overwrite \
     --license "CC BY-NC 4.0 (trained on Bandai Namco Research Motion data): non-commercial use"
 $M --seed 0 eval mocap "${DATA[@]}" --model weights/dstformer-small.mocap.pt --json "$WORK/eval_mocap.json"
+
+# The action classifier on Bandai's content labels (frozen lifter encoder) and the text-aligned variant.
+LIC="CC BY-NC 4.0 (trained on Bandai Namco Research Motion data): non-commercial use"
+ACT="$WORK/finetune/bandai-content"
+[ -f "$ACT/model.pt" ] || $M --quiet --seed 0 finetune action --data "$WORK/h5/bandai.h5" \
+    --init weights/dstformer-small.mocap.pt --freeze-backbone --clip-len 81 --batch 32 --epochs 1 \
+    --set head.label_key=content_label --set head.max_persons=1 --set data.noise=true \
+    --out-dir "$WORK/finetune" --name bandai-content
+$M weights export "$ACT/best.pt" --out weights/dstformer-small.bandai-action.pt --half --overwrite --license "$LIC"
+TXT="$WORK/pretrain/bandai-small-text1"
+[ -f "$TXT/model.pt" ] || $M -q --seed 0 pretrain --pretext action-text --data "$WORK/h5/bandai.h5" \
+    --init weights/dstformer-small.mocap.pt --clip-len 16 --batch 16 --epochs 1 --save-every 50 --lr 5e-4 \
+    --precision fp32 --out-dir "$WORK/pretrain" --name bandai-small-text1 --set text.max_frames=64 \
+    --set text.lift_weight=0 --set train.lr_head=1e-3 --set train.schedule=cosine --set train.warmup_steps=20 \
+    --set train.min_lr_ratio=0.1 --set train.log_every=10
+$M weights export "$TXT/best.pt" --out weights/dstformer-small.bandai-text.pt --half --overwrite --license "$LIC"
