@@ -49,10 +49,13 @@ MOCAP_HELP = """mocli's benchmark: lifting on the validation split of real motio
 Each validation sequence is seen through one fixed virtual camera (seeded by --seed and the sequence name), from
 the ranges the model was trained with; inputs are made exactly as in training (no flip, no masks), clean and with
 MotionBERT's detection-noise model. MPJPE, PA-MPJPE (mm) and acceleration error (mm/frame²) per source and action.
+--action-model adds action recognition: top-1/top-5 (%) per source on the labelled sequences, made exactly as the
+finetuning validation makes them (the checkpoint's label key, data settings and seed; one fixed camera each).
 
 [b]Examples[/b]
 
   mocli eval mocap --data bandai.h5 --data cmu_dance.h5 --data reactidle.h5
+  mocli eval mocap --data bandai.h5 --action-model dstformer-small.bandai-action
   mocli --seed 1 eval mocap --data bandai.h5 --model runs/pretrain/small/best.pt --no-noise --json mocap.json
 """
 
@@ -152,6 +155,10 @@ def mocap(
     json_path: JsonOption = None,
     clip_len: ClipLenOption = None,
     batch_size: BatchOption = 8,
+    action_model: Annotated[
+        str | None,
+        typer.Option(help="Also score this action checkpoint: top-1/top-5 per source on the labelled sequences."),
+    ] = None,
 ) -> None:
     from mocli.cli.batch import progress_bar
     from mocli.data.noise import load_noise_model
@@ -190,6 +197,14 @@ def mocap(
             info=info,
             on_sequence=lambda seq: progress.advance(task, seq.num_frames),
         )
+    if action_model is not None:
+        from mocli.evaluation.mocap import score_mocap_actions
+
+        table = score_mocap_actions(data, action_model, split=split, batch_size=batch_size, device=str(device))
+        report.tables.append(table)
+        overall = table.summary_row("mean over frames").values
+        report.headline.update({f"action {k} (%)": overall[k] for k in ("top1", "top5")})
+        report.info["action_model"] = str(action_model)
     _finish(report, json_path, settings.quiet)
 
 

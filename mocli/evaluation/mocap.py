@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from mocli.config import DataConfig, apply_dict
 from mocli.data.cameras import Camera, ViewRange, identity_camera, image_25d, sample_camera, world_to_camera
@@ -34,7 +35,7 @@ from mocli.data.noise import NoiseModel, add_detection_noise
 from mocli.data.transforms import CropBox, crop_box, normalise_image_3d
 from mocli.errors import InputError, MocliError
 from mocli.evaluation.errors import acceleration_sum, frame_errors
-from mocli.evaluation.report import Metric, Report, ScoreSums, build_table
+from mocli.evaluation.report import Metric, Report, ScoreSums, Table, build_table
 from mocli.evaluation.runner import WindowPlan, gather_frames, pad_window, plan_sequence
 
 __all__ = [
@@ -50,6 +51,8 @@ __all__ = [
     "build_windows",
     "sequence_errors",
     "score_mocap",
+    "score_mocap_actions",
+    "ACTION_METRICS",
 ]
 
 log = logging.getLogger(__name__)
@@ -279,3 +282,82 @@ def _sequence_row(seq: MocapSequence, errors: dict[str, Any]) -> dict[str, Any]:
     return {"name": seq.name, "source": seq.source, "action": seq.action, "frames": seq.num_frames,
             "mpjpe": float(errors["mpjpe"].mean()), "pa_mpjpe": float(errors["pa_mpjpe"].mean()),
             "accel": total / count if count else None}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Action accuracy of an action checkpoint (``mocli eval mocap --action-model``)
+# ----------------------------------------------------------------------------------------------------------------------
+
+ACTION_METRICS = [Metric("top1", "Top-1", "%"), Metric("top5", "Top-5", "%")]
+
+
+def _sequence_sources(paths: Sequence[str | Path]) -> dict[tuple[str, str], str]:
+    """(file, sequence name) -> the sequence's ``source`` attribute (else the file's stem)."""
+    from mocli.data.h5 import open_dataset
+
+    out = {}
+    for path in paths:
+        with open_dataset(path) as ds:
+            for ref in ds:
+                out[str(path), ref.name] = str(ref.attrs.get("source") or Path(path).stem)
+    return out
+
+
+def score_mocap_actions(
+    paths: Sequence[str | Path],
+    checkpoint: str | Path,
+    split: str = "val",
+    batch_size: int = 8,
+    device: str = "cpu",
+) -> Table:
+    """Top-1 / top-5 accuracy (%) of an action checkpoint per source, on the labelled sequences of ``split``.
+
+    The trainer's validation path exactly (``ActionClipDataset`` with ``train=False``, the checkpoint's training
+    data settings and seed): every sequence once, resampled to the model's clip length, 3D-only sequences through
+    one fixed seeded virtual camera each, clean 2D. The label attribute is the training ``head.label_key``; classes
+    are matched by name, and a sequence whose class the model does not know is left out.
+
+    Returns:
+        a Table grouped by source ('frames' counts sequences there).
+    """
+    from mocli.actions import load_action_model
+    from mocli.data.finetune_data import ActionClipDataset, list_action_sequences
+    from mocli.models.checkpoint import load_checkpoint
+    from mocli.models.registry import resolve_weights
+
+    path = resolve_weights(checkpoint)
+    ckpt = load_checkpoint(path)
+    action = load_action_model(path, device, ckpt=ckpt)
+    train_config = ckpt.get("train_config") or {}
+    label_key = (train_config.get("head") or {}).get("label_key") or "content_label"
+    known = {f.name for f in fields(DataConfig)}
+    data = DataConfig(**{k: v for k, v in (train_config.get("data") or {}).items() if k in known})
+    data = replace(data, clip_len=action.clip_len, paths=[str(p) for p in paths])
+    items, names = list_action_sequences([str(p) for p in paths], label_key)
+    index = {name: i for i, name in enumerate(action.class_names)}
+    chosen, labels = [], []
+    for item in items:
+        if item.split == split and names[item.label] in index:
+            chosen.append(item)
+            labels.append(index[names[item.label]])
+    if not chosen:
+        where = ", ".join(map(str, paths))
+        raise MocliError(f"no {split} sequences with a {label_key!r} the action model knows in {where}")
+    dataset = ActionClipDataset(chosen, data, train=False, max_persons=action.max_persons,
+                                seed=int(train_config.get("seed", 0)))  # fmt: skip
+    sources = _sequence_sources(paths)
+    sums = ScoreSums()
+    model = action.model.to(device).eval()
+    for start in range(0, len(chosen), batch_size):
+        ids = range(start, min(start + batch_size, len(chosen)))
+        x = torch.stack([torch.as_tensor(dataset[i]["input"]) for i in ids]).float().to(device)
+        with torch.inference_mode():
+            logits = model(x).float().cpu()
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices.numpy()
+        for row, i in zip(top, ids, strict=True):
+            group = sources[chosen[i].path, chosen[i].name]
+            sums.add(group, "top1", np.array([100.0 * (row[0] == labels[i])]))
+            sums.add(group, "top5", np.array([100.0 * (labels[i] in row)]))
+            sums.add_frames(group, 1)
+    return build_table(sums, f"mocap {split} - action recognition ({label_key}) - per source", "source",
+                       ACTION_METRICS)  # fmt: skip

@@ -254,3 +254,19 @@ def test_infer_ranks_free_text_labels_with_a_text_aligned_checkpoint(tmp_path):
         probs = torch.softmax(net.embed(x) @ text.T / 0.1, dim=-1).numpy()
     for w, p in zip(report["windows"], probs, strict=True):
         assert {r["label"]: r["score"] for r in w["top"]} == pytest.approx({"jump high": p[0], "bow": p[1]}, abs=1e-5)
+
+
+def test_eval_mocap_action_accuracy_equals_the_finetuning_validation(action_run):
+    """eval mocap --action-model scores the labelled val sequences as the trainer's validation did: same top-1."""
+    import json
+
+    rows = [json.loads(line) for line in (action_run.parent / "log.jsonl").read_text().splitlines()]
+    val_top1 = [r for r in rows if r["kind"] == "val"][-1]["val_top1"]
+    out = action_run.parent / "eval.json"
+    _ok("-q", "eval", "mocap", "--data", str(action_run.parent.parent / "mocap.h5"), "--no-noise", "--action-model",
+        str(action_run), "--json", str(out))  # fmt: skip
+    report = json.loads(out.read_text())
+    table = next(t for t in report["tables"] if "action recognition" in t["title"])
+    assert [r["frames"] for r in table["rows"]] == [2]  # the two val sequences, one source
+    assert report["headline"]["action top1 (%)"] == pytest.approx(100.0 * val_top1)
+    assert report["headline"]["action top5 (%)"] == pytest.approx(100.0)  # 3 classes: always in the top 5
