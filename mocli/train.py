@@ -890,7 +890,8 @@ def build_lift_data(cfg: RunConfig, sources: list[MotionSource] | None = None):
 
 PRETEXTS = ("lift", "mpm2d3d", "action-text", "mpm")
 """Pretext names. 'lift' lives here; each other one is a module ``mocli.pretexts.<name with _ for ->`` offering
-``check_config(cfg, world, ckpt)`` (one-line MocliErrors before any data is read) and
+``check_config(cfg, world, ckpt)`` (one-line MocliErrors for its own settings, before any data is read; the common
+checks of ``_check_common`` run first for every pretext) and
 ``build(cfg, sources, resume) -> (model, task, train_set, val_set)`` (``resume``: a loaded last.pt or None)."""
 
 
@@ -900,10 +901,23 @@ def _pretext_module(name: str):
     return importlib.import_module(f"mocli.pretexts.{name.replace('-', '_')}")
 
 
+def _check_common(cfg: RunConfig, world: int) -> None:
+    """The checks of every pretext: projection, batch split over processes, precision, schedule."""
+    if cfg.data.projection not in ("perspective", "orthographic"):
+        raise MocliError(f"data.projection must be perspective or orthographic, not {cfg.data.projection!r}")
+    if cfg.train.batch_size < 1 or cfg.train.batch_size % world:
+        raise MocliError(f"batch {cfg.train.batch_size} does not split evenly over {world} process(es)")
+    if cfg.train.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise MocliError(f"unknown precision {cfg.train.precision!r}: expected auto, fp32, bf16 or fp16")
+    lr_factor(cfg.train, 0, 0, 1)  # unknown schedule
+
+
 def check_config(cfg: RunConfig, world: int = 1, ckpt: dict[str, Any] | None = None) -> None:
-    """Raise a one-line MocliError for settings that cannot work (before any data is read)."""
+    """Raise a one-line MocliError for settings that cannot work (before any data is read): the common checks,
+    then the lift pretext's own (clip length) or the pretext module's ``check_config``."""
     if cfg.pretext not in PRETEXTS:
         raise MocliError(f"unknown pretext {cfg.pretext!r}; available: {', '.join(PRETEXTS)}")
+    _check_common(cfg, world)
     if cfg.pretext != "lift":
         _pretext_module(cfg.pretext).check_config(cfg, world, ckpt)
         return
@@ -918,13 +932,6 @@ def check_config(cfg: RunConfig, world: int = 1, ckpt: dict[str, Any] | None = N
         )
     if cfg.data.clip_len < 2:
         raise MocliError(f"clip length must be at least 2 frames, not {cfg.data.clip_len}")
-    if cfg.data.projection not in ("perspective", "orthographic"):
-        raise MocliError(f"data.projection must be perspective or orthographic, not {cfg.data.projection!r}")
-    if cfg.train.batch_size < 1 or cfg.train.batch_size % world:
-        raise MocliError(f"batch {cfg.train.batch_size} does not split evenly over {world} process(es)")
-    if cfg.train.precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise MocliError(f"unknown precision {cfg.train.precision!r}: expected auto, fp32, bf16 or fp16")
-    lr_factor(cfg.train, 0, 0, 1)  # unknown schedule
 
 
 def run_pretrain(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,7 @@ class LabelledSequence:
     split: str
     label: int = -1
     kind: str = "2d"
+    source: str = ""  # the sequence's ``source`` attribute (e.g. 'bandai'; list_action_sequences fills it)
 
 
 def _label(attrs: dict[str, Any], key: str) -> int:
@@ -144,7 +146,9 @@ def list_action_sequences(
                         continue
                     title = ref.attrs.get(f"{label_key}_label")
                     key = (key, title if isinstance(title, str) and title else None)
-                found.append((LabelledSequence(str(path), ref.name, ref.num_frames, ref.split, -1, kind), key))
+                source = str(ref.attrs.get("source") or Path(path).stem)
+                item = LabelledSequence(str(path), ref.name, ref.num_frames, ref.split, -1, kind, source)
+                found.append((item, key))
     if not found:
         return [], []
     strings = [isinstance(key, str) for _, key in found]

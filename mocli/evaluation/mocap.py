@@ -291,18 +291,6 @@ def _sequence_row(seq: MocapSequence, errors: dict[str, Any]) -> dict[str, Any]:
 ACTION_METRICS = [Metric("top1", "Top-1", "%"), Metric("top5", "Top-5", "%")]
 
 
-def _sequence_sources(paths: Sequence[str | Path]) -> dict[tuple[str, str], str]:
-    """(file, sequence name) -> the sequence's ``source`` attribute (else the file's stem)."""
-    from mocli.data.h5 import open_dataset
-
-    out = {}
-    for path in paths:
-        with open_dataset(path) as ds:
-            for ref in ds:
-                out[str(path), ref.name] = str(ref.attrs.get("source") or Path(path).stem)
-    return out
-
-
 def score_mocap_actions(
     paths: Sequence[str | Path],
     checkpoint: str | Path,
@@ -318,7 +306,7 @@ def score_mocap_actions(
     are matched by name, and a sequence whose class the model does not know is left out.
 
     Returns:
-        a Table grouped by source ('frames' counts sequences there).
+        a Table grouped by the sequences' ``source`` attribute ('frames' counts sequences there).
     """
     from mocli.actions import load_action_model
     from mocli.data.finetune_data import ActionClipDataset, list_action_sequences
@@ -345,17 +333,15 @@ def score_mocap_actions(
         raise MocliError(f"no {split} sequences with a {label_key!r} the action model knows in {where}")
     dataset = ActionClipDataset(chosen, data, train=False, max_persons=action.max_persons,
                                 seed=int(train_config.get("seed", 0)))  # fmt: skip
-    sources = _sequence_sources(paths)
     sums = ScoreSums()
-    model = action.model.to(device).eval()
     for start in range(0, len(chosen), batch_size):
         ids = range(start, min(start + batch_size, len(chosen)))
         x = torch.stack([torch.as_tensor(dataset[i]["input"]) for i in ids]).float().to(device)
         with torch.inference_mode():
-            logits = model(x).float().cpu()
+            logits = action.model(x).float().cpu()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices.numpy()
         for row, i in zip(top, ids, strict=True):
-            group = sources[chosen[i].path, chosen[i].name]
+            group = chosen[i].source
             sums.add(group, "top1", np.array([100.0 * (row[0] == labels[i])]))
             sums.add(group, "top5", np.array([100.0 * (labels[i] in row)]))
             sums.add_frames(group, 1)

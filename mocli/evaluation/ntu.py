@@ -85,22 +85,10 @@ def load_pyskl(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _sample(ann: Any, where: str) -> NtuSample:
-    from mocli.skeleton import to_h36m
+    from mocli.data.converters.ntu import pyskl_keypoints
 
-    if not isinstance(ann, dict):
-        raise InputError(f"{where} is not a dict")
-    for key in ("frame_dir", "keypoint", "label"):
-        if key not in ann:
-            raise InputError(f"{where} lacks field {key!r}")
-    kp = np.asarray(ann["keypoint"], dtype=np.float32)
-    if kp.ndim != 4 or kp.shape[2] != 17 or kp.shape[3] not in (2, 3) or kp.shape[1] < 1:
-        raise InputError(f"{where}['keypoint'] has shape {kp.shape}, expected (M, T, 17, 2)")
-    if kp.shape[3] == 2:
-        score = np.asarray(ann.get("keypoint_score", np.ones(kp.shape[:3])), dtype=np.float32)
-        if score.shape != kp.shape[:3]:
-            raise InputError(f"{where}['keypoint_score'] has shape {score.shape}, expected {kp.shape[:3]}")
-        kp = np.concatenate([kp, score[..., None]], axis=-1)
-    return NtuSample(str(ann["frame_dir"]), int(ann["label"]), to_h36m(kp, "coco"))
+    kp = pyskl_keypoints(ann, where)
+    return NtuSample(str(ann["frame_dir"]), int(ann["label"]), kp)
 
 
 def _by_name(data: dict[str, Any], name: str) -> dict[str, tuple[int, Any]]:

@@ -277,7 +277,6 @@ def _check_clip(cfg: RunConfig, arch: Any) -> None:
 def check_config(cfg: RunConfig, world: int = 1, ckpt: dict[str, Any] | None = None) -> None:
     """Raise a one-line MocliError for settings that cannot work (before any data is read)."""
     from mocli.models.checkpoint import config_from_checkpoint
-    from mocli.train import lr_factor
 
     m = cfg.mpm
     if not 0.0 <= m.frame_ratio < 1.0:
@@ -291,13 +290,6 @@ def check_config(cfg: RunConfig, world: int = 1, ckpt: dict[str, Any] | None = N
         )
     if ckpt is not None or not cfg.init:  # --init replaces the architecture: checked once it is loaded
         _check_clip(cfg, config_from_checkpoint(ckpt) if ckpt is not None else arch_config(cfg.model))
-    if cfg.data.projection not in ("perspective", "orthographic"):
-        raise MocliError(f"data.projection must be perspective or orthographic, not {cfg.data.projection!r}")
-    if cfg.train.batch_size < 1 or cfg.train.batch_size % world:
-        raise MocliError(f"batch {cfg.train.batch_size} does not split evenly over {world} process(es)")
-    if cfg.train.precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise MocliError(f"unknown precision {cfg.train.precision!r}: expected auto, fp32, bf16 or fp16")
-    lr_factor(cfg.train, 0, 0, 1)  # unknown schedule
 
 
 def build(cfg: RunConfig, sources: list[MotionSource] | None, resume: dict[str, Any] | None):

@@ -84,22 +84,31 @@ def convert(task: Task, opts: ConvertOptions) -> Iterator[Sequence]:
         log.info("%s: %d annotations are in neither %s list; skipped", name, skipped, opts.benchmark)
 
 
-def _sequence(ann: Any, i: int, task: Task, opts: ConvertOptions, benches: dict[str, dict[str, str]]) -> Sequence:
-    where = f"{task.path.name}: annotations[{i}]"
+def pyskl_keypoints(ann: Any, where: str) -> np.ndarray:
+    """One PYSKL annotation's persons as (M, T, 17, 3) H36M-17 pixels + confidence, after checking its fields.
+
+    Raises:
+        InputError: not a dict, a missing frame_dir / keypoint / label, or keypoint / keypoint_score shapes that are
+            not (M, T, 17, 2) / (M, T, 17) (T >= 1).
+    """
     if not isinstance(ann, dict):
         raise InputError(f"{where} is not a dict")
     for key in ("frame_dir", "keypoint", "label"):
         if key not in ann:
             raise InputError(f"{where} lacks field {key!r}")
     kp = np.asarray(ann["keypoint"], dtype=np.float32)
-    if kp.ndim != 4 or kp.shape[2] != 17 or kp.shape[3] not in (2, 3):
+    if kp.ndim != 4 or kp.shape[2] != 17 or kp.shape[3] not in (2, 3) or kp.shape[1] < 1:
         raise InputError(f"{where}['keypoint'] has shape {kp.shape}, expected (M, T, 17, 2)")
     if kp.shape[3] == 2:
         score = np.asarray(ann.get("keypoint_score", np.ones(kp.shape[:3])), dtype=np.float32)
         if score.shape != kp.shape[:3]:
             raise InputError(f"{where}['keypoint_score'] has shape {score.shape}, expected {kp.shape[:3]}")
         kp = np.concatenate([kp, score[..., None]], axis=-1)
-    kp2d = to_h36m(kp, "coco")  # (M, T, 17, 3)
+    return to_h36m(kp, "coco")
+
+
+def _sequence(ann: Any, i: int, task: Task, opts: ConvertOptions, benches: dict[str, dict[str, str]]) -> Sequence:
+    kp2d = pyskl_keypoints(ann, f"{task.path.name}: annotations[{i}]")  # (M, T, 17, 3)
     fps = FPS
     if opts.fps and opts.fps != FPS:
         kp2d = np.stack([resample_linear(p, FPS, opts.fps) for p in kp2d])
