@@ -6,11 +6,10 @@ import os
 
 import torch
 
-from mocli.errors import MocliError
 from mocli.models.checkpoint import load_checkpoint, model_from_checkpoint
 from mocli.models.dstformer import DSTformer
 from mocli.models.registry import create_model, resolve_weights
-from mocli.models.stmo import STMO
+from mocli.models.stmo import STMO, ManyToOne
 
 __all__ = ["create_model", "load_model", "load_lifter", "model_clip_len"]
 
@@ -30,20 +29,14 @@ def load_model(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTforme
     return model.to(device).eval()
 
 
-def load_lifter(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTformer:
-    """``load_model`` for the per-frame lifting of ``mocli infer`` and ``mocli eval``: a DSTformer.
+def load_lifter(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTformer | ManyToOne:
+    """``load_model`` for the per-frame lifting of ``mocli infer`` and ``mocli eval``: (B,T,17,C) -> (B,T,17,3).
 
-    Raises:
-        MocliError: the checkpoint holds a many-to-one STMO (one output frame per window), which those commands do
-            not run yet.
+    A DSTformer is returned as is; an STMO (many-to-one) is wrapped in ``ManyToOne``, which lifts every frame as the
+    centre of its own window of ``cfg.maxlen`` frames (one STMO pass per output frame, see ``mocli.models.stmo``).
     """
     model = load_model(path_or_name, device)
-    if isinstance(model, STMO):
-        raise MocliError(
-            f"{path_or_name} is an STMO (many-to-one) lifter; infer and eval run per-frame DSTformer lifters "
-            "(use mocli.load_model in Python for STMO)"
-        )
-    return model
+    return ManyToOne(model).eval() if isinstance(model, STMO) else model
 
 
 def model_clip_len(model: torch.nn.Module) -> int:

@@ -79,7 +79,8 @@ def lift_keypoints(
     """3D joints for a whole sequence of 2D keypoints.
 
     Args:
-        model: maps (B,T,17,3) normalised 2D + conf to (B,T,17,3) normalised 3D (a DSTformer).
+        model: maps (B,T,17,3) normalised 2D + conf to (B,T,17,3) normalised 3D (a DSTformer, or an STMO in
+            ``mocli.models.stmo.ManyToOne``: each frame the centre of its own window, within this lift window).
         keypoints: (T,17,3) pixels + confidence, H36M-17 order; NaN or conf 0 where a joint or frame is missing.
         options: windowing, flip TTA, batching, precision.
     Returns:

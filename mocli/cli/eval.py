@@ -365,6 +365,7 @@ def mesh(
     from mocli.evaluation.runner import RunOptions
     from mocli.mesh.meshes import load_mesh_head
     from mocli.models.smpl import BodyModel, find_smpl_files
+    from mocli.models.stmo import ManyToOne
     from mocli.utils.device import resolve_device
     from mocli.utils.seed import seed_everything
 
@@ -374,6 +375,8 @@ def mesh(
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
     encoder, model_info = _load_lifter(model, device)
+    if isinstance(encoder, ManyToOne):
+        raise MocliError(f"{model} is an STMO (many-to-one) lifter; eval mesh needs a DSTformer with a mesh head")
     head = load_mesh_head(model_info["path"], encoder)
     if head is None:
         raise MocliError(f"{model} has no mesh head: finetune one with `mocli finetune mesh` (docs/finetune.md)")

@@ -131,6 +131,7 @@ def infer(
     from mocli.keypoints import DetectorOptions, parse_person
     from mocli.lift import LiftOptions
     from mocli.models.registry import default_weights, resolve_weights
+    from mocli.models.stmo import ManyToOne
     from mocli.pipeline import InferOptions, is_complete, parse_shard, resolve_inputs, select_shard
     from mocli.utils.device import resolve_device, resolve_precision
     from mocli.utils.seed import seed_everything
@@ -161,6 +162,8 @@ def infer(
     )
     model_info = _model_info(weights, lifter)
     action_weights = _action_weights(task, model, action_model, labels)
+    if action_weights == weights and isinstance(lifter, ManyToOne):
+        raise MocliError(f"{weights} is an STMO (many-to-one) lifter with no action head; give --action-model")
     action = _action_export(task, action_weights, device, labels, top_k, options)
     exports = Exports(render=render, bvh=bvh, action=action, task=task.value)
     exports = replace(exports, mesh=_mesh_export(task, body_model, smpl_dir, weights, lifter, device))

@@ -17,6 +17,10 @@ model with ``dim_in=2``, and a C=2 input gets confidence 1 in a model with ``dim
 ``forward(x)`` returns the centre frame (B,1,J,3) normalised 3D; ``forward(x, aux=True)`` returns
 ``(centre (B,1,J,3), frames (B,T,J,3))``, the pair the lifting loss needs (one call, so DDP sees it).
 
+``ManyToOne(stmo)`` runs an STMO the P-STMO way on clips of any length, (B,T,J,C) -> (B,T,J,3) like a DSTformer:
+every output frame is the centre of its own window of ``maxlen`` frames, the clip's ends padded by repeating the
+edge frames. It costs one STMO pass per output frame (``mocli infer`` and ``mocli eval`` lift with it).
+
 Choices of mocli (P-STMO's facts are in REFERENCE.md): LayerNorm instead of BatchNorm (no batch-size dependence), no
 dropout, the strided windows do not overlap (kernel = stride), so the output sits exactly on frame ``T // 2``.
 """
@@ -32,7 +36,7 @@ from torch import nn
 
 from mocli.models.dstformer import Attention, Block
 
-__all__ = ["STMOConfig", "STMO", "StridedBlock"]
+__all__ = ["STMOConfig", "STMO", "StridedBlock", "ManyToOne"]
 
 
 @dataclass
@@ -165,3 +169,34 @@ class STMO(nn.Module):
         if not aux:
             return centre
         return centre, self.head_frames(feats).reshape(B, T, J, self.cfg.dim_out)
+
+
+class ManyToOne(nn.Module):
+    """An STMO as a per-frame lifter: (B,T,J,C) normalised 2D [+ confidence] -> (B,T,J,3) normalised 3D, any T >= 1.
+
+    Frame t's output is ``stmo`` on the ``maxlen`` frames centred at t (frames t - maxlen//2 .. t + maxlen//2), the
+    clip padded at both ends by repeating its first and last frames (P-STMO pads sequence ends by replication).
+    The B*T windows run ``chunk`` at a time (bounds the memory: a window is a whole STMO input). Exposes the STMO's
+    ``cfg`` (``cfg.maxlen`` is also the default lift window) and ``checkpoint_info``, as callers of a DSTformer use.
+    """
+
+    def __init__(self, stmo: STMO, chunk: int = 256):
+        super().__init__()
+        self.stmo = stmo
+        self.cfg = stmo.cfg
+        self.chunk = chunk
+        if hasattr(stmo, "checkpoint_info"):
+            self.checkpoint_info = stmo.checkpoint_info
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, J, C = x.shape
+        L = self.cfg.maxlen
+        before, after = L // 2, L - 1 - L // 2  # the centre frame of a window is frame L // 2 (``STMO.forward``)
+        padded = torch.cat([x[:, :1].expand(B, before, J, C), x, x[:, -1:].expand(B, after, J, C)], dim=1)
+        windows = padded.unfold(1, L, 1)  # (B,T,J,C,L) view: window t = padded frames t .. t+L-1
+        out, chunk = [], max(1, int(self.chunk))
+        for i in range(0, B * T, chunk):
+            idx = torch.arange(i, min(i + chunk, B * T), device=x.device)
+            batch = windows[idx // T, idx % T].permute(0, 3, 1, 2)  # (n,L,J,C), frame (b, t) centred
+            out.append(self.stmo(batch)[:, 0])  # (n,J,3)
+        return torch.cat(out).reshape(B, T, J, self.cfg.dim_out)

@@ -239,13 +239,3 @@ def test_stmo_lift_pretrain_in_python(tmp_path):
     cfg.data.clip_len = 9
     with pytest.raises(MocliError, match="exactly 27 frames"):
         run_pretrain(cfg, run_dir=tmp_path / "r2", sources=sources)
-
-
-def test_infer_and_eval_refuse_an_stmo_lifter_in_one_line(tmp_path):
-    from tests.smoke.test_infer_mesh import _keypoints
-
-    path = save_checkpoint(build_checkpoint(create_model("stmo-tiny"), "stmo-tiny"), tmp_path / "stmo.pt")
-    kp = _keypoints(tmp_path / "walk.npz")
-    r = _cli(["infer", str(kp), "--model", str(path), "--out", str(tmp_path / "o")])
-    assert r.exit_code == 1 and "STMO (many-to-one)" in r.output and "Traceback" not in r.output
-    assert not (tmp_path / "o" / "walk").exists()
