@@ -54,6 +54,14 @@ def plausibility(joints: np.ndarray) -> dict[str, float]:
     }
 
 
+def print_plausibility(rows: dict[str, dict[str, float]], note: str = "", width: int = 28) -> None:
+    """One line per named result of ``plausibility``."""
+    print(f"{'':{width}} {'bone CV %':>10} {'asym %':>8} {'accel mm/f2':>12} {'speed mm/f':>11}   {note}".rstrip())
+    for name, r in rows.items():
+        print(f"{name:{width}} {r['bone_length_cv_pct']:>10.2f} {r['asymmetry_pct']:>8.2f} "
+              f"{r['accel_mm_per_frame2']:>12.2f} {r['speed_mm_per_frame']:>11.2f}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("joints", type=Path, help="joints3d.npz written by mocli infer with the mediapipe detector")
@@ -67,11 +75,7 @@ def main() -> None:
     both = np.isfinite(ours).all((1, 2)) & np.isfinite(mp).all((1, 2))
     rows = {"mocli": plausibility(ours[both]), "mediapipe world landmarks": plausibility(mp[both])}
     rows["frames"] = int(both.sum())
-    print(f"{'':28} {'bone CV %':>10} {'asym %':>8} {'accel mm/f2':>12} {'speed mm/f':>11}   ({both.sum()} frames)")
-    for name in ("mocli", "mediapipe world landmarks"):
-        r = rows[name]
-        print(f"{name:28} {r['bone_length_cv_pct']:>10.2f} {r['asymmetry_pct']:>8.2f} "
-              f"{r['accel_mm_per_frame2']:>12.2f} {r['speed_mm_per_frame']:>11.2f}")  # fmt: skip
+    print_plausibility({k: rows[k] for k in ("mocli", "mediapipe world landmarks")}, f"({both.sum()} frames)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

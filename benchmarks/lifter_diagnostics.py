@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from compare_mediapipe import plausibility  # noqa: E402
+from compare_mediapipe import plausibility, print_plausibility  # noqa: E402
 
 from mocli.api import load_lifter, model_clip_len  # noqa: E402
 from mocli.evaluation.mocap import (  # noqa: E402
@@ -110,11 +110,8 @@ def main() -> None:
     for label, key in (("abs error", "abs_error_mm"), ("abs error, copy 2D", "copy2d_abs_error_mm"),
                        ("spread, prediction", "spread_mm"), ("spread, truth", "truth_spread_mm")):  # fmt: skip
         print(f"{label:24} " + " ".join(f"{result[key][a]:>8.1f}" for a in AXES))
-    print(f"\n{'':12} {'bone CV %':>10} {'asym %':>8} {'accel mm/f2':>12} {'speed mm/f':>11}")
-    for name in ("prediction", "truth"):
-        r = result[name]
-        print(f"{name:12} {r['bone_length_cv_pct']:>10.2f} {r['asymmetry_pct']:>8.2f} "
-              f"{r['accel_mm_per_frame2']:>12.2f} {r['speed_mm_per_frame']:>11.2f}")  # fmt: skip
+    print()
+    print_plausibility({k: result[k] for k in ("prediction", "truth")}, width=12)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 
