@@ -144,14 +144,17 @@ def load_sequences(
 
     if item.kind == "video":
         detector = create_detector(options.detector, options.detector_options)
-        seqs = extract_keypoints(
-            item.path,
-            detector,
-            person=options.person,
-            max_gap=options.max_gap,
-            max_frames=options.max_frames,
-            on_frame=on_frame,
-        )
+        try:
+            seqs = extract_keypoints(
+                item.path,
+                detector,
+                person=options.person,
+                max_gap=options.max_gap,
+                max_frames=options.max_frames,
+                on_frame=on_frame,
+            )
+        finally:
+            detector.close()
     elif item.kind == "npz":
         seqs = [load_keypoints_npz(item.path)]
     elif item.kind == "json":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from mocli.errors import InputError
 from mocli.keypoints.base import Detection, Detector
 from mocli.keypoints.sequence import KeypointSequence, build_sequences
 from mocli.keypoints.tracking import PersonSelector
+from mocli.utils.native_logs import native_stderr_muted
 from mocli.video import probe_video, read_frames
 
 __all__ = ["detect_video", "extract_keypoints"]
@@ -25,14 +27,17 @@ def detect_video(
 ) -> list[list[Detection]]:
     """Run ``detector`` on every decoded frame; only the detections are kept, so memory is flat in video length.
 
+    A detector with ``mutes_native_logs`` runs with its native library's fd-2 logging muted (``native_stderr_muted``).
+
     Returns:
         T lists of detections, T = the number of frames decoded (frames without people give empty lists).
     """
     per_frame = []
-    for frame in read_frames(path, max_frames=max_frames):
-        per_frame.append(detector.detect(frame))
-        if on_frame is not None:
-            on_frame()
+    with native_stderr_muted() if getattr(detector, "mutes_native_logs", False) else contextlib.nullcontext():
+        for frame in read_frames(path, max_frames=max_frames):
+            per_frame.append(detector.detect(frame))
+            if on_frame is not None:
+                on_frame()
     return per_frame
 
 

@@ -6,10 +6,6 @@ to frame itself (``static_image_mode=False``), so frames must be given in video 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -17,6 +13,7 @@ import numpy as np
 
 from mocli.errors import MissingDependencyError
 from mocli.keypoints.base import Detection, box_from_keypoints
+from mocli.utils.native_logs import native_stderr_muted
 
 __all__ = ["MediaPipeDetector", "landmarks_to_array"]
 
@@ -38,37 +35,23 @@ def landmarks_to_array(landmarks: Any, scale: tuple[float, float, float] = (1.0,
     return arr
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null: MediaPipe's C++ start-up logs bypass Python's logging."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 class MediaPipeDetector:
     """``Detector`` backed by ``mediapipe.solutions.pose``.
 
     Each detection has keypoints (33, 3) = x, y in pixels + visibility, and ``extras["world_landmarks33"]``
-    (33, 3) metres, hip-centred (MediaPipe's metric 3D estimate).
+    (33, 3) metres, hip-centred (MediaPipe's metric 3D estimate). ``mutes_native_logs``: ``detect_video`` runs it
+    inside ``native_stderr_muted()``, as its C++ graph logs to fd 2 from its own threads.
     """
 
     name = "mediapipe"
     skeleton = "mediapipe"
     multi_person = False
+    mutes_native_logs = True
 
     def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5) -> None:
         mp = _import_mediapipe()
-        self._quiet_frames = 3  # the graph logs its start-up until it has tracked a person: those lines are muted
         # model_complexity=1 is the model the wheel ships (0 and 2 would be downloaded).
-        with _native_stderr_silenced():
+        with native_stderr_muted():
             self._pose = mp.solutions.pose.Pose(
                 static_image_mode=False,
                 model_complexity=1,
@@ -80,12 +63,7 @@ class MediaPipeDetector:
         """(H, W, 3) uint8 BGR frame -> zero or one Detection."""
         h, w = frame_bgr.shape[:2]
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
-        if self._quiet_frames <= 0:
-            result = self._pose.process(rgb)
-        else:
-            with _native_stderr_silenced():
-                result = self._pose.process(rgb)
-            self._quiet_frames -= result.pose_landmarks is not None
+        result = self._pose.process(rgb)
         if result.pose_landmarks is None:
             return []
         image = landmarks_to_array(result.pose_landmarks, scale=(w, h, w))
@@ -105,4 +83,5 @@ class MediaPipeDetector:
         ]
 
     def close(self) -> None:
-        self._pose.close()
+        with native_stderr_muted():
+            self._pose.close()
