@@ -17,29 +17,42 @@ for src in bandai cmu_dance reactidle; do
     $M prepare dataset bvh "$MOCAP/$src.tar.xz" --out "$WORK/h5/$src.h5" "${extra[@]}"
 done
 DATA=(--data "$WORK/h5/bandai.h5" --data "$WORK/h5/cmu_dance.h5" --data "$WORK/h5/reactidle.h5")
-RUN="$WORK/pretrain/small-mocap-v1"
-if [ -f "$RUN/last.pt" ] && [ ! -f "$RUN/model.pt" ]; then
-    $M -q pretrain --resume "$RUN"
-elif [ ! -f "$RUN/model.pt" ]; then
-    $M -q --seed 0 pretrain "${DATA[@]}" --model dstformer-small --clip-len 81 --stride 81 --batch 32 --epochs 2 \
-        --lr 1e-3 --precision fp32 --name small-mocap-v1 --out-dir "$WORK/pretrain" --save-every 25 \
-        --set train.schedule=cosine --set train.warmup_steps=30 --set train.min_lr_ratio=0.05 --set train.log_every=10
-fi
-$M weights export "$RUN/best.pt" --out weights/dstformer-small.mocap.pt --half --overwrite \
-    --license "CC BY-NC 4.0 (trained on Bandai Namco Research Motion data): non-commercial use"
+# The lifter: two epochs from scratch (v1), then two more stages continued from the best checkpoint (v2, v3).
+LIC="CC BY-NC 4.0 (trained on Bandai Namco Research Motion data): non-commercial use"
+COMMON=(--clip-len 81 --stride 81 --precision fp32 --out-dir "$WORK/pretrain" --set train.schedule=cosine
+        --set train.min_lr_ratio=0.05 --set train.log_every=10)
+stage() {  # stage NAME SEED ARGS...: train (or resume) one run until it has its model.pt
+    local run="$WORK/pretrain/$1" seed=$2
+    shift 2
+    if [ -f "$run/last.pt" ] && [ ! -f "$run/model.pt" ]; then
+        $M -q pretrain --resume "$run"
+    elif [ ! -f "$run/model.pt" ]; then
+        $M -q --seed "$seed" pretrain "${DATA[@]}" "${COMMON[@]}" --name "$1" "$@"
+    fi
+}
+stage small-mocap-v1 0 --model dstformer-small --batch 32 --epochs 2 --lr 1e-3 --save-every 25 \
+    --set train.warmup_steps=30
+# (v2 ran its first 80 steps under a 3-epoch schedule, then was resumed with --epochs 2.)
+stage small-mocap-v2 1 --init "$WORK/pretrain/small-mocap-v1/best.pt" --batch 32 --epochs 2 --lr 5e-4 \
+    --save-every 20 --set train.warmup_steps=20
+stage small-mocap-v3 2 --init "$WORK/pretrain/small-mocap-v2/best.pt" --batch 16 --epochs 2 --lr 5e-4 \
+    --save-every 25 --set train.warmup_steps=20
+$M weights export "$WORK/pretrain/small-mocap-v1/best.pt" --out "$WORK/dstformer-small.mocap-v1.pt" --half \
+    --overwrite --license "$LIC"
+$M weights export "$WORK/pretrain/small-mocap-v3/best.pt" --out weights/dstformer-small.mocap.pt --half \
+    --overwrite --license "$LIC"
 $M --seed 0 eval mocap "${DATA[@]}" --model weights/dstformer-small.mocap.pt --json "$WORK/eval_mocap.json"
 
-# The action classifier on Bandai's content labels (frozen lifter encoder) and the text-aligned variant.
-LIC="CC BY-NC 4.0 (trained on Bandai Namco Research Motion data): non-commercial use"
+# The action classifier on Bandai's content labels (frozen v1 lifter encoder) and the text-aligned variant.
 ACT="$WORK/finetune/bandai-content"
 [ -f "$ACT/model.pt" ] || $M --quiet --seed 0 finetune action --data "$WORK/h5/bandai.h5" \
-    --init weights/dstformer-small.mocap.pt --freeze-backbone --clip-len 81 --batch 32 --epochs 1 \
+    --init "$WORK/dstformer-small.mocap-v1.pt" --freeze-backbone --clip-len 81 --batch 32 --epochs 1 \
     --set head.label_key=content_label --set head.max_persons=1 --set data.noise=true \
     --out-dir "$WORK/finetune" --name bandai-content
 $M weights export "$ACT/best.pt" --out weights/dstformer-small.bandai-action.pt --half --overwrite --license "$LIC"
 TXT="$WORK/pretrain/bandai-small-text1"
 [ -f "$TXT/model.pt" ] || $M -q --seed 0 pretrain --pretext action-text --data "$WORK/h5/bandai.h5" \
-    --init weights/dstformer-small.mocap.pt --clip-len 16 --batch 16 --epochs 1 --save-every 50 --lr 5e-4 \
+    --init "$WORK/dstformer-small.mocap-v1.pt" --clip-len 16 --batch 16 --epochs 1 --save-every 50 --lr 5e-4 \
     --precision fp32 --out-dir "$WORK/pretrain" --name bandai-small-text1 --set text.max_frames=64 \
     --set text.lift_weight=0 --set train.lr_head=1e-3 --set train.schedule=cosine --set train.warmup_steps=20 \
     --set train.min_lr_ratio=0.1 --set train.log_every=10
