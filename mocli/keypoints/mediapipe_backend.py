@@ -58,6 +58,9 @@ class MediaPipeDetector:
                 min_detection_confidence=min_detection_confidence,
                 min_tracking_confidence=min_tracking_confidence,
             )
+            # The graph creates its models (and logs that, from its own threads) when it first runs: run it once on a
+            # blank frame here, muted, so those lines cannot land between construction and detection.
+            self._pose.process(np.zeros((64, 64, 3), np.uint8))
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """(H, W, 3) uint8 BGR frame -> zero or one Detection."""
