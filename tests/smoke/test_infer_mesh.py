@@ -15,12 +15,13 @@ from mocli.cli.main import app
 from mocli.data.finetune_data import normalise_persons
 from mocli.evaluation.mesh import head_predictor, load_mesh_test_set, score_mesh
 from mocli.evaluation.runner import RunOptions
-from mocli.keypoints import KeypointSequence, load_keypoints_npz, save_keypoints_npz
+from mocli.keypoints import load_keypoints_npz
 from mocli.mesh.meshes import load_mesh_head, predict_smpl
 from mocli.models.checkpoint import build_checkpoint, save_checkpoint
 from mocli.models.heads import MeshHead, head_entry
 from mocli.models.rotations import matrix_to_axis_angle
 from mocli.models.smpl import BodyModel, find_smpl_files
+from tests.smoke.test_infer import _keypoints_npz
 from tests.unit.test_mesh import _mesh_pkl, _motion, write_body_smpl
 
 runner = CliRunner()
@@ -46,23 +47,12 @@ def _tiny(tmp_path: Path, mesh_head: bool) -> Path:
     return save_checkpoint(ckpt, tmp_path / ("mesh.pt" if mesh_head else "tiny.pt"))
 
 
-def _keypoints(path: Path, T: int = 6, missing: tuple[int, ...] = (2,)) -> Path:
-    rng = np.random.default_rng(0)
-    kp = np.zeros((T, 17, 3), np.float32)
-    kp[..., :2] = rng.uniform(200, 600, size=(17, 2)) + rng.normal(0, 2, size=(T, 17, 2))
-    kp[..., 2] = 0.9
-    valid = np.ones(T, bool)
-    for t in missing:
-        kp[t], kp[t, :, 2], valid[t] = np.nan, 0, False
-    return save_keypoints_npz(KeypointSequence(kp, (1000, 800), 25.0, valid, np.zeros(T, bool), source="t"), path)
-
-
 def _infer(*args: str):
     return runner.invoke(app, ["-q", "infer", *args])
 
 
 def test_infer_task_mesh_fits_smpl_and_writes_npz_objs_and_summary(tmp_path, smpl_dir):
-    src = _keypoints(tmp_path / "walk.npz")
+    src = _keypoints_npz(tmp_path / "walk.npz", T=6, missing=(2,))
     out = tmp_path / "res"
     r = _infer(str(src), "--model", str(_tiny(tmp_path, False)), "--out", str(out), "--task", "mesh",
                "--smpl-dir", str(smpl_dir))  # fmt: skip
@@ -88,7 +78,7 @@ def test_infer_task_mesh_fits_smpl_and_writes_npz_objs_and_summary(tmp_path, smp
 
 
 def test_infer_task_mesh_uses_the_checkpoints_mesh_head(tmp_path, smpl_dir):
-    src = _keypoints(tmp_path / "clip.npz", T=8, missing=())
+    src = _keypoints_npz(tmp_path / "clip.npz", T=8, missing=())
     ckpt = _tiny(tmp_path, True)
     out = tmp_path / "res"
     r = _infer(str(src), "--model", str(ckpt), "--out", str(out), "--task", "mesh", "--smpl-dir", str(smpl_dir))
@@ -114,7 +104,7 @@ def test_infer_task_mesh_uses_the_checkpoints_mesh_head(tmp_path, smpl_dir):
 
 def test_infer_mesh_without_or_with_wrong_smpl_files_is_one_line(tmp_path, monkeypatch):
     monkeypatch.delenv("MOCLI_SMPL_DIR", raising=False)
-    src = _keypoints(tmp_path / "a.npz")
+    src = _keypoints_npz(tmp_path / "a.npz", T=6, missing=(2,))
     model = str(_tiny(tmp_path, False))
     r = _infer(str(src), "--model", model, "--out", str(tmp_path / "o"), "--task", "mesh", "--body-model", "smpl")
     assert r.exit_code == 1 and "Traceback" not in r.output
@@ -152,7 +142,7 @@ def test_eval_mesh_cli_matches_the_python_api(tmp_path, smpl_dir):
 def test_infer_task_all_with_shipped_weights_adds_actions_and_meshes_without_changing_the_joints(tmp_path, smpl_dir):
     """--task all = pose3d + action + mesh: joints3d.npz equals --task pose3d's (same lifter, the shipped default),
     actions.json comes from the shipped Bandai action classifier, and summary.json names the task."""
-    src = _keypoints(tmp_path / "walk.npz", T=40, missing=(5,))
+    src = _keypoints_npz(tmp_path / "walk.npz", T=40, missing=(5,))
     r = _infer(str(src), "--out", str(tmp_path / "pose"))
     assert r.exit_code == 0, r.output
     r = _infer(str(src), "--out", str(tmp_path / "all"), "--task", "all", "--smpl-dir", str(smpl_dir), "--top-k", "3")
@@ -173,6 +163,6 @@ def test_infer_task_all_with_shipped_weights_adds_actions_and_meshes_without_cha
 
 
 def test_action_options_without_an_action_task_are_one_line(tmp_path):
-    src = _keypoints(tmp_path / "walk.npz")
+    src = _keypoints_npz(tmp_path / "walk.npz", T=6, missing=(2,))
     r = _infer(str(src), "--out", str(tmp_path / "o"), "--action-model", "dstformer-small.bandai-action")
     assert r.exit_code == 1 and "--action-model applies to --task action or all" in r.output

@@ -4,7 +4,6 @@ overfitting, the CLI run, STMO checkpoints and STMO lifting."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,19 +135,6 @@ def test_a_tiny_model_overfits_one_batch():
 # ----------------------------------------------------------------------------------------------------------------------
 # CLI run, checkpoints
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tiny_h5(tmp_path) -> Path:
-    from mocli.data import h5
-
-    path = tmp_path / "tiny.h5"
-    seqs = [
-        h5.Sequence(name="walk_a", fps=30.0, joints3d=synthetic_motion(60, 5), split="train"),
-        h5.Sequence(name="walk_b", fps=30.0, joints3d=synthetic_motion(40, 6), split="val"),
-    ]
-    h5.write_dataset(path, seqs, kind="test")
-    return path
 
 
 def _cli(args: list[str]):

@@ -27,7 +27,7 @@ from mocli.pretexts.mpm2d3d import (
     task_for_step,
 )
 from mocli.train import Trainer, resume_config, run_pretrain
-from tests.smoke.test_train import synthetic_motion, tiny_h5  # noqa: F401  (tiny_h5 is a fixture)
+from tests.smoke.test_train import synthetic_motion
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -193,7 +193,7 @@ def _rows(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in rows if r["kind"] == "train"]
 
 
-def test_cli_pretrain_mpm2d3d_writes_a_loadable_run_with_the_mpm_heads(tmp_path, tiny_h5):  # noqa: F811
+def test_cli_pretrain_mpm2d3d_writes_a_loadable_run_with_the_mpm_heads(tmp_path, tiny_h5):
     from mocli.cli.main import app
 
     args = ["pretrain", "--pretext", "mpm2d3d", "--data", str(tiny_h5), "--model", "dstformer-tiny", "--max-steps"]

@@ -194,18 +194,6 @@ def _cli_app() -> typer.Typer:
     return app
 
 
-@pytest.fixture
-def tiny_h5(tmp_path) -> Path:
-    h5 = pytest.importorskip("mocli.data.h5", reason="mocli.data.h5 (the HDF5 module) is not available")
-    path = tmp_path / "tiny.h5"
-    seqs = [
-        h5.Sequence(name="walk_a", fps=30.0, joints3d=synthetic_motion(60, 5), split="train"),
-        h5.Sequence(name="walk_b", fps=30.0, joints3d=synthetic_motion(40, 6), split="val"),
-    ]
-    h5.write_dataset(path, seqs, kind="test")
-    return path
-
-
 def test_cli_pretrain_runs_two_steps(tmp_path, tiny_h5):
     args = ["pretrain", "--data", str(tiny_h5), "--model", "dstformer-tiny", "--clip-len", "16", "--stride", "8"]
     args += ["--batch", "2", "--epochs", "1", "--max-steps", "2", "--out-dir", str(tmp_path / "runs"), "--name", "t"]
