@@ -248,10 +248,28 @@ own exemplar list is not shipped with mocli); every other novel-class sample is 
 """
 
 
-def _load_head_model(model: str, device: Any, task: str):
+def _action_setup(ctx: typer.Context, model: str, task: str):
+    """The settings, device (seeded) and action model of an NTU benchmark, and the report info they give."""
     from mocli.actions import load_action_model
+    from mocli.utils.device import resolve_device
+    from mocli.utils.seed import seed_everything
 
-    return load_action_model(model, device, task=task)
+    settings = get_settings(ctx)
+    device = resolve_device(settings.device)
+    seed_everything(settings.seed)
+    action = load_action_model(model, device, task=task)
+    info = {"model": action.info, "clip_len": action.clip_len, "max_persons": action.max_persons,
+            "box_ratio": action.box_ratio, "device": str(device)}  # fmt: skip
+    return settings, device, action, info
+
+
+def _score_with_progress(settings, name: str, total: int, score) -> Any:
+    """``score(on_batch)`` under a progress bar of ``total`` samples."""
+    from mocli.cli.batch import progress_bar
+
+    with progress_bar(settings.quiet) as progress:
+        task = progress.add_task(name, total=total)
+        return score(lambda n: progress.advance(task, n))
 
 
 @app.command("ntu", help=NTU_HELP)
@@ -263,29 +281,21 @@ def ntu(
     json_path: JsonOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per forward pass.")] = 16,
 ) -> None:
-    from mocli.cli.batch import progress_bar
     from mocli.evaluation.ntu import load_pyskl, model_predict, score_ntu, val_samples
-    from mocli.utils.device import resolve_device
-    from mocli.utils.seed import seed_everything
 
-    settings = get_settings(ctx)
-    device = resolve_device(settings.device)
-    seed_everything(settings.seed)
-    action = _load_head_model(model, device, "action")
+    settings, device, action, info = _action_setup(ctx, model, "action")
     pkl = load_pyskl(data)
     samples = val_samples(pkl, split.value, data.name)
     top = max((s.label for s in samples), default=-1)
     if top >= action.num_classes:
         raise MocliError(f"the model's action head has {action.num_classes} classes; {data.name} has label {top}")
-    info = {"data": str(data), "split": f"{split.value}_val", "model": action.info, "clip_len": action.clip_len,
-            "max_persons": action.max_persons, "box_ratio": action.box_ratio, "device": str(device),
+    info = {"data": str(data), "split": f"{split.value}_val", **info,
             "resampling": "one frame per equal time bin, the bin's middle"}  # fmt: skip
-    with progress_bar(settings.quiet) as progress:
-        task = progress.add_task("ntu", total=len(samples))
-        report = score_ntu(
-            samples, model_predict(action, batch_size, device), batch_size=batch_size, info=info,
-            on_batch=lambda n: progress.advance(task, n),
-        )  # fmt: skip
+    predict = model_predict(action, batch_size, device)
+    report = _score_with_progress(
+        settings, "ntu", len(samples),
+        lambda on_batch: score_ntu(samples, predict, batch_size=batch_size, info=info, on_batch=on_batch),
+    )  # fmt: skip
     _finish(report, json_path, settings.quiet)
 
 
@@ -300,26 +310,19 @@ def ntu120_oneshot(
     json_path: JsonOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per forward pass.")] = 16,
 ) -> None:
-    from mocli.cli.batch import progress_bar
     from mocli.evaluation.ntu import NOVEL_CLASSES, all_samples, load_pyskl, model_predict, oneshot_sets, score_oneshot
-    from mocli.utils.device import resolve_device
-    from mocli.utils.seed import seed_everything
 
-    settings = get_settings(ctx)
-    device = resolve_device(settings.device)
-    seed_everything(settings.seed)
-    action = _load_head_model(model, device, "action-oneshot")
+    settings, device, action, info = _action_setup(ctx, model, "action-oneshot")
     samples = all_samples(load_pyskl(data), data.name, labels=NOVEL_CLASSES)
     exemplars, queries = oneshot_sets(samples, NOVEL_CLASSES, exemplar or ())
-    info = {"data": str(data), "model": action.info, "clip_len": action.clip_len, "max_persons": action.max_persons,
-            "box_ratio": action.box_ratio, "device": str(device),
+    info = {"data": str(data), **info,
             "exemplar_rule": "--exemplar names, else the first sample of each novel class by frame_dir"}  # fmt: skip
-    with progress_bar(settings.quiet) as progress:
-        task = progress.add_task("ntu120-oneshot", total=len(queries))
-        report = score_oneshot(
-            exemplars, queries, model_predict(action, batch_size, device), batch_size=batch_size, info=info,
-            on_batch=lambda n: progress.advance(task, n),
-        )  # fmt: skip
+    predict = model_predict(action, batch_size, device)
+    report = _score_with_progress(
+        settings, "ntu120-oneshot", len(queries),
+        lambda on_batch: score_oneshot(exemplars, queries, predict, batch_size=batch_size, info=info,
+                                       on_batch=on_batch),
+    )  # fmt: skip
     _finish(report, json_path, settings.quiet)
 
 
