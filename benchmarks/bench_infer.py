@@ -33,18 +33,19 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from mocli.api import load_model, model_clip_len
+    from mocli.api import load_lifter, model_clip_len
     from mocli.keypoints import create_detector
     from mocli.keypoints.sequence import build_sequences
     from mocli.lift import LiftOptions, lift_keypoints
     from mocli.models.registry import default_weights, resolve_weights
     from mocli.results import MotionResult, write_joints_npz
     from mocli.utils.device import resolve_precision
+    from mocli.utils.native_logs import native_stderr_muted
     from mocli.video import probe_video, read_frames
 
     info = probe_video(args.video)
     weights = resolve_weights(args.model) if args.model else default_weights()
-    model = load_model(weights, device=args.device)
+    model = load_lifter(weights, device=args.device)  # as mocli infer (an STMO runs many-to-one)
     clip = model_clip_len(model)
     detector = create_detector("mediapipe")
     t = {"decode": 0.0, "detect": 0.0, "lift": 0.0, "export": 0.0}
@@ -57,7 +58,8 @@ def main() -> None:
         t["decode"] += t1 - t0
         if frame is None:
             break
-        per_frame.append(detector.detect(frame))
+        with native_stderr_muted():  # as detect_video does for MediaPipe
+            per_frame.append(detector.detect(frame))
         t["detect"] += time.perf_counter() - t1
     seq = build_sequences(per_frame, skeleton=detector.skeleton, image_size=info.image_size, fps=info.fps,
                           source="mediapipe", video=str(args.video), person="largest", max_gap=10,
