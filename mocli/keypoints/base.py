@@ -49,6 +49,9 @@ class Detector(Protocol):
         name: registry name, written to the npz as ``source``.
         skeleton: joint layout of ``Detection.keypoints`` (``"coco"``, ``"halpe"``, ``"mediapipe"``, ...).
         multi_person: whether one frame can give several detections (if not, mocli does not track).
+
+    Optional: ``mutes_native_logs = True`` makes ``detect_video`` run the detector inside
+    ``mocli.utils.native_logs.native_stderr_muted`` (for native libraries that log to fd 2 themselves).
     """
 
     name: str
