@@ -4,6 +4,10 @@ A sequence of T frames is cut into windows of the model's clip length (``plan_wi
 last window shifted back to end on the last frame); each frame is taken from exactly one window
 (``assign_frames``: the window whose centre is nearest). Windows shorter than the clip length (a sequence shorter
 than it) are padded with copies of their last frame; only real frames are scored. Nothing is random.
+
+A many-to-one lifter (an STMO wrapped in ``ManyToOne``) needs no windows: ``predict_sequence`` gives it the whole
+sequence, so every frame is the centre of its own receptive field and only the sequence's ends are padded (P-STMO's
+protocol), where cutting into windows would pad the context at every window edge.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import numpy as np
 import torch
 
 from mocli.api import model_clip_len
+from mocli.models.stmo import ManyToOne
 from mocli.models.tta import flip_average
 from mocli.utils.device import autocast
 from mocli.windows import assign_frames, plan_windows
@@ -92,8 +97,11 @@ def predict_sequence(model: torch.nn.Module, x: np.ndarray, opts: RunOptions) ->
     Args:
         x: (T,17,3) normalised x, y + confidence.
     Returns:
-        (T,17,3) float64 normalised 3D; frame t from the one window that scores it.
+        (T,17,3) float64 normalised 3D; frame t from the one window that scores it (a ``ManyToOne`` lifter: from
+        its own receptive field centred on t, the whole sequence as one clip).
     """
+    if isinstance(model, ManyToOne):
+        return predict_windows(model, x[None], opts)[0]
     plan = plan_sequence(len(x), opts.clip_len)
     inputs = np.stack([pad_window(x[s:e], opts.clip_len) for s, e in plan.windows])
     return gather_frames(list(predict_windows(model, inputs, opts)), plan)

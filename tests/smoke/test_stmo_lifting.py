@@ -79,6 +79,24 @@ def test_chunking_does_not_change_the_result_for_any_clip_length(stmo):
     assert low.dtype == torch.bfloat16 and (low.float() - many).abs().max() < 0.05
 
 
+@torch.no_grad()
+def test_eval_lifts_a_whole_sequence_with_every_frame_centred_in_its_own_window(stmo):
+    from mocli.evaluation.runner import RunOptions, gather_frames, plan_sequence, predict_sequence, predict_windows
+
+    x = np.random.default_rng(4).normal(size=(60, 17, 3)).astype(np.float32)  # 60 frames, receptive field 27
+    opts = RunOptions(clip_len=27, flip=False)
+    whole = predict_sequence(ManyToOne(stmo), x, opts)
+    t = torch.from_numpy(x)[None]
+    # frame 30 sees frames 17..43 and nothing padded, although windows of 27 frames would cut at 27 and 54
+    torch.testing.assert_close(torch.from_numpy(whole[30]).float(), stmo(t[:, 17:44])[0, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(whole).float(), ManyToOne(stmo)(t)[0], atol=1e-5, rtol=0)
+    # what windows of 27 frames would give (the context of frame 30 padded at the cut at frame 27) differs
+    plan = plan_sequence(60, 27)
+    windowed = gather_frames(list(predict_windows(ManyToOne(stmo), np.stack([x[s:e] for s, e in plan.windows]),
+                                                  opts)), plan)  # fmt: skip
+    assert np.abs(windowed[30] - whole[30]).max() > 1e-3
+
+
 def test_lift_keypoints_with_a_saved_stmo_checkpoint(tmp_path, stmo, stmo_ckpt):
     lifter = load_lifter(stmo_ckpt)
     assert isinstance(lifter, ManyToOne) and not lifter.training and model_clip_len(lifter) == 27
