@@ -8,8 +8,9 @@ Real video has no 3D ground truth here, so this compares properties every true 3
 - jitter: mean acceleration of the root-relative joints in mm/frame^2 (lower is smoother; read it with the mean
   speed, which shows that the motion itself is kept).
 
-Both come from the same ``joints3d.npz`` of ``mocli infer`` (MediaPipe's landmarks are carried there as
-``world_landmarks33``, mapped to H36M-17 here), on the frames where both exist.
+The properties are ``mocli.metrics.skeleton_plausibility``. Both come from the same ``joints3d.npz`` of
+``mocli infer`` (MediaPipe's landmarks are carried there as ``world_landmarks33``, mapped to H36M-17 here), on the
+frames where both exist.
 
     python benchmarks/compare_mediapipe.py out/sports2d_demo/joints3d.npz [--json FILE]
 """
@@ -22,36 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mocli.skeleton import H36M_17, to_h36m
-
-PAIRS = {"thigh": ((4, 5), (1, 2)), "shin": ((5, 6), (2, 3)), "upper arm": ((11, 12), (14, 15)),
-         "forearm": ((12, 13), (15, 16))}  # fmt: skip
-
-
-def bone_lengths(joints: np.ndarray) -> np.ndarray:
-    """(T,17,3) -> (T,16) lengths of the H36M bones (child - parent)."""
-    bones = H36M_17.bones
-    return np.stack([np.linalg.norm(joints[:, c] - joints[:, p], axis=-1) for p, c in bones], axis=-1)
-
-
-def plausibility(joints: np.ndarray) -> dict[str, float]:
-    """Skeleton properties of (T,17,3) metres, root-relative."""
-    lengths = bone_lengths(joints)
-    cv = lengths.std(0) / lengths.mean(0)
-    sym = []
-    for (la, lb), (ra, rb) in PAIRS.values():
-        left = np.linalg.norm(joints[:, la] - joints[:, lb], axis=-1)
-        right = np.linalg.norm(joints[:, ra] - joints[:, rb], axis=-1)
-        sym.append(np.abs(left - right) / ((left + right) / 2))
-    rel = joints - joints[:, :1]
-    speed = np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean() * 1000
-    accel = np.linalg.norm(rel[2:] - 2 * rel[1:-1] + rel[:-2], axis=-1).mean() * 1000
-    return {
-        "bone_length_cv_pct": float(cv.mean() * 100),
-        "asymmetry_pct": float(np.mean(sym) * 100),
-        "accel_mm_per_frame2": float(accel),
-        "speed_mm_per_frame": float(speed),
-    }
+from mocli.metrics import skeleton_plausibility as plausibility
+from mocli.skeleton import to_h36m
 
 
 def print_plausibility(rows: dict[str, dict[str, float]], note: str = "", width: int = 28) -> None:

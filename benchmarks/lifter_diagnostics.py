@@ -7,8 +7,8 @@ virtual cameras as ``eval mocap`` (clean 2D, flip test-time augmentation), in mm
   x, y with zero relative depth, the floor any lifter should beat;
 - spread of the joints over time per axis (std, mm): a lifter that stays near an average pose shows a depth spread
   far below the truth's;
-- the skeleton properties of ``compare_mediapipe.py`` (bone-length CV, left/right asymmetry, acceleration, speed)
-  for the prediction and for the ground truth.
+- the skeleton properties of ``mocli.metrics.skeleton_plausibility`` (bone-length CV, left/right asymmetry,
+  acceleration, speed) for the prediction and for the ground truth.
 
     python benchmarks/lifter_diagnostics.py --data bandai.h5 --data cmu_dance.h5 --data reactidle.h5 \\
         --model weights/dstformer-small.mocap.pt [--sequences 40] [--json FILE]
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from compare_mediapipe import plausibility, print_plausibility  # noqa: E402
+from compare_mediapipe import print_plausibility  # noqa: E402
 
 from mocli.api import load_lifter, model_clip_len  # noqa: E402
 from mocli.evaluation.mocap import (  # noqa: E402
@@ -38,6 +38,7 @@ from mocli.evaluation.mocap import (  # noqa: E402
     sequence_camera,
 )
 from mocli.evaluation.runner import RunOptions, gather_frames, predict_windows  # noqa: E402
+from mocli.metrics import skeleton_plausibility as plausibility  # noqa: E402
 
 AXES = ("x", "y", "depth")
 

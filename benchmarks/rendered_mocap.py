@@ -16,8 +16,9 @@ Real video has no 3D ground truth here, so real motion capture is turned into vi
 6. both scored against the ground truth (root-relative, metres -> mm) on the frames where MediaPipe detected the
    person: PA-MPJPE (per-frame similarity Procrustes) for both; for mocli also MPJPE as output (it is metric, in
    camera axes) and after one least-squares scale per sequence; MediaPipe's world landmarks are in their own
-   rotated frame, so only its PA-MPJPE is fair; bone-length CV and left/right asymmetry (``compare_mediapipe``) of
-   ground truth, mocli and MediaPipe; the detection rate (frames where MediaPipe found the person).
+   rotated frame, so only its PA-MPJPE is fair; bone-length CV and left/right asymmetry
+   (``mocli.metrics.skeleton_plausibility``) of ground truth, mocli and MediaPipe; the detection rate (frames where
+   MediaPipe found the person).
 
 Caveats: the appearance is synthetic (no texture, hair or loose clothes); the ground truth is the mocap joints while
 the pixels show the Anny fit (see the fit error column); MediaPipe's H36M-17 pelvis, spine, thorax and head are
@@ -30,7 +31,6 @@ derived from its 33 landmarks (``mocli.skeleton.to_h36m``), which differ from th
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import sys
@@ -45,22 +45,8 @@ import numpy as np
 
 from mocli.data.cameras import Camera, ViewRange, project_perspective, world_to_camera
 from mocli.errors import InputError, MocliError
-from mocli.metrics import mpjpe, n_mpjpe, pa_mpjpe
+from mocli.metrics import mpjpe, n_mpjpe, pa_mpjpe, skeleton_plausibility
 from mocli.skeleton import to_h36m
-
-
-def _sibling(name: str):
-    """A module of this folder (benchmarks/ is not a package): imported by path, so tests can load this file too."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-plausibility = _sibling("compare_mediapipe").plausibility
 
 VIEW = ViewRange(yaw_deg=(0.0, 360.0), pitch_deg=(0.0, 20.0), roll_deg=0.0, distance_m=(3.5, 5.0),
                  fov_deg=(50.0, 60.0), image_size=(640, 640))  # fmt: skip
@@ -188,8 +174,8 @@ def mean_speed(joints: np.ndarray, scored: np.ndarray) -> float | None:
 
 def _plausible(joints: np.ndarray, scored: np.ndarray) -> dict[str, float | None]:
     """Bone-length CV and left/right asymmetry (%) of the scored frames of (T,17,3) root-relative mm
-    (``compare_mediapipe.plausibility``), and their ``mean_speed``."""
-    kept = plausibility(joints[scored] / 1000.0)
+    (``mocli.metrics.skeleton_plausibility``), and their ``mean_speed``."""
+    kept = skeleton_plausibility(joints[scored] / 1000.0)
     out = {k: kept[k] for k in PLAUSIBLE[:2]}
     return {**out, "speed_mm_per_frame": mean_speed(joints, scored)}
 

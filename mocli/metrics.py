@@ -21,6 +21,9 @@ Protocols implemented:
 * :func:`mpve` -- MPVE / PVE, mean per-vertex error of meshes.
 * :func:`velocity_error` -- MPJVE, mean per-joint velocity error (VideoPose3D).
 * :func:`acceleration_error` -- acceleration error of HMMR / VIBE.
+
+Without ground truth, :func:`skeleton_plausibility` measures properties every true 3D skeleton sequence has (bones of
+constant length, left/right symmetry) and how much it moves; numpy in, Python floats out.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ __all__ = [
     "mpve",
     "velocity_error",
     "acceleration_error",
+    "bone_lengths",
+    "skeleton_plausibility",
 ]
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -259,3 +264,53 @@ def acceleration_error(pred: ArrayLike, gt: ArrayLike, axis: int = -3) -> float 
         Error in input units per frame^2. Python float for numpy input, 0-dim tensor for torch input.
     """
     return _scalar_metric(_acceleration_error, pred, gt, min_ndim=3, axis=axis)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Properties of one H36M-17 sequence, without ground truth.
+# ----------------------------------------------------------------------------------------------------------------------
+
+LIMB_PAIRS = {"thigh": ((4, 5), (1, 2)), "shin": ((5, 6), (2, 3)), "upper arm": ((11, 12), (14, 15)),
+              "forearm": ((12, 13), (15, 16))}  # fmt: skip
+"""Left and right (parent, child) H36M-17 joints of the limbs whose symmetry ``skeleton_plausibility`` measures."""
+
+
+def bone_lengths(joints: np.ndarray) -> np.ndarray:
+    """(T,17,3) H36M-17 joints -> (T,16) lengths of the H36M bones (child - parent), in the input's units."""
+    from mocli.skeleton import H36M_17
+
+    joints = np.asarray(joints, dtype=np.float64)
+    return np.stack([np.linalg.norm(joints[:, c] - joints[:, p], axis=-1) for p, c in H36M_17.bones], axis=-1)
+
+
+def skeleton_plausibility(joints: np.ndarray) -> dict[str, float]:
+    """Properties of a (T,17,3) H36M-17 sequence in metres, T >= 3, every value finite.
+
+    Returns:
+        bone_length_cv_pct: the coefficient of variation (std / mean over frames) of each of the 16 bones, averaged,
+            in % (0 for a rigid skeleton);
+        asymmetry_pct: |left - right| / their mean for thigh, shin, upper arm and forearm, averaged over limbs and
+            frames, in %;
+        accel_mm_per_frame2: mean norm of the second difference of the root-relative joints, mm/frame^2 (jitter);
+        speed_mm_per_frame: mean norm of their first difference, mm/frame (read the jitter with it: a still pose
+            has none of either).
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[1:] != (17, 3) or len(joints) < 3:
+        raise ValueError(f"expected (T>=3, 17, 3) joints, got shape {joints.shape}")
+    lengths = bone_lengths(joints)
+    cv = lengths.std(0) / lengths.mean(0)
+    sym = []
+    for (la, lb), (ra, rb) in LIMB_PAIRS.values():
+        left = np.linalg.norm(joints[:, la] - joints[:, lb], axis=-1)
+        right = np.linalg.norm(joints[:, ra] - joints[:, rb], axis=-1)
+        sym.append(np.abs(left - right) / ((left + right) / 2))
+    rel = joints - joints[:, :1]
+    speed = np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean() * 1000
+    accel = np.linalg.norm(rel[2:] - 2 * rel[1:-1] + rel[:-2], axis=-1).mean() * 1000
+    return {
+        "bone_length_cv_pct": float(cv.mean() * 100),
+        "asymmetry_pct": float(np.mean(sym) * 100),
+        "accel_mm_per_frame2": float(accel),
+        "speed_mm_per_frame": float(speed),
+    }

@@ -15,6 +15,7 @@ from mocli.metrics import (
     n_mpjpe,
     pa_mpjpe,
     procrustes_align,
+    skeleton_plausibility,
     velocity_error,
 )
 
@@ -326,3 +327,47 @@ def test_acceleration_error_single_spike() -> None:
     pred[2, 0, 2] = 1.0
     assert acceleration_error(pred, gt) == pytest.approx(4.0 / 6.0, abs=1e-12)
     assert velocity_error(pred, gt) == pytest.approx(2.0 / 8.0, abs=1e-12)  # two unit jumps among 4 * 2 entries
+
+
+def _symmetric_pose() -> np.ndarray:
+    """(17,3) metres: left joints the mirror images (x -> -x) of the right ones, the trunk and head on x = 0."""
+    pose = np.zeros((17, 3))
+    pose[[7, 8, 9, 10], 1] = [0.25, 0.5, 0.6, 0.75]  # spine, thorax, nose, head up the y axis
+    pose[1:4] = [[0.1, 0.0, 0.0], [0.1, -0.4, 0.05], [0.1, -0.8, 0.0]]  # right hip, knee, ankle
+    pose[14:17] = [[0.2, 0.5, 0.0], [0.3, 0.25, 0.0], [0.3, 0.0, 0.1]]  # right shoulder, elbow, wrist
+    pose[4:7] = pose[1:4] * [-1.0, 1.0, 1.0]
+    pose[11:14] = pose[14:17] * [-1.0, 1.0, 1.0]
+    return pose
+
+
+def test_skeleton_plausibility_of_a_rigid_symmetric_skeleton_moving_as_a_whole_is_zero() -> None:
+    t = np.arange(6, dtype=np.float64)[:, None, None]
+    joints = _symmetric_pose() + t * np.array([0.1, 0.0, 0.02])  # the whole body walks; root-relative it is still
+    assert skeleton_plausibility(joints) == pytest.approx(
+        {"bone_length_cv_pct": 0.0, "asymmetry_pct": 0.0, "accel_mm_per_frame2": 0.0, "speed_mm_per_frame": 0.0},
+        abs=1e-9,
+    )
+    # a left shin 1.5 times the right one in every frame: |0.6 - 0.4| / 0.5 = 40 % for the shin, 0 for the other
+    # three limbs -> 10 %; bone lengths still constant
+    pose = _symmetric_pose()
+    pose[6] = pose[5] + 1.5 * (pose[3] - pose[2]) * [-1.0, 1.0, 1.0]
+    r = skeleton_plausibility(np.repeat(pose[None], 4, axis=0))
+    assert r["asymmetry_pct"] == pytest.approx(10.0) and r["bone_length_cv_pct"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_skeleton_plausibility_of_a_forearm_that_changes_length_every_frame() -> None:
+    pose = _symmetric_pose()
+    forearm = pose[16] - pose[15]  # length L = 0.25 * sqrt(1.16) ~ 0.269 m
+    length = np.linalg.norm(forearm)
+    joints = np.repeat(pose[None], 8, axis=0)
+    joints[1::2, 16] = pose[15] + 3.0 * forearm  # odd frames: the right forearm is 3 L long
+    r = skeleton_plausibility(joints)
+    # that bone's lengths L, 3L, ...: mean 2L, std L -> CV 0.5; the 15 other bones 0 -> 50 / 16 %
+    assert r["bone_length_cv_pct"] == pytest.approx(50.0 / 16.0)
+    # forearm asymmetry 0 on even frames and |L - 3L| / 2L = 1 on odd ones -> 0.5; one limb of four -> 12.5 %
+    assert r["asymmetry_pct"] == pytest.approx(12.5)
+    # one joint of 17 jumps 2L every frame, and its second difference is 2 * 2L: mm per frame (^2)
+    assert r["speed_mm_per_frame"] == pytest.approx(2 * length * 1000 / 17)
+    assert r["accel_mm_per_frame2"] == pytest.approx(4 * length * 1000 / 17)
+    with pytest.raises(ValueError, match="T>=3"):
+        skeleton_plausibility(joints[:2])
