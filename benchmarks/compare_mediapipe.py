@@ -27,12 +27,14 @@ from mocli.metrics import skeleton_plausibility as plausibility
 from mocli.skeleton import to_h36m
 
 
-def print_plausibility(rows: dict[str, dict[str, float]], note: str = "", width: int = 28) -> None:
-    """One line per named result of ``plausibility``."""
+def print_plausibility(rows: dict[str, dict[str, float | None]], note: str = "", width: int = 28) -> None:
+    """One line per named result of ``plausibility`` ("-" for a value it has not: too few frames)."""
     print(f"{'':{width}} {'bone CV %':>10} {'asym %':>8} {'accel mm/f2':>12} {'speed mm/f':>11}   {note}".rstrip())
+    keys_widths = (("bone_length_cv_pct", 10), ("asymmetry_pct", 8), ("accel_mm_per_frame2", 12),
+                   ("speed_mm_per_frame", 11))  # fmt: skip
     for name, r in rows.items():
-        print(f"{name:{width}} {r['bone_length_cv_pct']:>10.2f} {r['asymmetry_pct']:>8.2f} "
-              f"{r['accel_mm_per_frame2']:>12.2f} {r['speed_mm_per_frame']:>11.2f}")  # fmt: skip
+        cells = ("-" if r[k] is None else f"{r[k]:.2f}" for k, _ in keys_widths)
+        print(f"{name:{width}} " + " ".join(f"{c:>{w}}" for c, (_, w) in zip(cells, keys_widths, strict=True)))
 
 
 def main() -> None:

@@ -34,6 +34,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from mocli.skeleton import H36M_17
+
 __all__ = [
     "mpjpe",
     "pa_mpjpe",
@@ -270,21 +272,19 @@ def acceleration_error(pred: ArrayLike, gt: ArrayLike, axis: int = -3) -> float 
 # Properties of one H36M-17 sequence, without ground truth.
 # ----------------------------------------------------------------------------------------------------------------------
 
-LIMB_PAIRS = {"thigh": ((4, 5), (1, 2)), "shin": ((5, 6), (2, 3)), "upper arm": ((11, 12), (14, 15)),
-              "forearm": ((12, 13), (15, 16))}  # fmt: skip
-"""Left and right (parent, child) H36M-17 joints of the limbs whose symmetry ``skeleton_plausibility`` measures."""
+LIMB_PAIRS = {"thigh": (5, 2), "shin": (6, 3), "upper arm": (12, 15), "forearm": (13, 16)}
+"""The limbs whose left/right symmetry ``skeleton_plausibility`` measures, each by the H36M-17 child joints of its left
+and right bone."""
 
 
 def bone_lengths(joints: np.ndarray) -> np.ndarray:
-    """(T,17,3) H36M-17 joints -> (T,16) lengths of the H36M bones (child - parent), in the input's units."""
-    from mocli.skeleton import H36M_17
-
+    """(T,17,3) H36M-17 joints -> (T,16) lengths of the bones ``H36M_17.bones`` (child - parent), input units."""
     joints = np.asarray(joints, dtype=np.float64)
     return np.stack([np.linalg.norm(joints[:, c] - joints[:, p], axis=-1) for p, c in H36M_17.bones], axis=-1)
 
 
-def skeleton_plausibility(joints: np.ndarray) -> dict[str, float]:
-    """Properties of a (T,17,3) H36M-17 sequence in metres, T >= 3, every value finite.
+def skeleton_plausibility(joints: np.ndarray) -> dict[str, float | None]:
+    """Properties of a (T,17,3) H36M-17 sequence in metres, T >= 1, every value finite.
 
     Returns:
         bone_length_cv_pct: the coefficient of variation (std / mean over frames) of each of the 16 bones, averaged,
@@ -292,25 +292,23 @@ def skeleton_plausibility(joints: np.ndarray) -> dict[str, float]:
         asymmetry_pct: |left - right| / their mean for thigh, shin, upper arm and forearm, averaged over limbs and
             frames, in %;
         accel_mm_per_frame2: mean norm of the second difference of the root-relative joints, mm/frame^2 (jitter);
+            None when T < 3;
         speed_mm_per_frame: mean norm of their first difference, mm/frame (read the jitter with it: a still pose
-            has none of either).
+            has none of either); None when T < 2.
     """
     joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim != 3 or joints.shape[1:] != (17, 3) or len(joints) < 3:
-        raise ValueError(f"expected (T>=3, 17, 3) joints, got shape {joints.shape}")
+    if joints.ndim != 3 or joints.shape[1:] != (17, 3) or len(joints) < 1:
+        raise ValueError(f"expected (T>=1, 17, 3) joints, got shape {joints.shape}")
     lengths = bone_lengths(joints)
-    cv = lengths.std(0) / lengths.mean(0)
-    sym = []
-    for (la, lb), (ra, rb) in LIMB_PAIRS.values():
-        left = np.linalg.norm(joints[:, la] - joints[:, lb], axis=-1)
-        right = np.linalg.norm(joints[:, ra] - joints[:, rb], axis=-1)
-        sym.append(np.abs(left - right) / ((left + right) / 2))
+    bone_of = {c: i for i, (_, c) in enumerate(H36M_17.bones)}
+    left = lengths[:, [bone_of[c] for c, _ in LIMB_PAIRS.values()]]
+    right = lengths[:, [bone_of[c] for _, c in LIMB_PAIRS.values()]]
     rel = joints - joints[:, :1]
-    speed = np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean() * 1000
-    accel = np.linalg.norm(rel[2:] - 2 * rel[1:-1] + rel[:-2], axis=-1).mean() * 1000
+    speed = np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean() * 1000 if len(rel) >= 2 else None
+    accel = np.linalg.norm(rel[2:] - 2 * rel[1:-1] + rel[:-2], axis=-1).mean() * 1000 if len(rel) >= 3 else None
     return {
-        "bone_length_cv_pct": float(cv.mean() * 100),
-        "asymmetry_pct": float(np.mean(sym) * 100),
-        "accel_mm_per_frame2": float(accel),
-        "speed_mm_per_frame": float(speed),
+        "bone_length_cv_pct": float((lengths.std(0) / lengths.mean(0)).mean() * 100),
+        "asymmetry_pct": float((np.abs(left - right) / ((left + right) / 2)).mean() * 100),
+        "accel_mm_per_frame2": None if accel is None else float(accel),
+        "speed_mm_per_frame": None if speed is None else float(speed),
     }

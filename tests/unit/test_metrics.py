@@ -369,5 +369,10 @@ def test_skeleton_plausibility_of_a_forearm_that_changes_length_every_frame() ->
     # one joint of 17 jumps 2L every frame, and its second difference is 2 * 2L: mm per frame (^2)
     assert r["speed_mm_per_frame"] == pytest.approx(2 * length * 1000 / 17)
     assert r["accel_mm_per_frame2"] == pytest.approx(4 * length * 1000 / 17)
-    with pytest.raises(ValueError, match="T>=3"):
-        skeleton_plausibility(joints[:2])
+    # two frames have a speed but no acceleration, one frame neither; lengths and symmetry need one frame
+    two, one = skeleton_plausibility(joints[:2]), skeleton_plausibility(joints[:1])
+    assert two["accel_mm_per_frame2"] is None and two["speed_mm_per_frame"] == pytest.approx(2 * length * 1000 / 17)
+    assert one["speed_mm_per_frame"] is None and one["bone_length_cv_pct"] == 0.0 and one["asymmetry_pct"] == 0.0
+    assert two["bone_length_cv_pct"] == pytest.approx(50.0 / 16.0) and two["asymmetry_pct"] == pytest.approx(12.5)
+    with pytest.raises(ValueError, match="T>=1"):
+        skeleton_plausibility(joints[:0])
