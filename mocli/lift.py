@@ -8,6 +8,8 @@ Pure orchestration around a model: no file I/O. The data flow per sequence:
       -> the model (flip test-time augmentation), windows batched -> (T_w,17,3) normalised 3D, root-relative
       -> per window: scaled to metres with an average adult's body size (monocular 2D cannot observe scale)
       -> blended across overlaps -> (T,17,3) metres, root-relative, camera axes (x right, y down, z forward)
+      -> (bones="fixed") every bone set to one length for the whole sequence, the same on the left and the right:
+         the median of the lifter's own lengths over the frames with a person (a body is rigid between joints)
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 
 from mocli.data.transforms import crop_scale
 from mocli.models.tta import flip_average
-from mocli.skeleton import H36M_17
+from mocli.skeleton import H36M_17, median_bone_lengths, set_bone_lengths
 from mocli.utils.device import autocast
 from mocli.windows import merge_windows, plan_windows
 
@@ -40,6 +42,7 @@ class LiftOptions:
     batch_size: int = 8  # windows per forward pass
     precision: str = "fp32"  # fp32 | bf16
     min_conf: float = 0.0  # keypoints at or below this confidence are treated as missing
+    bones: str = "fixed"  # fixed: one symmetric length per bone for the sequence | free: the lifter's own lengths
 
 
 def body_size(joints: np.ndarray) -> np.ndarray:
@@ -82,12 +85,14 @@ def lift_keypoints(
         model: maps (B,T,17,3) normalised 2D + conf to (B,T,17,3) normalised 3D (a DSTformer, or an STMO in
             ``mocli.models.stmo.ManyToOne``: each frame the centre of its own window, within this lift window).
         keypoints: (T,17,3) pixels + confidence, H36M-17 order; NaN or conf 0 where a joint or frame is missing.
-        options: windowing, flip TTA, batching, precision.
+        options: windowing, flip TTA, batching, precision, bone lengths.
     Returns:
         (T,17,3) float32 metres, root-relative (pelvis at 0), camera axes (x right, y down, z forward).
         Frames are returned for every input frame; callers mark frames without a person.
     """
     opts = options or LiftOptions()
+    if opts.bones not in ("fixed", "free"):
+        raise ValueError(f"bones must be 'fixed' or 'free', got {opts.bones!r}")
     device = torch.device(device)
     T = len(keypoints)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (H36M_17.num_joints, 3):
@@ -104,4 +109,9 @@ def lift_keypoints(
     pred = np.concatenate(outputs)
     pred = pred - pred[:, :, :1]  # root-relative
     per_window = [_to_metres(p[: e - s]) for p, (s, e) in zip(pred, windows, strict=True)]
-    return merge_windows(per_window, windows, T, ramp=max(1, (opts.clip_len - stride) // 2)).astype(np.float32)
+    joints = merge_windows(per_window, windows, T, ramp=max(1, (opts.clip_len - stride) // 2))
+    if opts.bones == "fixed":
+        seen = (np.isfinite(keypoints[..., :2]).all(-1) & (keypoints[..., 2] > opts.min_conf)).any(-1)
+        if seen.any():
+            joints = set_bone_lengths(joints, median_bone_lengths(joints[seen], symmetric=True))
+    return joints.astype(np.float32)

@@ -293,6 +293,7 @@ def base_summary(item: InferInput, model_info: dict[str, Any], options: InferOpt
         "model": model_info,
         "detector": options.detector if item.kind == "video" else None,
         "flip_tta": options.lift.flip,
+        "bones": options.lift.bones,
         "precision": options.lift.precision,
         "clip_len": options.lift.clip_len,
         "units": "metres, root-relative, camera axes (x right, y down, z forward)",

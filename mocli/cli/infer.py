@@ -32,6 +32,11 @@ class BodyModel(str, Enum):
     anny = "anny"
 
 
+class Bones(str, Enum):
+    fixed = "fixed"
+    free = "free"
+
+
 class Precision(str, Enum):
     auto = "auto"
     fp32 = "fp32"
@@ -101,6 +106,10 @@ def infer(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Recompute results that are already complete.")] = False,
     flip: Annotated[bool, typer.Option(help="Flip test-time augmentation.")] = True,
+    bones: Annotated[
+        Bones,
+        typer.Option(help="fixed: one length per bone for each person, equal left and right; free: as lifted."),
+    ] = Bones.fixed,
     precision: Annotated[
         Precision, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16 autocast.")
     ] = Precision.auto,
@@ -155,6 +164,7 @@ def infer(
         lift=LiftOptions(
             clip_len=model_clip_len(lifter),
             flip=flip,
+            bones=bones.value,
             batch_size=batch_size,
             precision=resolve_precision(device, precision.value),
         ),

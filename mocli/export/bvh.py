@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from mocli.results import MotionResult
-from mocli.skeleton import H36M_17
+from mocli.skeleton import H36M_17, median_bone_lengths
 from mocli.utils.io import atomic_path
 
 __all__ = [
@@ -228,11 +228,11 @@ def _rest_offsets(joints: np.ndarray) -> np.ndarray:
         joints: (T, J, 3) finite H36M-17 positions, Y-up.
     """
     names, parents = H36M_17.joint_names, H36M_17.parents
+    lengths = median_bone_lengths(joints)
     offsets = np.zeros((len(names), 3))
     for c, p in enumerate(parents):
         if p >= 0:
-            length = float(np.median(np.linalg.norm(joints[:, c] - joints[:, p], axis=-1)))
-            offsets[c] = np.asarray(_REST_DIRECTION[names[c]], np.float64) * length
+            offsets[c] = np.asarray(_REST_DIRECTION[names[c]], np.float64) * lengths[c]
     for joint, kids in _FRAME_CHILDREN.items():
         j = names.index(joint)
         idx = [names.index(n) for n in kids]

@@ -6,6 +6,7 @@ import torch
 
 from mocli import create_model
 from mocli.lift import CANONICAL_BODY_SIZE_M, LiftOptions, body_size, lift_keypoints
+from mocli.skeleton import H36M_17, median_bone_lengths
 
 
 def _identity_model(x: torch.Tensor) -> torch.Tensor:
@@ -26,7 +27,7 @@ def _walking_skeleton(T: int) -> np.ndarray:
 @pytest.mark.parametrize("T", [5, 27, 100])
 def test_lift_is_root_relative_metric_and_exact_across_windows(T):
     kp = _walking_skeleton(T)
-    out = lift_keypoints(_identity_model, kp, LiftOptions(clip_len=27, stride=18))
+    out = lift_keypoints(_identity_model, kp, LiftOptions(clip_len=27, stride=18, bones="free"))
     assert out.shape == (T, 17, 3) and out.dtype == np.float32
     expected = kp[..., :2] - kp[:, :1, :2]
     expected = (
@@ -55,3 +56,24 @@ def test_flip_and_batching_do_not_change_a_real_model_much():
     b = lift_keypoints(model, kp, LiftOptions(clip_len=27, batch_size=8, flip=False))
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert lift_keypoints(model, kp, LiftOptions(clip_len=27)).shape == (70, 17, 3)
+
+
+def test_fixed_bones_take_the_symmetric_median_of_the_seen_frames():
+    kp = _walking_skeleton(60)  # rigid but left/right asymmetric
+    kp[:, 13, :2] += np.linspace(0, 60, 60)[:, None]  # the left wrist drifts: the left forearm changes length
+    kp[40:45] = np.nan  # missing frames: lifted from zeros, so they must not count in the median
+    free = lift_keypoints(_identity_model, kp, LiftOptions(clip_len=27, bones="free"))
+    fixed = lift_keypoints(_identity_model, kp, LiftOptions(clip_len=27))
+    seen = np.r_[0:40, 45:60]
+    expected = median_bone_lengths(free[seen], symmetric=True)
+    for p, c in H36M_17.bones:
+        np.testing.assert_allclose(np.linalg.norm(fixed[seen, c] - fixed[seen, p], axis=-1), expected[c], rtol=1e-5)
+        d_free, d_fixed = free[seen, c] - free[seen, p], fixed[seen, c] - fixed[seen, p]
+        cos = (d_free * d_fixed).sum(-1) / np.linalg.norm(d_free, axis=-1) / np.linalg.norm(d_fixed, axis=-1)
+        np.testing.assert_allclose(cos, 1.0, atol=1e-5)  # directions are the lifter's
+    left, right = H36M_17.index("left_wrist"), H36M_17.index("right_wrist")
+    assert expected[left] == expected[right]
+    assert not np.isclose(median_bone_lengths(free[seen])[left], median_bone_lengths(free)[left])  # NaN frames mattered
+    np.testing.assert_array_equal(fixed[:, 0], 0)
+    with pytest.raises(ValueError, match="bones"):
+        lift_keypoints(_identity_model, kp, LiftOptions(clip_len=27, bones="rigid"))

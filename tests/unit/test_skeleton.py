@@ -4,7 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from mocli.skeleton import COCO_17, H36M_17, HALPE_26, MEDIAPIPE_33, OPENPOSE_25, SKELETONS, flip_keypoints, to_h36m
+from mocli.skeleton import (
+    COCO_17,
+    H36M_17,
+    HALPE_26,
+    MEDIAPIPE_33,
+    OPENPOSE_25,
+    SKELETONS,
+    flip_keypoints,
+    median_bone_lengths,
+    set_bone_lengths,
+    to_h36m,
+)
 
 
 @pytest.mark.parametrize("skel", SKELETONS.values(), ids=lambda s: s.name)
@@ -100,3 +111,44 @@ def test_a_missing_source_joint_only_affects_joints_derived_from_it():
     assert np.isfinite(out[0]).all()
     nan_joints = sorted(np.flatnonzero(np.isnan(out[1, :, 0])))
     assert nan_joints == [0, 4, 7, 13]  # pelvis, left hip, spine (from the hips), left wrist
+
+
+def _stick_pose() -> np.ndarray:
+    """(17,3) metres: an H36M-17 pose whose every bone is a distinct, hand-checkable vector."""
+    pose = np.zeros((17, 3))
+    for c, p in enumerate(H36M_17.parents):
+        if p >= 0:
+            pose[c] = pose[p] + np.array([0.01 * c, 0.1 + 0.01 * c, 0.02 * (c % 3)])
+    return pose
+
+
+def test_median_bone_lengths_hand_computed_with_symmetry_and_missing_frames():
+    lw, le = H36M_17.index("left_wrist"), H36M_17.index("left_elbow")
+    rw, re_ = H36M_17.index("right_wrist"), H36M_17.index("right_elbow")
+    pose = _stick_pose()
+    frames = np.repeat(pose[None], 4, axis=0)
+    # left forearm pointing down with lengths 1, 2, 3 m (and a NaN frame); right forearm 4 m in every frame
+    for t, length in enumerate([1.0, 2.0, 3.0, np.nan]):
+        frames[t, lw] = frames[t, le] + [0.0, length, 0.0]
+    frames[:, rw] = frames[:, re_] + [0.0, 0.0, 4.0]
+    lengths = median_bone_lengths(frames)
+    assert lengths[0] == 0 and lengths[lw] == pytest.approx(2.0) and lengths[rw] == pytest.approx(4.0)
+    spine = H36M_17.index("spine")
+    assert lengths[spine] == pytest.approx(np.linalg.norm([0.07, 0.17, 0.02]))
+    sym = median_bone_lengths(frames, symmetric=True)
+    assert sym[lw] == sym[rw] == pytest.approx(3.0)
+    assert sym[spine] == pytest.approx(lengths[spine])  # unpaired bones keep their own median
+
+
+def test_set_bone_lengths_keeps_roots_and_directions_and_round_trips():
+    pose = _stick_pose()
+    poses = np.stack([pose, pose * 2.0 + 1.0])  # the second frame is the first scaled about a shifted root
+    target = np.where(np.array(H36M_17.parents) >= 0, 0.5, 0.0)
+    out = set_bone_lengths(poses, target)
+    np.testing.assert_allclose(out[:, 0], poses[:, 0])
+    for p, c in H36M_17.bones:
+        new, old = out[:, c] - out[:, p], poses[:, c] - poses[:, p]
+        np.testing.assert_allclose(np.linalg.norm(new, axis=-1), 0.5)
+        np.testing.assert_allclose(new / 0.5, old / np.linalg.norm(old, axis=-1, keepdims=True), atol=1e-12)
+    np.testing.assert_allclose(out[0] - out[0, 0], out[1] - out[1, 0], atol=1e-12)  # same shape after fixing
+    np.testing.assert_allclose(set_bone_lengths(pose, median_bone_lengths(pose[None])), pose, atol=1e-12)
