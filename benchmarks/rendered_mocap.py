@@ -25,7 +25,7 @@ the pixels show the Anny fit (see the fit error column); MediaPipe's H36M-17 pel
 derived from its 33 landmarks (``mocli.skeleton.to_h36m``), which differ from the mocap rig's definitions.
 
     python benchmarks/rendered_mocap.py --data bandai.h5 --data cmu_dance.h5 [--sequences 6] [--frames 150]
-        [--model NAME|CKPT] [--out DIR] [--json FILE]
+        [--model NAME|CKPT] [--bones fixed|free] [--out DIR] [--json FILE]
 """
 
 from __future__ import annotations
@@ -346,7 +346,7 @@ class Pipeline:
     weights: Path
 
 
-def load_pipeline(model: str | None, device: str = "auto", seed: int = 0) -> Pipeline:
+def load_pipeline(model: str | None, device: str = "auto", seed: int = 0, bones: str = "fixed") -> Pipeline:
     """The lifter (``--model`` name or checkpoint, default the shipped one) and infer's default options."""
     from mocli.api import load_lifter, model_clip_len
     from mocli.keypoints import DetectorOptions
@@ -360,7 +360,7 @@ def load_pipeline(model: str | None, device: str = "auto", seed: int = 0) -> Pip
     seed_everything(seed)
     weights = resolve_weights(model) if model else default_weights()
     lifter = load_lifter(weights, device=str(dev))
-    lift = LiftOptions(clip_len=model_clip_len(lifter), precision=resolve_precision(dev, "auto"))
+    lift = LiftOptions(clip_len=model_clip_len(lifter), precision=resolve_precision(dev, "auto"), bones=bones)
     options = InferOptions(detector="mediapipe", detector_options=DetectorOptions(device=device), lift=lift)
     return Pipeline(lifter, options, dev, weights)
 
@@ -439,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="lifter weights name or checkpoint (default: the shipped one)")
     ap.add_argument("--look", choices=("person", "grey"), default="person", help="body colours")
     ap.add_argument("--fit-iterations", type=int, default=200, help="L-BFGS iterations of the Anny pose fit")
+    ap.add_argument("--bones", choices=("fixed", "free"), default="fixed", help="as infer's --bones")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, help="folder for videos and infer outputs (default: a temporary folder)")
     ap.add_argument("--json", type=Path)
@@ -469,7 +470,7 @@ def _run(args: argparse.Namespace) -> int:
     body = AnnyBody()
     dominant = body.model.vertex_bone_indices.gather(1, body.model.vertex_bone_weights.argmax(1, keepdim=True))
     colours = region_colours(body.bone_labels, dominant[:, 0].numpy(), np.asarray(body.faces), args.look)
-    pipe = load_pipeline(args.model, args.device, args.seed)
+    pipe = load_pipeline(args.model, args.device, args.seed, args.bones)
     setup = time.perf_counter() - t0
     print(f"{len(chosen)} sequences, model {pipe.weights.name}, outputs in {out} (setup {setup:.1f} s)", flush=True)
     fit_options = FitOptions(iterations=args.fit_iterations)
@@ -496,7 +497,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"\ntimings (s, all sequences): {overall['seconds']}; setup {setup:.1f}")
     if args.json:
         info = {"data": [str(p) for p in args.data], "frames": args.frames, "seed": args.seed, "look": args.look,
-                "model": str(pipe.weights), "view": VIEW.__dict__, "fit_iterations": args.fit_iterations}  # fmt: skip
+                "model": str(pipe.weights), "bones": args.bones, "view": VIEW.__dict__,
+                "fit_iterations": args.fit_iterations}  # fmt: skip
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps({"info": info, "overall": overall, "sequences": rows}, indent=2, default=str))
     return 0
