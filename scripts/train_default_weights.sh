@@ -17,8 +17,8 @@ for src in bandai cmu_dance reactidle; do
     $M prepare dataset bvh "$MOCAP/$src.tar.xz" --out "$WORK/h5/$src.h5" "${extra[@]}"
 done
 DATA=(--data "$WORK/h5/bandai.h5" --data "$WORK/h5/cmu_dance.h5" --data "$WORK/h5/reactidle.h5")
-# The lifter: two epochs from scratch (v1), then four more stages, each continued from the best checkpoint of the
-# one before (v2 to v5; v4 and v5 take clips every 54 frames instead of 81: the later --stride wins).
+# The lifter: two epochs from scratch (v1), then five more stages, each continued from the best checkpoint of the
+# one before (v2 to v6; v4 to v6 take clips every 54 frames instead of 81: the later --stride wins).
 LIC="CC BY-NC 4.0 (trained on Bandai Namco Research Motion data): non-commercial use"
 COMMON=(--clip-len 81 --stride 81 --precision fp32 --out-dir "$WORK/pretrain" --set train.schedule=cosine
         --set train.min_lr_ratio=0.05 --set train.log_every=10)
@@ -42,9 +42,11 @@ stage small-mocap-v4 3 --init "$WORK/pretrain/small-mocap-v3/best.pt" --batch 16
     --stride 54 --save-every 25 --set train.warmup_steps=20
 stage small-mocap-v5 4 --init "$WORK/pretrain/small-mocap-v4/best.pt" --batch 16 --epochs 1 --lr 4e-4 \
     --stride 54 --save-every 25 --set train.warmup_steps=20
+stage small-mocap-v6 5 --init "$WORK/pretrain/small-mocap-v5/best.pt" --batch 16 --epochs 1 --lr 3e-4 \
+    --stride 54 --save-every 25 --set train.warmup_steps=20
 $M weights export "$WORK/pretrain/small-mocap-v1/best.pt" --out "$WORK/dstformer-small.mocap-v1.pt" --half \
     --overwrite --license "$LIC"
-$M weights export "$WORK/pretrain/small-mocap-v5/best.pt" --out weights/dstformer-small.mocap.pt --half \
+$M weights export "$WORK/pretrain/small-mocap-v6/best.pt" --out weights/dstformer-small.mocap.pt --half \
     --overwrite --license "$LIC"
 $M --seed 0 eval mocap "${DATA[@]}" --model weights/dstformer-small.mocap.pt --json "$WORK/eval_mocap.json"
 
