@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from mocli.skeleton import H36M_17
+from mocli.skeleton import H36M_17, bone_lengths
 
 __all__ = [
     "mpjpe",
@@ -44,7 +44,6 @@ __all__ = [
     "mpve",
     "velocity_error",
     "acceleration_error",
-    "bone_lengths",
     "skeleton_plausibility",
 ]
 
@@ -275,12 +274,6 @@ def acceleration_error(pred: ArrayLike, gt: ArrayLike, axis: int = -3) -> float 
 LIMB_PAIRS = {"thigh": (5, 2), "shin": (6, 3), "upper arm": (12, 15), "forearm": (13, 16)}
 """The limbs whose left/right symmetry ``skeleton_plausibility`` measures, each by the H36M-17 child joints of its left
 and right bone."""
-
-
-def bone_lengths(joints: np.ndarray) -> np.ndarray:
-    """(T,17,3) H36M-17 joints -> (T,16) lengths of the bones ``H36M_17.bones`` (child - parent), input units."""
-    joints = np.asarray(joints, dtype=np.float64)
-    return np.stack([np.linalg.norm(joints[:, c] - joints[:, p], axis=-1) for p, c in H36M_17.bones], axis=-1)
 
 
 def skeleton_plausibility(joints: np.ndarray) -> dict[str, float | None]:

@@ -22,6 +22,7 @@ __all__ = [
     "get_skeleton",
     "to_h36m",
     "flip_keypoints",
+    "bone_lengths",
     "median_bone_lengths",
     "set_bone_lengths",
 ]
@@ -354,6 +355,12 @@ def _root_outward(parents: tuple[int, ...]) -> list[int]:
     return order
 
 
+def bone_lengths(joints: np.ndarray, skeleton: Skeleton = H36M_17) -> np.ndarray:
+    """(...,J,3) joints -> (...,B) float64 lengths of the bones ``skeleton.bones`` (child - parent), input units."""
+    joints = np.asarray(joints, dtype=np.float64)
+    return np.stack([np.linalg.norm(joints[..., c, :] - joints[..., p, :], axis=-1) for p, c in skeleton.bones], -1)
+
+
 def median_bone_lengths(joints: np.ndarray, skeleton: Skeleton = H36M_17, symmetric: bool = False) -> np.ndarray:
     """Each bone's median length over a sequence, indexed by its child joint.
 
@@ -364,11 +371,10 @@ def median_bone_lengths(joints: np.ndarray, skeleton: Skeleton = H36M_17, symmet
     Returns:
         (J,) lengths in the joints' units; 0 for roots, NaN for a bone never seen.
     """
-    joints = np.asarray(joints, dtype=np.float64)
+    per_frame = bone_lengths(joints, skeleton)
     lengths = np.zeros(skeleton.num_joints)
-    for p, c in skeleton.bones:
-        seg = np.linalg.norm(joints[:, c] - joints[:, p], axis=-1)
-        seg = seg[np.isfinite(seg)]
+    for i, (_, c) in enumerate(skeleton.bones):
+        seg = per_frame[:, i][np.isfinite(per_frame[:, i])]
         lengths[c] = np.median(seg) if len(seg) else np.nan
     if symmetric:
         for a, b in skeleton.flip_pairs:
