@@ -1,8 +1,8 @@
 """Skeleton definitions as data, and conversions of other keypoint layouts to mocli's internal H36M-17.
 
 Every array of keypoints in mocli is (..., J, C) with the joint axis second to last. H36M-17 is the internal order
-everywhere; other layouts (COCO-17, Halpe-26, MediaPipe-33, OpenPose BODY-25) are converted on the way in by
-``to_h36m``, which carries the confidence channel in the same joint order as the coordinates.
+everywhere; other layouts (COCO-17, Halpe-26, MediaPipe-33, OpenPose BODY-25, Kinect v2's 25 joints) are converted
+on the way in by ``to_h36m``, which carries the confidence channel in the same joint order as the coordinates.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ __all__ = [
     "HALPE_26",
     "MEDIAPIPE_33",
     "OPENPOSE_25",
+    "KINECT_25",
     "SKELETONS",
     "get_skeleton",
     "to_h36m",
@@ -255,7 +256,21 @@ OPENPOSE_25 = Skeleton(
     flip_pairs=((2, 5), (3, 6), (4, 7), (9, 12), (10, 13), (11, 14), (15, 16), (17, 18), (19, 22), (20, 23), (21, 24)),
 )
 
-SKELETONS: dict[str, Skeleton] = {s.name: s for s in (H36M_17, COCO_17, HALPE_26, MEDIAPIPE_33, OPENPOSE_25)}
+# Kinect v2 body joints in the SDK's JointType order (NTU RGB+D's .skeleton files); the thumb hangs off the wrist and
+# the hand tip off the hand, as in the SDK's bone list.
+KINECT_25 = Skeleton(
+    name="kinect_v2",
+    joint_names=(
+        "spine_base", "spine_mid", "neck", "head", "left_shoulder", "left_elbow", "left_wrist", "left_hand",
+        "right_shoulder", "right_elbow", "right_wrist", "right_hand", "left_hip", "left_knee", "left_ankle",
+        "left_foot", "right_hip", "right_knee", "right_ankle", "right_foot", "spine_shoulder", "left_hand_tip",
+        "left_thumb", "right_hand_tip", "right_thumb",
+    ),
+    parents=(-1, 0, 20, 2, 20, 4, 5, 6, 20, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18, 1, 7, 6, 11, 10),
+    flip_pairs=((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19), (21, 23), (22, 24)),
+)  # fmt: skip
+
+SKELETONS: dict[str, Skeleton] = {s.name: s for s in (H36M_17, COCO_17, HALPE_26, MEDIAPIPE_33, OPENPOSE_25, KINECT_25)}
 
 
 def get_skeleton(name: str) -> Skeleton:
@@ -292,6 +307,12 @@ _H36M_FROM: dict[str, list[list[str]]] = {
         ["mid_hip"], ["right_hip"], ["right_knee"], ["right_ankle"],
         ["left_hip"], ["left_knee"], ["left_ankle"],
         ["neck", "mid_hip"], ["neck"], ["nose"], ["left_eye", "right_eye"],
+        ["left_shoulder"], ["left_elbow"], ["left_wrist"], ["right_shoulder"], ["right_elbow"], ["right_wrist"],
+    ],
+    "kinect_v2": [  # one Kinect joint each: pelvis = SpineBase, spine = SpineMid, thorax = SpineShoulder, neck = Neck
+        ["spine_base"], ["right_hip"], ["right_knee"], ["right_ankle"],
+        ["left_hip"], ["left_knee"], ["left_ankle"],
+        ["spine_mid"], ["spine_shoulder"], ["neck"], ["head"],
         ["left_shoulder"], ["left_elbow"], ["left_wrist"], ["right_shoulder"], ["right_elbow"], ["right_wrist"],
     ],
 }  # fmt: skip

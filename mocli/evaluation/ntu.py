@@ -1,10 +1,16 @@
-"""NTU RGB+D action benchmarks on PYSKL's 2D skeletons: ``ntu`` (top-1 / top-5 on a split's val set) and
-``ntu120-oneshot`` (one exemplar per novel class, cosine nearest exemplar).
+"""NTU RGB+D action benchmarks on 2D skeletons: ``ntu`` (top-1 / top-5 on a split's val set) and ``ntu120-oneshot``
+(one exemplar per novel class, cosine nearest exemplar).
 
 Data: PYSKL's ``ntu60_hrnet.pkl`` / ``ntu120_hrnet.pkl``: {'split': {'xsub_train': [frame_dir, ...], 'xsub_val':
 [...], 'xview_...' | 'xset_...'}, 'annotations': [{'frame_dir', 'total_frames', 'img_shape' (h, w), 'keypoint'
 (M, T, 17, 2) pixels COCO-17, 'keypoint_score' (M, T, 17), 'label' (0-based: A001 -> 0)}]}. COCO-17 becomes H36M-17
 as in ``mocli prepare dataset ntu`` (``skeleton.to_h36m``, scores in the same order).
+
+Or the dataset's raw Kinect skeletons: a folder of ``*.skeleton`` files (searched recursively) or one file, read as
+``mocli prepare dataset ntu`` reads them (``mocli.data.ntu_skeleton``: the 2 main bodies' colour-image keypoints,
+confidence from the tracking state). Labels and the xsub / xview / xset splits come from the sample names; the
+dataset's missing-skeleton list, when the folder holds it (a ``.txt`` with 'missing' in its name), removes the
+samples it names (logged). Files are parsed only when their sample is evaluated.
 
 Samples are made as the trainer's validation makes them (``mocli.actions.action_input``): the most confident
 ``max_persons`` persons (2 for NTU, zero-padded), resampled to the clip length with one frame per equal time bin
@@ -17,6 +23,8 @@ queries, embed)`` take functions, so the scoring is tested with known answers.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +42,7 @@ __all__ = [
     "NOVEL_CLASSES",
     "NtuSample",
     "load_pyskl",
+    "load_skeletons",
     "val_samples",
     "all_samples",
     "oneshot_sets",
@@ -43,6 +52,8 @@ __all__ = [
     "batched",
     "model_predict",
 ]
+
+log = logging.getLogger(__name__)
 
 NTU_SPLITS = ("xsub", "xview", "xset")
 NOVEL_CLASSES = tuple(range(0, 120, 6))  # NTU-120 one-shot: the 20 novel classes 0, 6, ..., 114
@@ -65,14 +76,20 @@ def class_name(label: int) -> str:
 
 
 def load_pyskl(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a PYSKL pkl and check its layout ({'split': {name: [frame_dir]}, 'annotations': [dict]}).
+    """Read a PYSKL pkl and check its layout ({'split': {name: [frame_dir]}, 'annotations': [dict]}); a folder or a
+    ``.skeleton`` file goes to ``load_skeletons``.
 
     Raises:
         InputError: unreadable, or not the PYSKL layout (one line naming what is wrong).
     """
+    from mocli.data.converters.common import ARCHIVE_SUFFIXES
     from mocli.data.converters.h36m import _load_pickle
 
     path = Path(path)
+    if path.is_dir() or path.name.lower().endswith(".skeleton"):
+        return load_skeletons(path)
+    if path.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise InputError(f"{path.name}: an archive; extract it and give the folder of .skeleton files")
     if not path.is_file():
         raise InputError(f"{path}: no such file (give PYSKL's ntu60_hrnet.pkl or ntu120_hrnet.pkl)")
     data = _load_pickle(path)
@@ -84,9 +101,42 @@ def load_pyskl(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def load_skeletons(path: str | os.PathLike) -> dict[str, Any]:
+    """Raw NTU skeletons (a folder of ``*.skeleton`` files, searched recursively, or one file) in PYSKL's layout:
+    'split' holds ``<benchmark>_train`` / ``_val`` lists for xsub, xview and xset by the sample names' rules
+    (``SampleName.split``), 'annotations' one dict per file: {'frame_dir', 'label', 'skeleton_path'}; the keypoints
+    are read when a sample is made. Samples named by a missing-skeleton list in the folder are left out (logged).
+
+    Raises:
+        InputError: no .skeleton file, or a file not named like an NTU sample.
+    """
+    from mocli.data.converters.ntu import collect_ntu
+    from mocli.data.ntu_skeleton import BENCHMARKS, parse_sample_name
+
+    path = Path(path)
+    with contextlib.ExitStack() as stack:  # a folder or a file: nothing is extracted
+        inputs = collect_ntu([path], stack)
+    skipped = inputs.skipped()
+    if skipped:
+        log.info("%d sample(s) named by the missing-skeleton list left out (e.g. %s)", len(skipped), skipped[0])
+    split: dict[str, list[str]] = {f"{b}_{part}": [] for b in BENCHMARKS for part in ("train", "val")}
+    annotations = []
+    for _, file in inputs.skeletons():
+        sample = parse_sample_name(file.name[: -len(".skeleton")])
+        annotations.append({"frame_dir": sample.name, "label": sample.label, "skeleton_path": str(file)})
+        for b in BENCHMARKS:
+            split[f"{b}_{sample.split(b)}"].append(sample.name)
+    if not annotations:
+        raise InputError(f"{path}: no .skeleton files{' left after the missing-skeleton list' if skipped else ''}")
+    return {"split": split, "annotations": annotations}
+
+
 def _sample(ann: Any, where: str) -> NtuSample:
     from mocli.data.converters.ntu import pyskl_keypoints
+    from mocli.data.ntu_skeleton import read_skeleton_keypoints
 
+    if isinstance(ann, dict) and "skeleton_path" in ann:  # raw skeletons (load_skeletons)
+        return NtuSample(str(ann["frame_dir"]), int(ann["label"]), read_skeleton_keypoints(ann["skeleton_path"]))
     kp = pyskl_keypoints(ann, where)
     return NtuSample(str(ann["frame_dir"]), int(ann["label"]), kp)
 

@@ -184,3 +184,62 @@ def test_all_samples_keeps_only_the_asked_labels(tmp_path):
     anns = [annotation("a", 0, 0), annotation("b", 1, 0), annotation("c", 6, 0)]
     path = write_pkl(tmp_path / "ntu120_hrnet.pkl", anns, {"xsub_train": [], "xsub_val": []})
     assert [s.name for s in all_samples(load_pyskl(path), labels=NOVEL_CLASSES)] == ["a", "c"]
+
+
+# --- raw Kinect skeletons (mocli.data.ntu_skeleton) -----------------------------------------------------------
+
+
+@pytest.fixture
+def raw_folder(tmp_path):
+    """A (two persons; xsub train, xview val, xset val), B (in a subfolder; xsub val, xview train, xset val),
+    C (xsub val, xview train, xset train), D (malformed: 24 joints; xsub train, xview train, xset val), and E,
+    named by the missing-skeleton list in the folder (truncated)."""
+    from tests.unit.test_ntu_skeleton import edit, joint_values, one_frame, skeleton_lines, two_person_frames, write
+
+    root = tmp_path / "skeletons"
+    (root / "sub").mkdir(parents=True)
+    write(root / "S001C001P001R001A050.skeleton", skeleton_lines(two_person_frames()))
+    write(root / "sub" / "S001C002P003R001A002.skeleton", skeleton_lines([[(5, joint_values(0, t))] for t in range(3)]))
+    write(root / "S002C003P006R002A003.skeleton", skeleton_lines([[(6, joint_values(1, t))] for t in range(2)]))
+    write(root / "S001C002P008R001A004.skeleton", edit(one_frame(), 4, "24"))
+    write(root / "S001C001P009R001A005.skeleton", ["3", "0"])
+    (root / "NTU_RGBD_samples_with_missing_skeletons.txt").write_text("S001C001P009R001A005\n")
+    return root
+
+
+def test_raw_skeleton_folder_has_the_splits_of_the_names_and_reads_only_scored_files(raw_folder):
+    from mocli.data.ntu_skeleton import read_skeleton_keypoints
+    from tests.unit.test_ntu_skeleton import H36M_FROM_KINECT, joint_values
+
+    data = load_pyskl(raw_folder)
+    assert sorted(a["frame_dir"] for a in data["annotations"]) == [
+        "S001C001P001R001A050", "S001C002P003R001A002", "S001C002P008R001A004", "S002C003P006R002A003"
+    ]  # E left out by the list  # fmt: skip
+    xsub = val_samples(data, "xsub", raw_folder.name)  # D is in xsub's train set: never parsed
+    assert [(s.name, s.label) for s in xsub] == [("S002C003P006R002A003", 2), ("S001C002P003R001A002", 1)]
+    b = xsub[1].keypoints
+    assert b.shape == (1, 3, 17, 3) and b.dtype == np.float32
+    np.testing.assert_array_equal(b[0, 2, :, :2], joint_values(0, 2)[H36M_FROM_KINECT, 5:7])
+    assert (b[..., 2] == 1.0).all()
+    np.testing.assert_array_equal(b, read_skeleton_keypoints(raw_folder / "sub" / "S001C002P003R001A002.skeleton"))
+    (a,) = val_samples(data, "xview")
+    assert a.name == "S001C001P001R001A050" and a.label == 49 and a.keypoints.shape == (2, 4, 17, 3)
+    assert (a.keypoints[1, [0, 3]] == 0).all()  # the second person is absent there: zero padding
+    with pytest.raises(MocliError, match="^S001C002P008R001A004.skeleton:4: frame 1 of 1, body 1 has 24 joints"):
+        val_samples(data, "xset")
+    assert [s.name for s in all_samples(data, labels=[1, 2])] == ["S002C003P006R002A003", "S001C002P003R001A002"]
+
+
+def test_raw_skeleton_file_and_one_line_errors(raw_folder, tmp_path):
+    data = load_pyskl(raw_folder / "sub" / "S001C002P003R001A002.skeleton")
+    assert data["split"]["xsub_val"] == ["S001C002P003R001A002"] and data["split"]["xview_train"] == data["split"][
+        "xsub_val"]  # fmt: skip
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MocliError, match="empty: no .skeleton files"):
+        load_pyskl(tmp_path / "empty")
+    (tmp_path / "skeletons.tar").write_bytes(b"")
+    with pytest.raises(MocliError, match="skeletons.tar: an archive; extract it"):
+        load_pyskl(tmp_path / "skeletons.tar")
+    (raw_folder / "take2.skeleton").write_text("1\n0\n")
+    with pytest.raises(MocliError, match="^take2: not an NTU sample name"):
+        load_pyskl(raw_folder)
