@@ -18,6 +18,7 @@ from mocli.errors import InputError
 
 class Kind(str, Enum):
     bvh = "bvh"
+    amc = "amc"
     h36m = "h36m"
     amass = "amass"
     ntu = "ntu"
@@ -43,18 +44,25 @@ DATASET_HELP = """Convert a dataset into one mocli HDF5 file (H36M-17 joints; sc
 
 KIND and SRC (files, folders searched recursively, or .tar.xz archives):
 
-  bvh           *.bvh motion capture, any rig with named joints (+ Bandai label .json) -> joints3d, metres, Y-up
-  h36m          MotionBERT h36m_sh_conf_cam_source_final.pkl, or VideoPose3D data_3d_h36m.npz + data_2d_h36m_*.npz
+  bvh           *.bvh mocap, any rig with named joints (+ Bandai label .json)
+  amc           *.amc mocap + the .asf skeleton beside them (HDM05, CMU)
+  h36m          MotionBERT h36m_sh_conf_cam_source_final.pkl, or VideoPose3D
+                data_3d_h36m.npz + data_2d_h36m_*.npz
   amass         AMASS *.npz (needs --smpl-model and --regressor)
-  ntu           PYSKL ntu60_hrnet.pkl / ntu120_hrnet.pkl -> keypoints2d (M persons), label
+  ntu           PYSKL ntu60_hrnet.pkl / ntu120_hrnet.pkl -> keypoints2d, label
   mesh          MotionBERT mesh pkl -> keypoints2d, smpl_pose, smpl_shape
   posetrack     PoseTrack json (one per video) -> keypoints2d per track
   instavariety  *.npy (T, J, 3) pixels + confidence per clip
 
+bvh and amc give joints3d in metres, world frame, +Y up; amc clips are taken
+as 120 fps unless --native-fps says otherwise.
+
 [b]Examples[/b]
 
   mocli prepare dataset bvh /data/bandai --out bandai.h5
-  mocli prepare dataset bvh cmu_dance.tar.xz --out cmu.h5 --native-fps 'salsa/*=60' --fps 30
+  mocli prepare dataset bvh cmu_dance.tar.xz --out cmu.h5 \\
+      --native-fps 'salsa/*=60' --fps 30
+  mocli prepare dataset amc hdm05.tar.xz --out hdm05.h5
   mocli prepare dataset h36m h36m_sh_conf_cam_source_final.pkl --out h36m.h5
   mocli prepare inspect bandai.h5
 """
@@ -120,8 +128,10 @@ def dataset(
     native_fps: Annotated[
         list[str], typer.Option(help="True frame rate, FPS or PATTERN=FPS on the relative path (repeatable).")
     ] = [],  # noqa: B006 (typer needs a literal default)
-    units: Annotated[Units, typer.Option(help="BVH units (auto: from the body size).")] = Units.auto,
-    up: Annotated[str, typer.Option(help="BVH up axis: auto, y, z, -y, ... (output is always +Y up).")] = "auto",
+    units: Annotated[
+        Units, typer.Option(help="BVH units (auto: from the body size); ASF base unit (auto: inch).")
+    ] = Units.auto,
+    up: Annotated[str, typer.Option(help="BVH/ASF up axis: auto, y, z, -y, ... (output is always +Y up).")] = "auto",
     min_frames: Annotated[int, typer.Option(help="Skip sequences shorter than this.")] = 1,
     layout: Annotated[
         str | None, typer.Option(help="Layout of 2D input: coco, h36m, halpe, ...", rich_help_panel=_2D)

@@ -15,6 +15,12 @@ Joint names are matched case-insensitively after dropping namespace prefixes (``
 Units (m, cm, mm) are detected from the body size (leg + spine + neck lengths, about 1.2-1.5 m for adults) unless
 declared; the up axis is detected from the mean pelvis-to-thorax direction unless declared; the output is always
 metres with +Y up (a right-handed rotation takes Z-up data there).
+
+ASF/AMC skeletons (CMU, HDM05) go through the same mapping: ``asf_rig`` views an ASF as a BVH rig whose joints sit
+at the bones' start points (each bone's end is its children's start; leaf bones get end sites), with CMU's bone names
+renamed to those of CMU's own BVH release (``ASF_JOINT_NAMES``: lfemur -> LeftUpLeg, the hip; lradius ->
+LeftForeArm, the elbow; lwrist -> LeftHand, the wrist; lowerneck -> Neck, the thorax; head -> Head; its end site is
+the head top).
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mocli.data.bvh import Bvh, add_end_site, forward_kinematics
+from mocli.data.amc import Amc
+from mocli.data.amc import forward_kinematics as amc_forward_kinematics
+from mocli.data.asf import Asf
+from mocli.data.bvh import Bvh, BvhJoint, add_end_site, forward_kinematics
 from mocli.errors import InputError
 from mocli.skeleton import H36M_17
 
@@ -38,6 +47,9 @@ __all__ = [
     "detect_up_axis",
     "rotate_to_y_up",
     "bvh_to_h36m",
+    "asf_rig",
+    "asf_to_h36m",
+    "ASF_JOINT_NAMES",
     "UNIT_SCALES",
 ]
 
@@ -110,7 +122,8 @@ class H36mMotion:
     Attributes:
         joints: (T, 17, 3) float32 world positions in metres, +Y up (as the rig's world otherwise).
         fps: frames per second of ``joints``.
-        units: units of the source file ('m', 'cm', 'mm'); ``scale`` converts them to metres.
+        units: units of the source file ('m', 'cm', 'mm'; 'in' for ASF inch units); ``scale`` converts them to
+            metres.
         up_axis: up axis detected or declared in the source ('+y', '+z', ...).
         mapping: the rig mapping used.
     """
@@ -154,7 +167,7 @@ def _chain(parents: tuple[int, ...], start: int, end: int) -> list[int] | None:
 
 def _rest_lengths(bvh: Bvh) -> np.ndarray:
     """(J,) length of each joint's local translation in the first frame (position channels included), file units."""
-    return np.linalg.norm(bvh.local_translations()[0], axis=-1) if bvh.num_frames else np.linalg.norm(bvh.offsets, -1)
+    return np.linalg.norm(bvh.local_translations()[0], axis=-1) if bvh.num_frames else np.linalg.norm(bvh.offsets, axis=-1)
 
 
 def _spine_weights(chain: list[int], lengths: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, str]:
@@ -313,15 +326,92 @@ def bvh_to_h36m(bvh: Bvh, units: str = "auto", up_axis: str = "auto") -> H36mMot
         units = detect_units(joints, bvh.name)
     if units not in UNIT_SCALES:
         raise InputError(f"unknown units {units!r}; use m, cm or mm")
+    return _metres_y_up(joints, bvh.fps, units, UNIT_SCALES[units], up_axis, mapping)
+
+
+def _metres_y_up(
+    joints: np.ndarray, fps: float, units: str, scale: float, up_axis: str, mapping: RigMapping
+) -> H36mMotion:
+    """H36mMotion from (T, 17, 3) joints in file units: scaled to metres and rotated to +Y up ('auto': detected)."""
     if up_axis == "auto":
         up_axis = detect_up_axis(joints)
-    joints = rotate_to_y_up(joints * UNIT_SCALES[units], up_axis)
-    log.debug("%s: units %s, up %s, head top %s", bvh.name, units, up_axis, mapping.sources[10])
+    joints = rotate_to_y_up(joints * scale, up_axis)
+    log.debug("%s: units %s, up %s, head top %s", mapping.bvh.name, units, up_axis, mapping.sources[10])
     return H36mMotion(
         joints=joints.astype(np.float32),
-        fps=bvh.fps,
+        fps=fps,
         units=units,
-        scale=UNIT_SCALES[units],
+        scale=scale,
         up_axis=up_axis if up_axis[0] in "+-" else "+" + up_axis,
         mapping=mapping,
     )
+
+
+# CMU/HDM05 ASF bone -> the name CMU's BVH release gives the joint at the bone's start (mapped by the rules above).
+ASF_JOINT_NAMES: dict[str, str] = {
+    "root": "Hips", "lowerback": "LowerBack", "upperback": "Spine", "thorax": "Spine1", "lowerneck": "Neck",
+    "upperneck": "Neck1", "head": "Head",
+    "lhipjoint": "LHipJoint", "lfemur": "LeftUpLeg", "ltibia": "LeftLeg", "lfoot": "LeftFoot", "ltoes": "LeftToeBase",
+    "rhipjoint": "RHipJoint", "rfemur": "RightUpLeg", "rtibia": "RightLeg", "rfoot": "RightFoot",
+    "rtoes": "RightToeBase",
+    "lclavicle": "LeftShoulder", "lhumerus": "LeftArm", "lradius": "LeftForeArm", "lwrist": "LeftHand",
+    "lhand": "LeftFingerBase", "lfingers": "LeftHandIndex1", "lthumb": "LThumb",
+    "rclavicle": "RightShoulder", "rhumerus": "RightArm", "rradius": "RightForeArm", "rwrist": "RightHand",
+    "rhand": "RightFingerBase", "rfingers": "RightHandIndex1", "rthumb": "RThumb",
+}  # fmt: skip
+
+
+def asf_rig(asf: Asf) -> Bvh:
+    """An ASF skeleton as a BVH rig in its rest pose (one frame, no channels): joint j < len(asf.bones) sits at the
+    start of bone j (renamed by ``ASF_JOINT_NAMES``), offset by its parent's length x direction; leaf bones get an
+    end site at their end. File length units."""
+    names = [ASF_JOINT_NAMES.get(b.name, b.name) for b in asf.bones]
+    vectors = [b.length * np.asarray(b.direction, dtype=np.float64) for b in asf.bones]
+    joints = [
+        BvhJoint(name=name, parent=p, offset=tuple(vectors[p]) if p >= 0 else (0.0, 0.0, 0.0))  # type: ignore[arg-type]
+        for name, p in zip(names, asf.parents, strict=True)
+    ]
+    for b, bone in enumerate(asf.bones):
+        if b not in asf.parents and bone.length > 0:
+            joints.append(BvhJoint(f"{names[b]}_end", b, tuple(vectors[b]), is_end_site=True))  # type: ignore[arg-type]
+    return Bvh(joints=tuple(joints), motion=np.zeros((1, 0)), frame_time=1.0, name=asf.name)
+
+
+def asf_to_h36m(asf: Asf, amc: Amc, fps: float = 120.0, units: str = "auto", up_axis: str = "auto") -> H36mMotion:
+    """FK of an AMC motion on its ASF skeleton mapped to H36M-17, in metres and +Y up.
+
+    Args:
+        asf, amc: the parsed skeleton and motion.
+        fps: the motion's frame rate (not in the files; 120 for CMU and HDM05).
+        units: 'auto' (the ASF convention: a length x is x / length_unit inches) or the unit of x / length_unit
+            ('m', 'cm', 'mm') for files that do not follow it.
+        up_axis: 'auto' (the pelvis-to-thorax direction of the ASF rest pose) or the file's up axis ('y', 'z', ...).
+    Returns:
+        H36mMotion with joints (T, 17, 3) float32 metres; units 'in' (auto) or the declared one.
+    Raises:
+        InputError: joints not found by name, or (auto units) a body size outside 0.4-4 m.
+    """
+    mapping = map_rig(asf_rig(asf))
+    pose = amc_forward_kinematics(asf, amc)
+    starts = pose.positions[:, [max(p, 0) for p in asf.parents]]  # (T, B, 3) bone start points; root: itself
+    rig = mapping.bvh
+    extra = [  # end sites (and a virtual head top): parent start + parent rotation @ offset
+        starts[:, j.parent] + pose.rotations[:, j.parent] @ np.asarray(j.offset) for j in rig.joints[len(asf.bones) :]
+    ]
+    positions = np.concatenate([starts, np.stack(extra, axis=1)], axis=1) if extra else starts
+    joints = np.einsum("kj,tjc->tkc", mapping.weights, positions)
+    if units == "auto":
+        units, scale = "in", asf.metres_per_unit
+        size = body_size(joints) * scale
+        if not 0.4 <= size <= 4.0:
+            raise InputError(
+                f"{asf.name}: body size {size:.3g} m with ASF inch units (length {asf.length_unit:g}); "
+                "pass --units m|cm|mm"
+            )
+    elif units in UNIT_SCALES:
+        scale = UNIT_SCALES[units] / asf.length_unit
+    else:
+        raise InputError(f"unknown units {units!r}; use auto, m, cm or mm")
+    if up_axis == "auto":  # from the rest pose, which stands upright (a clip's own poses may lie on the floor)
+        up_axis = detect_up_axis(np.einsum("kj,tjc->tkc", mapping.weights, forward_kinematics(rig)))
+    return _metres_y_up(joints, fps, units, scale, up_axis, mapping)

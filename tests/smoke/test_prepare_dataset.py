@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -138,6 +139,26 @@ def test_inspect_refuses_newer_schema_in_one_line(tmp_path):
 def test_help_shows_kinds_and_examples():
     result = _invoke("prepare", "dataset", "--help")
     assert result.exit_code == 0
-    for kind in ("bvh", "h36m", "amass", "ntu", "mesh", "posetrack", "instavariety", "Examples"):
+    for kind in ("bvh", "amc", "h36m", "amass", "ntu", "mesh", "posetrack", "instavariety", "Examples"):
         assert kind in result.output
     assert _invoke("prepare", "inspect", "--help").exit_code == 0
+
+
+def test_amc_sample_and_a_clip_without_skeleton(tmp_path):
+    clip = SAMPLE / "HDM_bk_hopBothLegs1hops_020_120.amc"
+    if not clip.is_file() or not (SAMPLE / "HDM_bk.asf").is_file():
+        pytest.fail(f"the HDM05 sample (HDM_bk.asf + {clip.name}) is missing from {SAMPLE.resolve()}")
+    out = tmp_path / "hdm.h5"
+    result = _invoke("prepare", "dataset", "amc", SAMPLE, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "56" in result.stdout  # frames of the one clip
+    result = _invoke("prepare", "inspect", out, "--check")
+    for text in ("kind amc", "fps: 120 (1)", "subject: 1 values: bk 1", "action: 1 values: hopBothLegs1hops", "valid"):
+        assert text in result.stdout, text
+    (tmp_path / "lone").mkdir()
+    shutil.copy(clip, tmp_path / "lone" / "HDM_bk_lone_001_120.amc")  # no .asf beside it
+    result = _invoke("prepare", "dataset", "amc", clip, tmp_path / "lone", "--out", tmp_path / "two.h5")
+    assert result.exit_code == 1
+    assert "failed HDM_bk_lone_001_120.amc: no .asf skeleton in its folder" in result.stderr
+    with open_dataset(tmp_path / "two.h5") as ds:
+        assert ds.names() == ["HDM_bk_hopBothLegs1hops_020_120"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
-from mocli.data.converters import amass, bvh, h36m, instavariety, mesh, ntu, posetrack
+from mocli.data.converters import amass, amc, bvh, h36m, instavariety, mesh, ntu, posetrack
 from mocli.data.converters.common import ConvertOptions, Task, split_mod10
 from mocli.data.h5 import DatasetWriter, Sequence
 from mocli.errors import InputError
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 KINDS: dict[str, ModuleType] = {
     "bvh": bvh,
+    "amc": amc,
     "h36m": h36m,
     "amass": amass,
     "ntu": ntu,
