@@ -167,7 +167,8 @@ def _chain(parents: tuple[int, ...], start: int, end: int) -> list[int] | None:
 
 def _rest_lengths(bvh: Bvh) -> np.ndarray:
     """(J,) length of each joint's local translation in the first frame (position channels included), file units."""
-    return np.linalg.norm(bvh.local_translations()[0], axis=-1) if bvh.num_frames else np.linalg.norm(bvh.offsets, axis=-1)
+    translations = bvh.local_translations()[0] if bvh.num_frames else bvh.offsets
+    return np.linalg.norm(translations, axis=-1)
 
 
 def _spine_weights(chain: list[int], lengths: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, str]:
