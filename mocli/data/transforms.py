@@ -81,18 +81,21 @@ def crop_scale(keypoints: np.ndarray, ratio: float = 1.0) -> tuple[np.ndarray, C
     """Normalise a clip of detected keypoints for the encoder (MotionBERT's in-the-wild input).
 
     Args:
-        keypoints: (T, J, 3) x, y pixels + confidence; keypoints with confidence 0 are ignored for the box.
+        keypoints: (T, J, 3) x, y pixels + confidence; keypoints with confidence 0 are missing.
         ratio: box side over the keypoints' extent.
     Returns:
-        (T, J, 3) normalised x, y (clipped to [-1, 1]) + the unchanged confidence, and the box (None, with all-zero
-        output, when the clip holds fewer than two confident keypoints).
+        (T, J, 3) normalised x, y (clipped to [-1, 1]) + the unchanged confidence, missing keypoints all zero (as
+        the masked joints of MotionBERT's pretext), and the box over the others (None, with all-zero output, when
+        the clip holds fewer than two confident keypoints).
     """
-    box = crop_box(keypoints[..., :2], keypoints[..., 2] > 0, ratio)
+    seen = keypoints[..., 2] > 0
+    box = crop_box(keypoints[..., :2], seen, ratio)
     out = np.zeros_like(keypoints)
     if box is None:
         return out, None
     out[..., :2] = np.clip(normalise_xy(keypoints[..., :2], box), -1.0, 1.0)
     out[..., 2] = keypoints[..., 2]
+    out[~seen] = 0.0
     return out, box
 
 

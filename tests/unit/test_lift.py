@@ -77,3 +77,29 @@ def test_fixed_bones_take_the_symmetric_median_of_the_seen_frames():
     np.testing.assert_array_equal(fixed[:, 0], 0)
     with pytest.raises(ValueError, match="bones"):
         lift_keypoints(_identity_model, kp, LiftOptions(clip_len=27, bones="rigid"))
+
+
+def test_missing_joints_reach_the_model_as_masked_joints():
+    """A missing keypoint (NaN, or confidence at or below min_conf) is (0, 0, 0) in the model's input: exactly the
+    masked joints of the lift pretext, whatever its pixel values; the box is made from the others."""
+    kp = _walking_skeleton(27)
+    kp[3, 5] = np.nan
+    kp[4, 6, 2] = 0.0
+    kp[5, 7, :2] = [5000.0, -5000.0]  # wild coordinates, but not confident
+    kp[5, 7, 2] = 0.05
+    seen = []
+
+    def recording_model(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.clone())
+        return _identity_model(x)
+
+    lift_keypoints(recording_model, kp, LiftOptions(clip_len=27, flip=False, min_conf=0.1))
+    x = seen[0][0].numpy()
+    for t, j in ((3, 5), (4, 6), (5, 7)):
+        assert np.all(x[t, j] == 0.0)
+    good = np.ones((27, 17), bool)
+    good[3, 5] = good[4, 6] = good[5, 7] = False
+    lo, hi = kp[good][:, :2].min(0), kp[good][:, :2].max(0)
+    centre, scale = (lo + hi) / 2, 2.0 / (hi - lo).max()
+    np.testing.assert_allclose(x[good][:, :2], (kp[good][:, :2] - centre) * scale, atol=1e-5)
+    np.testing.assert_allclose(x[good][:, 2], 0.9, atol=1e-6)
