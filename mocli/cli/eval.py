@@ -30,18 +30,35 @@ class Protocol(str, Enum):
     all = "all"
 
 
+class Frames(str, Enum):
+    reference = "reference"
+    all = "all"
+
+
+class Input2D(str, Enum):
+    detected = "detected"
+    gt = "gt"
+
+
 H36M_HELP = """Human3.6M 3D pose: P1 MPJPE and P2 PA-MPJPE (mm) per action, as MotionBERT evaluates.
 
 --data: MotionBERT's [b]h36m_sh_conf_cam_source_final.pkl[/b], VideoPose3D's [b]data_2d_h36m_cpn_ft_h36m_dbb.npz[/b]
 (with data_3d_h36m.npz beside it, or both paths), a folder holding either, or a mocli .h5 from
-`mocli prepare dataset h36m`. Test subjects S9 and S11; every frame of every video scored exactly once; the three
-broken S9 recordings excluded as the reference does. The paper's number is the mean over the 15 actions.
+`mocli prepare dataset h36m`. Test subjects S9 and S11; the three broken S9 recordings excluded as the reference
+does. The paper's number is the mean over the 15 actions.
+
+--frames reference (default) is MotionBERT's protocol: clips of the model's clip length (243 for MotionBERT) at
+multiples of it, the tail after the last whole clip not scored, a shorter video resampled to one clip (evenly
+spaced frames); --frames all scores every frame once (mocli's option). The model's convention (rootrel, gt_2d,
+flip) comes from the checkpoint: recorded by `mocli weights import motionbert --config`, or a mocli model's
+training config; the options override it.
 
 [b]Examples[/b]
 
   mocli eval h36m --data data/motion3d/h36m_sh_conf_cam_source_final.pkl --model mb-h36m.pt
   mocli --device cuda eval h36m --data h36m.h5 --model mb-h36m.pt --protocol 1 --json h36m.json
-  mocli eval h36m --data data_2d_h36m_cpn_ft_h36m_dbb.npz --data data_3d_h36m.npz --model mb-h36m.pt --gt-2d
+  mocli eval h36m --data h36m_sh_conf_cam_source_final.pkl --model mb-h36m.pt --frames all --no-rootrel
+  mocli eval h36m --data data_2d_h36m_cpn_ft_h36m_dbb.npz --data data_3d_h36m.npz --model mb-h36m.pt --input-2d gt
 """
 
 MOCAP_HELP = """mocli's benchmark: lifting on the validation split of real motion capture (mocli .h5 files).
@@ -66,6 +83,12 @@ ClipLenOption = Annotated[
 ]
 BatchOption = Annotated[int, typer.Option(min=1, help="Windows per forward pass.")]
 FlipOption = Annotated[bool, typer.Option(help="Flip test-time augmentation.")]
+RootrelOption = Annotated[
+    bool | None, typer.Option("--rootrel/--no-rootrel", help="Set the predicted root to 0 (default: the checkpoint's).")
+]
+Gt2dOption = Annotated[
+    bool | None, typer.Option("--gt-2d/--no-gt-2d", help="Predicted x, y := the input's (default: the checkpoint's).")
+]
 
 
 def register(root: typer.Typer) -> None:
@@ -108,15 +131,25 @@ def h36m(
     data: DataOption,
     model: Annotated[str, typer.Option(help="Weights name (`mocli weights list`) or checkpoint path.")],
     protocol: Annotated[Protocol, typer.Option(help="1 (MPJPE), 2 (PA-MPJPE) or all.")] = Protocol.all,
-    gt_2d: Annotated[bool, typer.Option("--gt-2d", help="Ground-truth 2D input (confidence 1).")] = False,
-    flip: FlipOption = True,
+    frames: Annotated[
+        Frames, typer.Option(help="reference: MotionBERT's whole clips (tails not scored); all: every frame once.")
+    ] = Frames.reference,
+    rootrel: RootrelOption = None,
+    gt_2d: Gt2dOption = None,
+    input_2d: Annotated[
+        Input2D, typer.Option(help="Model input: detected 2D, or the label's 2D with confidence 1.")
+    ] = Input2D.detected,
+    flip: Annotated[
+        bool | None, typer.Option("--flip/--no-flip", help="Flip TTA (default: the checkpoint's, else on).")
+    ] = None,
     json_path: JsonOption = None,
     clip_len: ClipLenOption = None,
     batch_size: BatchOption = 8,
 ) -> None:
     from mocli.cli.batch import progress_bar
-    from mocli.evaluation.h36m import load_test_set, resolve_paths, score_h36m
-    from mocli.evaluation.runner import RunOptions, predict_sequence
+    from mocli.evaluation.h36m import evaluate_h36m, load_test_set, resolve_paths
+    from mocli.evaluation.h36m_protocol import convention_of
+    from mocli.evaluation.runner import RunOptions
     from mocli.utils.device import resolve_device
     from mocli.utils.seed import seed_everything
 
@@ -125,19 +158,20 @@ def h36m(
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
     lifter, model_info = _load_lifter(model, device)
-    opts = RunOptions(clip_len=_clip_len(lifter, clip_len), flip=flip, batch_size=batch_size, device=str(device))
+    convention = convention_of(getattr(lifter, "checkpoint_info", {})).override(rootrel=rootrel, gt_2d=gt_2d, flip=flip)
+    if rootrel is None and convention.origin.startswith("assumed") and not settings.quiet:
+        note = f"{model}: no evaluation convention recorded, rootrel {convention.rootrel} assumed (--rootrel to change)"
+        err_console.print(note, highlight=False, soft_wrap=True)
+    opts = RunOptions(_clip_len(lifter, clip_len), flip=convention.flip, batch_size=batch_size, device=str(device))
     test_set = load_test_set(data)
     protocols = [1, 2] if protocol == Protocol.all else [int(protocol.value)]
-    info = {"model": model_info, "flip": flip, "gt_2d": gt_2d, "clip_len": opts.clip_len, "device": str(device)}
+    info = {"model": model_info, "device": str(device)}
     with progress_bar(settings.quiet) as progress:
         task = progress.add_task("h36m", total=sum(v.num_frames for v in test_set.scored))
-        report = score_h36m(
-            test_set,
-            lambda video: predict_sequence(lifter, video.model_input(gt_2d), opts),
-            protocols,
-            info=info,
+        report = evaluate_h36m(
+            test_set, lifter, convention, opts, frames.value, protocols, gt_input=input_2d == Input2D.gt, info=info,
             on_video=lambda video: progress.advance(task, video.num_frames),
-        )
+        )  # fmt: skip
     _finish(report, json_path, settings.quiet)
 
 

@@ -103,20 +103,29 @@ def import_motionbert(
         typer.Option("--out", "-o", help="Output checkpoint (.pt). Default: <user weights folder>/<name>.pt."),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Name in the user weights folder when --out is not given.")] = None,
-    num_heads: Annotated[int, typer.Option(help="Attention heads (not visible in the shapes; MotionBERT: 8).")] = 8,
+    config: Annotated[
+        Path | None, typer.Option(help="MotionBERT's YAML config of the run (e.g. configs/pose3d/MB_ft_h36m.yaml).")
+    ] = None,
+    num_heads: Annotated[
+        int | None, typer.Option(min=1, help="Attention heads (not in the shapes; default: the config's, else 8).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Convert a released MotionBERT checkpoint (3D pose, action or mesh) into a mocli checkpoint.
 
     Every tensor name and shape is checked; a mismatch is named. The encoder's outputs are identical to the
-    reference implementation's on the same input.
+    reference implementation's on the same input. --config reads MotionBERT's YAML config of the run, checks it
+    against the weights and records the evaluation convention (rootrel, gt_2d, flip, no_conf, clip_len) that
+    `mocli eval h36m` uses; without it a pose checkpoint gets rootrel False (the model's root output kept).
 
     [b]Examples[/b]
 
-      mocli weights import motionbert checkpoint/pose3d/FT_MB_release_MB_ft_h36m/best_epoch.bin --out mb-h36m.pt
+      mocli weights import motionbert checkpoint/pose3d/FT_MB_release_MB_ft_h36m/best_epoch.bin \\
+        --config configs/pose3d/MB_ft_h36m.yaml --out mb-h36m.pt
       mocli weights import motionbert checkpoint/action/FT_MB_release_MB_ft_NTU60_xsub/best_epoch.bin --name mb-ntu60
     """
     from mocli.models.checkpoint import save_checkpoint
+    from mocli.models.motionbert import describe_convention
     from mocli.models.motionbert import import_motionbert as convert
     from mocli.models.registry import WEIGHTS_SUFFIX, user_weights_dir
 
@@ -127,11 +136,17 @@ def import_motionbert(
         raise MocliError(f"--out {out} is a folder; give a file name ending in .pt")
     if out.exists() and not overwrite:
         raise MocliError(f"{out} exists; pass --overwrite to replace it")
-    ckpt = convert(src, num_heads=num_heads)
+    ckpt = convert(src, num_heads=num_heads, config=config)
     save_checkpoint(ckpt, out)
     task = ckpt["meta"]["task"]
     n = sum(v.numel() for v in ckpt["model"].values())
     err_console.print(f"imported {task} model ({ckpt['arch']['name']}, {n:,} parameters)")
+    convention = ckpt["meta"].get("eval_convention")
+    if convention is not None:
+        how = "assumed, no --config" if config is None else f"from {convention['from']}"
+        err_console.print(
+            f"evaluation convention ({how}): {describe_convention(convention)}", highlight=False, soft_wrap=True
+        )
     console.print(str(out), highlight=False)
 
 

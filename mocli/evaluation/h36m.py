@@ -1,19 +1,21 @@
-"""Human3.6M 3D pose benchmark, as MotionBERT evaluates it, on every test frame exactly once.
+"""Human3.6M 3D pose benchmark, as MotionBERT evaluates it.
 
 Data: the test split (subjects S9 and S11) of MotionBERT's ``h36m_sh_conf_cam_source_final.pkl``, of VideoPose3D's
 npz pair (``data_3d_h36m.npz`` + ``data_2d_h36m_cpn_ft_h36m_dbb.npz``), or of a mocli HDF5 made from either by
 ``mocli prepare dataset h36m``. The files are read by ``mocli.data.converters.h36m``. A *video* is one camera of
 one recording.
 
-Per video (units in brackets):
+Per video (units in brackets; the protocol itself, the model's convention and which frames count, is in
+``h36m_protocol``):
 
     input  = detected 2D (T,17,2) [px] + confidence, normalised with the camera's image size (w, h):
-             x_n = x / w * 2 - 1, y_n = y / w * 2 - h / w          (--gt-2d: the label's x, y with confidence 1)
-    output = model(input) in windows of the clip length (runner.py)  (T,17,3) [normalised]
+             x_n = x / w * 2 - 1, y_n = y / w * 2 - h / w     (input_2d 'gt': the label's x, y with confidence 1)
+    output = model(input) over the frames protocol's clips, flip-averaged, then the root step and gt_2d
+             (``h36m_protocol.predict_video``)                                       (N,17,3) [normalised]
     pred   = denormalised to pixels: x = (x_n + 1) * w / 2, y = (y_n + h / w) * w / 2, depth = z_n * w / 2,
-             times the per-frame 2.5D factor [mm/px], made root-relative                        (T,17,3) [mm]
-    gt     = joints_2.5d_image [mm] (= joint3d_image [px] * factor), root-relative              (T,17,3) [mm]
-    P1 = MPJPE(pred, gt) per frame; P2 = PA-MPJPE (similarity Procrustes per frame)             (T,) [mm]
+             times the per-frame 2.5D factor [mm/px], made root-relative                        (N,17,3) [mm]
+    gt     = joints_2.5d_image [mm] (= joint3d_image [px] * factor), root-relative              (N,17,3) [mm]
+    P1 = MPJPE(pred, gt) per frame; P2 = PA-MPJPE (similarity Procrustes per frame)             (N,) [mm]
 
 Scores: per action (the 15 Human3.6M actions; variants such as "Directions 1" merged), the mean over the 15 action
 means (the paper's number) and the mean over all frames.
@@ -34,10 +36,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -46,8 +46,18 @@ from mocli.data.converters.common import ConvertOptions, Task
 from mocli.data.h5 import Sequence
 from mocli.errors import InputError
 from mocli.evaluation.calibration import PinholeCamera, fit_camera_dlt, reprojection_error
-from mocli.evaluation.errors import frame_errors
-from mocli.evaluation.report import Metric, Report, ScoreSums, build_table
+from mocli.evaluation.h36m_protocol import (  # the video type and the scoring, re-exported here
+    ACTIONS,
+    METRICS,
+    H36MTestSet,
+    H36MVideo,
+    denormalise_h36m,
+    evaluate_h36m,
+    normalise_h36m,
+    score_h36m,
+    to_millimetres,
+    video_errors,
+)
 
 __all__ = [
     "ACTIONS",
@@ -60,14 +70,12 @@ __all__ = [
     "video_errors",
     "load_test_set",
     "score_h36m",
+    "evaluate_h36m",
     "METRICS",
 ]
 
 log = logging.getLogger(__name__)
 
-# The 15 actions in the order of MotionBERT's and VideoPose3D's tables.
-ACTIONS = ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases", "Sitting",
-           "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether")  # fmt: skip
 # Human3.6M action ids (the "act" of source strings such as s_09_act_05_subact_02_ca_01).
 ACTION_IDS = {2: "Directions", 3: "Discussion", 4: "Eating", 5: "Greeting", 6: "Phoning", 7: "Posing",
               8: "Purchases", 9: "Sitting", 10: "SittingDown", 11: "Smoking", 12: "Photo", 13: "Waiting",
@@ -75,69 +83,10 @@ ACTION_IDS = {2: "Directions", 3: "Discussion", 4: "Eating", 5: "Greeting", 6: "
 _ALIASES = {a.lower(): a for a in ACTIONS} | {"takingphoto": "Photo", "walkingdog": "WalkDog",
                                               "walkingtogether": "WalkTogether"}  # fmt: skip
 EXCLUDED_S9 = tuple(sorted(h36m_data.REFERENCE_EXCLUDED_S9))  # (act, subact)
-METRICS = {1: Metric("mpjpe", "P1 MPJPE"), 2: Metric("pa_mpjpe", "P2 PA-MPJPE")}
 _SOURCE = re.compile(r"s_(\d+)_act_(\d+)_subact_(\d+)_ca_(\d+)")
 PKL_NAME = "h36m_sh_conf_cam_source_final.pkl"
 NPZ_3D = "data_3d_h36m.npz"
 NPZ_2D = "data_2d_h36m_cpn_ft_h36m_dbb.npz"
-
-
-@dataclass
-class H36MVideo:
-    """One test video (one camera of one recording).
-
-    Attributes:
-        name: sequence name (the pkl's source string, or 'S9:Greeting 1:54138969' for the npz).
-        subject, action (one of ACTIONS after ``canonical_action``), camera: labels.
-        image_size: (w, h) pixels of the camera.
-        keypoints2d: (T,17,3) detected x, y pixels + confidence.
-        joints_image: (T,17,3) ground truth x, y pixels + depth in pixels (MotionBERT's joint3d_image).
-        factor: (T,) millimetres per pixel at the root depth (the 2.5D factor).
-        joints_mm: (T,17,3) ground truth millimetres (joints_2.5d_image; root-relative or not).
-        excluded: one of the three broken S9 recordings the reference leaves out.
-    """
-
-    name: str
-    subject: str
-    action: str
-    camera: str
-    image_size: tuple[int, int]
-    keypoints2d: np.ndarray
-    joints_image: np.ndarray
-    factor: np.ndarray
-    joints_mm: np.ndarray
-    excluded: bool = False
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.keypoints2d.shape[0])
-
-    def model_input(self, gt_2d: bool = False) -> np.ndarray:
-        """(T,17,3) normalised x, y + confidence: detected 2D, or the ground-truth 2D with confidence 1."""
-        w, h = self.image_size
-        if gt_2d:
-            xy, conf = self.joints_image[..., :2], np.ones(self.joints_image.shape[:-1])
-        else:
-            xy, conf = self.keypoints2d[..., :2], self.keypoints2d[..., 2]
-        return np.concatenate([normalise_h36m(xy, w, h), conf[..., None]], axis=-1)
-
-
-@dataclass
-class H36MTestSet:
-    """The test videos of a file, how it was read, and which videos the protocol leaves out."""
-
-    videos: list[H36MVideo]
-    layout: str  # 'pkl', 'npz' or 'h5'
-    paths: list[Path]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def excluded(self) -> list[H36MVideo]:
-        return [v for v in self.videos if v.excluded]
-
-    @property
-    def scored(self) -> list[H36MVideo]:
-        return [v for v in self.videos if not v.excluded]
 
 
 # --- pure maths -------------------------------------------------------------------------------------------------
@@ -155,76 +104,6 @@ def canonical_action(name: str) -> str:
     text = re.sub(r"^S\d+[_:]", "", name.strip()).split(":")[0]
     text = re.sub(r"[\s_\-]*\d+$", "", text).strip()
     return _ALIASES.get(re.sub(r"[\s_\-]", "", text).lower(), text)
-
-
-def normalise_h36m(xy: np.ndarray, w: float, h: float) -> np.ndarray:
-    """(..., 2) pixels -> (..., 2) normalised: x / w * 2 - 1, y / w * 2 - h / w (MotionBERT's H36M input)."""
-    return xy / w * 2 - np.array([1.0, h / w])
-
-
-def denormalise_h36m(joints_norm: np.ndarray, w: float, h: float) -> np.ndarray:
-    """(..., 3) normalised 3D -> (..., 3) pixels: x = (x_n + 1) w / 2, y = (y_n + h / w) w / 2, depth = z_n w / 2."""
-    out = np.array(joints_norm, dtype=np.float64, copy=True)
-    out[..., :2] += np.array([1.0, h / w])
-    return out * (w / 2)
-
-
-def to_millimetres(joints_px: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    """(T,17,3) pixels (x, y, depth) times the per-frame factor (T,) mm/px, root-relative -> (T,17,3) mm."""
-    mm = joints_px * factor[:, None, None]
-    return mm - mm[:, :1]
-
-
-def video_errors(video: H36MVideo, pred_norm: np.ndarray, protocols: Iterable[int] = (1, 2)) -> dict[str, np.ndarray]:
-    """Per-frame errors (T,) mm of a model output (T,17,3) normalised for one video."""
-    if pred_norm.shape != (video.num_frames, 17, 3):
-        raise ValueError(f"{video.name}: prediction has shape {pred_norm.shape}, expected ({video.num_frames}, 17, 3)")
-    pred_mm = to_millimetres(denormalise_h36m(pred_norm, *video.image_size), video.factor)
-    gt_mm = video.joints_mm - video.joints_mm[:, :1]
-    return frame_errors(pred_mm, gt_mm, [METRICS[p].key for p in protocols])
-
-
-def score_h36m(
-    test_set: H36MTestSet,
-    predict: Callable[[H36MVideo], np.ndarray],
-    protocols: Iterable[int] = (1, 2),
-    info: dict[str, Any] | None = None,
-    on_video: Callable[[H36MVideo], None] | None = None,
-) -> Report:
-    """Score every non-excluded test video; ``predict(video)`` gives its (T,17,3) normalised 3D.
-
-    Returns a Report with one table (per action, mean over actions, mean over frames) and the headline figures
-    (the mean over actions of each protocol). ``info`` is added to the report's info.
-    """
-    protocols = sorted(set(protocols))
-    metrics = [METRICS[p] for p in protocols]
-    sums = ScoreSums()
-    for video in test_set.scored:
-        for key, errors in video_errors(video, predict(video), protocols).items():
-            sums.add(video.action, key, errors)
-        sums.add_frames(video.action, video.num_frames)
-        if on_video is not None:
-            on_video(video)
-    table = build_table(sums, "Human3.6M test (S9, S11)", "action", metrics, order=ACTIONS)
-    over_actions = table.summary_row("mean over actions").values
-    over_frames = table.summary_row("mean over frames").values
-    headline = {f"P{p} {METRICS[p].key} (mm)": over_actions[METRICS[p].key] for p in protocols}
-    missing = [a for a in ACTIONS if a not in sums.frames]
-    report_info = {
-        "layout": test_set.layout,
-        "data": [str(p) for p in test_set.paths],
-        "videos": len(test_set.scored),
-        "frames": int(sum(sums.frames.values())),
-        "mean_over_actions": over_actions,
-        "mean_over_frames": over_frames,
-        "missing_actions": missing,
-        "unknown_actions": sorted(set(sums.frames) - set(ACTIONS)),
-        "excluded": [{"name": v.name, "frames": v.num_frames} for v in test_set.excluded],
-        "excluded_frames": int(sum(v.num_frames for v in test_set.excluded)),
-        "notes": test_set.notes,
-    }
-    report_info.update(info or {})
-    return Report(benchmark="h36m", headline=headline, tables=[table], info=report_info)
 
 
 # --- reading the test set ---------------------------------------------------------------------------------------

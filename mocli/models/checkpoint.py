@@ -11,7 +11,10 @@ Layout (a plain dict of tensors, numbers, strings, lists and dicts, so no pickle
     model           state dict of the model (DSTformer: encoder + 3D pose head; STMO: the whole lifter)
     heads           {task: {"kind": str, "config": {...}, "state_dict": {...}}}  (action, mesh, ...)
     train_config    the resolved training config (or {})
-    meta            {"source": ..., "license": ..., "step": ..., free-form strings/numbers}
+    meta            {"source": ..., "license": ..., "step": ..., free-form strings/numbers}; known keys:
+                    clip_len (the window length infer and eval use), eval_convention (imported MotionBERT pose
+                    weights: {rootrel, gt_2d, flip, no_conf, clip_len, from}, read by ``mocli eval h36m``),
+                    motionbert_config (the imported run's YAML config values)
 """
 
 from __future__ import annotations

@@ -4,19 +4,28 @@ The released files are torch pickles holding a state dict under 'model_pos' (3D 
 (action, mesh), every key prefixed 'module.' (DataParallel); action and mesh files keep the encoder under
 'module.backbone.' and their task head under 'module.head.'. The encoder's tensor names map one to one onto
 mocli's DSTformer (``motionbert_name``); every tensor and shape is checked and any mismatch is named.
+
+The files do not record the config they were trained with; it travels beside them as a YAML file
+(``configs/pose3d/MB_ft_h36m.yaml`` ...). ``read_config`` reads it, ``check_config`` checks its architecture keys
+against the weights' shapes, and the evaluation convention (rootrel, gt_2d, flip, no_conf, clip_len) is recorded in
+the checkpoint's meta['eval_convention'] (``eval_convention``). Without a config, a pose checkpoint gets
+``ASSUMED_CONVENTION``: rootrel False keeps the model's root output, which is right for the "global" configs and
+off by little for rootrel ones (a model trained on root-relative targets outputs a root near 0), whereas zeroing
+the root of a global model would move every joint by the root's position in the image.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from mocli.errors import CheckpointError
+from mocli.errors import CheckpointError, InputError, MissingDependencyError
 from mocli.models.checkpoint import build_checkpoint
 from mocli.models.dstformer import DSTformer, DSTformerConfig
 from mocli.models.registry import ARCHS
@@ -36,6 +45,12 @@ _TOP = {
     "head.weight": "head.weight",
     "head.bias": "head.bias",
 }
+# The evaluation convention of a pose checkpoint imported without its config (see the module docstring).
+ASSUMED_CONVENTION = {"rootrel": False, "gt_2d": False, "flip": True}
+# MotionBERT config key -> DSTformerConfig field, for the keys the weights' shapes fix.
+_CONFIG_SHAPES = {"dim_feat": "dim_feat", "dim_rep": "dim_rep", "depth": "depth", "mlp_ratio": "mlp_ratio",
+                  "maxlen": "maxlen", "num_joints": "num_joints"}  # fmt: skip
+_CONFIG_BOOLS = ("rootrel", "gt_2d", "flip", "no_conf", "att_fuse")
 _LEVEL = re.compile(r"levels\.(\d+)\.(st|ts)\.(spatial|temporal)\.(norm1|norm2|attn|mlp)\.(.+)")
 _FUSE = re.compile(r"levels\.(\d+)\.fuse\.(weight|bias)")
 
@@ -144,14 +159,102 @@ def arch_name_for(cfg: DSTformerConfig) -> str:
     return "dstformer-custom"
 
 
-def import_motionbert(src: str | os.PathLike, num_heads: int = 8) -> dict[str, Any]:
-    """A mocli checkpoint dict from a released MotionBERT file (pose3d, action or mesh)."""
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """MotionBERT's YAML config (flat ``key: value`` lines) as a dict.
+
+    Raises:
+        InputError: a missing, unreadable or malformed file. MissingDependencyError: PyYAML is not installed.
+    """
+    path = Path(path)
+    try:
+        import yaml
+    except ImportError:
+        raise MissingDependencyError("reading a MotionBERT config needs PyYAML: pip install pyyaml") from None
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InputError(f"--config {path}: cannot be read ({e.strerror or e})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        why = f"line {mark.line + 1}: {problem}" if mark is not None and problem else type(e).__name__
+        raise InputError(f"--config {path}: not a readable YAML file ({why})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"--config {path}: expected MotionBERT's 'key: value' config, got {type(config).__name__}")
+    return config
+
+
+def check_config(config: dict[str, Any], cfg: DSTformerConfig, where: str) -> None:
+    """Check a MotionBERT config against the architecture the weights imply; the first mismatch is named.
+
+    Checked when present: dim_feat, dim_rep, depth, mlp_ratio, maxlen, num_joints (shapes), no_conf (2 input
+    channels), att_fuse (must be True), num_heads (a positive divisor of dim_feat), clip_len (1..maxlen), and the
+    booleans rootrel, gt_2d, flip.
+    """
+    for key in _CONFIG_BOOLS:
+        if key in config and not isinstance(config[key], bool):
+            raise CheckpointError(f"{where}: config key {key!r} must be True or False, got {config[key]!r}")
+    for key, field_name in _CONFIG_SHAPES.items():
+        if key not in config:
+            continue
+        value, actual = config[key], getattr(cfg, field_name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CheckpointError(f"{where}: config key {key!r} must be a number, got {value!r}")
+        if float(value) != float(actual):
+            raise CheckpointError(f"{where}: config {key}: {value}, but the weights have {key} {actual:g}")
+    if "no_conf" in config and config["no_conf"] != (cfg.dim_in == 2):
+        raise CheckpointError(f"{where}: config no_conf: {config['no_conf']}, but the weights take {cfg.dim_in} "
+                              "input channels (no_conf: True means 2, x and y)")  # fmt: skip
+    if config.get("att_fuse", True) is not True:
+        raise CheckpointError(f"{where}: config att_fuse: False (a plain mean of the two streams) is not supported")
+    heads = config.get("num_heads", cfg.num_heads)
+    if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or cfg.dim_feat % heads:
+        raise CheckpointError(f"{where}: config num_heads: {heads!r} does not divide dim_feat {cfg.dim_feat}")
+    clip = config.get("clip_len", cfg.maxlen)
+    if isinstance(clip, bool) or not isinstance(clip, int) or not 1 <= clip <= cfg.maxlen:
+        raise CheckpointError(f"{where}: config clip_len: {clip!r}, but the weights take 1 to {cfg.maxlen} frames")
+
+
+def eval_convention(config: dict[str, Any] | None, cfg: DSTformerConfig, name: str = "") -> dict[str, Any]:
+    """The evaluation convention to record: rootrel, gt_2d, flip from the config (``ASSUMED_CONVENTION`` for keys
+    it lacks, or without one), no_conf from the input channels, clip_len from the config (else maxlen), and 'from'
+    (the config's name, plus the keys assumed)."""
+    config = config or {}
+    out = {key: bool(config.get(key, default)) for key, default in ASSUMED_CONVENTION.items()}
+    out["no_conf"] = cfg.dim_in == 2
+    out["clip_len"] = int(config.get("clip_len", cfg.maxlen))
+    assumed = [key for key in (*ASSUMED_CONVENTION, "clip_len") if key not in config]
+    if not name:
+        out["from"] = "assumed (no --config)"
+    else:
+        out["from"] = name + (f" (assumed: {', '.join(assumed)})" if assumed else "")
+    return out
+
+
+def describe_convention(convention: dict[str, Any]) -> str:
+    """One line: 'rootrel False, gt_2d False, flip True, no_conf False, clip_len 243'."""
+    return ", ".join(f"{k} {convention[k]}" for k in ("rootrel", "gt_2d", "flip", "no_conf", "clip_len"))
+
+
+def import_motionbert(
+    src: str | os.PathLike, num_heads: int | None = None, config: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """A mocli checkpoint dict from a released MotionBERT file (pose3d, action or mesh).
+
+    ``config``: MotionBERT's YAML config of the run (checked against the weights; its num_heads is used, 8 if
+    absent). A pose checkpoint records its evaluation convention in meta['eval_convention'] and meta['clip_len'].
+    """
     src = Path(src)
+    settings = read_config(config) if config is not None else None
+    if settings is not None and num_heads is not None and settings.get("num_heads", num_heads) != num_heads:
+        raise CheckpointError(f"--num-heads {num_heads}, but the config has num_heads: {settings['num_heads']}")
     obj = _read(src)
     encoder, head, task = split_motionbert(obj, str(src))
     if task != "pose3d" and "head.weight" not in encoder:
         raise CheckpointError(f"{src}: the backbone has no 3D pose head ('head.weight'); is this a DSTformer?")
-    cfg = infer_config(encoder, num_heads)
+    cfg = infer_config(encoder, num_heads or 8)
+    if settings is not None:
+        check_config(settings, cfg, f"--config {Path(config).name}")
+        cfg = replace(cfg, num_heads=settings.get("num_heads", cfg.num_heads))
     model = convert_encoder(encoder, cfg, str(src))
     heads = {}
     if head:
@@ -161,4 +264,16 @@ def import_motionbert(src: str | os.PathLike, num_heads: int = 8) -> dict[str, A
     epoch = obj.get("epoch")
     if isinstance(epoch, int):
         meta["epoch"] = epoch
+    if settings is not None:
+        meta["motionbert_config"] = {k: v for k, v in settings.items() if _plain(v)}
+    if task == "pose3d":
+        meta["eval_convention"] = eval_convention(settings, cfg, Path(config).name if config is not None else "")
+        meta["clip_len"] = meta["eval_convention"]["clip_len"]
     return build_checkpoint(model, arch_name_for(cfg), heads=heads, meta=meta)
+
+
+def _plain(value: Any) -> bool:
+    """A config value a weights-only checkpoint can hold: None, bool, int, float, str, or a list of those."""
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))

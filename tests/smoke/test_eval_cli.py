@@ -76,27 +76,50 @@ def test_eval_h36m_prints_the_action_table_and_writes_json(tmp_path, tiny_model,
     result = runner.invoke(_app(), args)
     assert result.exit_code == 0, result.output
     assert "Directions" in result.output and "mean over actions" in result.output
+    assert "reference protocol, clips of 27 frames; 26 frames not scored" in result.output.replace("\n", " ")
+    assert "no evaluation convention recorded, rootrel False assumed" in result.output
     report = json.loads(out.read_text())
     table = report["tables"][0]
-    assert [(r["name"], r["frames"]) for r in table["rows"]] == [("Directions", 30), ("Eating", 50)]
+    # the reference protocol: one whole clip of 27 frames per video, the tails (3 and 23 frames) not scored
+    assert [(r["name"], r["frames"]) for r in table["rows"]] == [("Directions", 27), ("Eating", 27)]
     assert set(report["headline"]) == {"P1 mpjpe (mm)", "P2 pa_mpjpe (mm)"}
     assert all(np.isfinite(v) and v > 0 for v in report["headline"].values())
     info = report["info"]
-    assert info["frames"] == 80 and info["excluded"] == [{"name": "s_09_act_05_subact_02_ca_01", "frames": 20}]
+    assert info["frames"] == 54 and info["left_out_frames"] == 26 and info["frames_protocol"] == "reference"
+    assert info["excluded"] == [{"name": "s_09_act_05_subact_02_ca_01", "frames": 20}]
     assert info["model"]["path"] == str(tiny_model) and info["flip"] is True and info["clip_len"] == 27
-    assert info["data"] == [str(h36m_pkl)] and info["layout"] == "pkl"
+    assert info["convention"]["rootrel"] is False and info["convention"]["origin"].startswith("assumed")
+    assert info["data"] == [str(h36m_pkl)] and info["layout"] == "pkl" and info["input_2d"] == "detected"
     assert table["summary"]["mean over actions"]["mpjpe"] == pytest.approx(report["headline"]["P1 mpjpe (mm)"])
 
 
-def test_eval_h36m_protocol_1_gt_2d_no_flip(tmp_path, tiny_model, h36m_pkl):
+def test_eval_h36m_all_frames_and_overrides(tmp_path, tiny_model, h36m_pkl):
     out = tmp_path / "p1.json"
-    args = ["eval", "h36m", "--data", str(h36m_pkl), "--model", str(tiny_model), "--protocol", "1", "--gt-2d",
-            "--no-flip", "--clip-len", "16", "--json", str(out)]  # fmt: skip
+    args = ["eval", "h36m", "--data", str(h36m_pkl), "--model", str(tiny_model), "--protocol", "1", "--json", str(out),
+            "--frames", "all", "--rootrel", "--gt-2d", "--input-2d", "gt", "--no-flip", "--clip-len", "16"]  # fmt: skip
     result = runner.invoke(_app(), args)
     assert result.exit_code == 0, result.output
+    assert "no evaluation convention recorded" not in result.output  # --rootrel given
     report = json.loads(out.read_text())
     assert list(report["headline"]) == ["P1 mpjpe (mm)"]
-    assert report["info"]["gt_2d"] is True and report["info"]["flip"] is False and report["info"]["clip_len"] == 16
+    info = report["info"]
+    assert (info["frames"], info["left_out_frames"], info["frames_protocol"]) == (80, 0, "all")
+    assert info["gt_2d"] is True and info["flip"] is False and info["clip_len"] == 16 and info["input_2d"] == "gt"
+    convention = info["convention"]
+    assert convention["rootrel"] is True and convention["origin"].endswith(
+        "overridden: rootrel=True, gt_2d=True, flip=False"
+    )
+
+
+def test_eval_h36m_takes_rootrel_from_the_training_config(tmp_path, h36m_pkl):
+    model = mocli.create_model("dstformer-tiny", maxlen=27)
+    train_config = {"data": {"root_relative": True, "clip_len": 27}}
+    ckpt = save_checkpoint(build_checkpoint(model, "dstformer-tiny", train_config=train_config), tmp_path / "m.pt")
+    out = tmp_path / "r.json"
+    result = runner.invoke(_app(), ["eval", "h36m", "--data", str(h36m_pkl), "--model", str(ckpt), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    convention = json.loads(out.read_text())["info"]["convention"]
+    assert convention["rootrel"] is True and convention["origin"] == "training config (data.root_relative)"
 
 
 def test_eval_mocap_is_deterministic_and_writes_json(tmp_path, tiny_model, mocap_h5):

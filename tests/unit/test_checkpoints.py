@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 import mocli
+from mocli.api import model_clip_len
 from mocli.cli.main import app
 from mocli.errors import CheckpointError, MocliError
 from mocli.models.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
@@ -147,3 +148,99 @@ def test_export_half_precision_loads_back_as_float32(tmp_path):
     x = torch.randn(1, 9, 17, 3)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=2e-3)
+
+
+# --- importing with MotionBERT's config ------------------------------------------------------------------------------
+
+MB_CONFIG = """# General
+finetune: False
+# Model
+maxlen: 30
+dim_feat: 32
+mlp_ratio: 2
+depth: 2
+dim_rep: 32
+num_heads: 4
+att_fuse: True
+# Data
+subset_list: [H36M-SH]
+dt_file: h36m_sh_conf_cam_source_final.pkl
+clip_len: 24
+rootrel: True
+no_conf: False
+gt_2d: False
+flip: True
+"""
+
+
+def _small_release(tmp_path):
+    torch.manual_seed(1)
+    ref = RefDSTformer(dim_feat=32, dim_rep=32, depth=2, num_heads=4, maxlen=30).eval()
+    return ref, _release_file(tmp_path / "best_epoch.bin", ref)
+
+
+def _import(src, out, *extra):
+    return runner.invoke(app, ["weights", "import", "motionbert", str(src), "--out", str(out), *extra])
+
+
+def test_import_with_config_records_the_convention_and_uses_its_heads(tmp_path):
+    ref, src = _small_release(tmp_path)
+    (tmp_path / "MB_ft_h36m.yaml").write_text(MB_CONFIG)
+    result = _import(src, tmp_path / "mb.pt", "--config", str(tmp_path / "MB_ft_h36m.yaml"))
+    assert result.exit_code == 0, result.output
+    assert ("evaluation convention (from MB_ft_h36m.yaml): rootrel True, gt_2d False, flip True, no_conf False, "
+            "clip_len 24") in result.output  # fmt: skip
+    ckpt = load_checkpoint(tmp_path / "mb.pt")
+    assert ckpt["meta"]["eval_convention"] == {"rootrel": True, "gt_2d": False, "flip": True, "no_conf": False,
+                                               "clip_len": 24, "from": "MB_ft_h36m.yaml"}  # fmt: skip
+    assert ckpt["meta"]["clip_len"] == 24 and ckpt["meta"]["motionbert_config"]["subset_list"] == ["H36M-SH"]
+    assert ckpt["arch"]["config"]["num_heads"] == 4  # from the config (the shapes do not show it)
+    model = mocli.load_model(tmp_path / "mb.pt")
+    x = torch.randn(1, 24, 17, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x), rtol=1e-4, atol=1e-5)
+    assert model_clip_len(model) == 24
+
+
+def test_import_without_config_says_what_it_assumed(tmp_path):
+    _, src = _small_release(tmp_path)
+    result = _import(src, tmp_path / "mb.pt", "--num-heads", "4")
+    assert result.exit_code == 0, result.output
+    assumed = "rootrel False, gt_2d False, flip True, no_conf False, clip_len 30"
+    assert f"evaluation convention (assumed, no --config): {assumed}" in result.output
+    meta = load_checkpoint(tmp_path / "mb.pt")["meta"]
+    assert meta["eval_convention"]["from"] == "assumed (no --config)" and meta["clip_len"] == 30
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [(("dim_feat: 32", "dim_feat: 64"), "dim_feat: 64, but the weights have dim_feat 32"),
+     (("depth: 2", "depth: 3"), "depth: 3, but the weights have depth 2"),
+     (("maxlen: 30", "maxlen: 243"), "maxlen: 243, but the weights have maxlen 30"),
+     (("mlp_ratio: 2", "mlp_ratio: 4"), "mlp_ratio: 4, but the weights have mlp_ratio 2"),
+     (("no_conf: False", "no_conf: True"), "no_conf: True, but the weights take 3 input channels"),
+     (("clip_len: 24", "clip_len: 243"), "clip_len: 243, but the weights take 1 to 30 frames"),
+     (("rootrel: True", "rootrel: yes please"), "'rootrel' must be True or False"),
+     (("num_heads: 4", "num_heads: 5"), "num_heads: 5 does not divide dim_feat 32"),
+     (("att_fuse: True", "att_fuse: False"), "att_fuse: False"),
+     (("rootrel: True", "rootrel: [True"), "not a readable YAML file (line 16: expected ',' or ']'"),
+     ((MB_CONFIG, "- a list\n- not a mapping\n"), "expected MotionBERT's 'key: value' config, got list")],
+)  # fmt: skip
+def test_config_problems_are_one_line_errors_naming_the_key(tmp_path, edit, needle):
+    _, src = _small_release(tmp_path)
+    (tmp_path / "cfg.yaml").write_text(MB_CONFIG.replace(*edit))
+    result = _import(src, tmp_path / "mb.pt", "--config", str(tmp_path / "cfg.yaml"))
+    assert result.exit_code == 1
+    assert needle in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "mb.pt").exists()
+
+
+def test_missing_config_and_conflicting_heads_are_one_line_errors(tmp_path):
+    _, src = _small_release(tmp_path)
+    result = _import(src, tmp_path / "mb.pt", "--config", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 1 and "nope.yaml: cannot be read" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    (tmp_path / "cfg.yaml").write_text(MB_CONFIG)
+    result = _import(src, tmp_path / "mb.pt", "--config", str(tmp_path / "cfg.yaml"), "--num-heads", "8")
+    assert result.exit_code == 1 and "--num-heads 8, but the config has num_heads: 4" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "mb.pt").exists()

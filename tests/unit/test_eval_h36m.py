@@ -271,7 +271,7 @@ def test_windows_cover_every_frame_with_its_own_input(flip):
 
 def test_model_on_ground_truth_2d_gives_the_depth_error(pkl_path):
     ts = load_test_set(pkl_path)
-    report = score_h36m(ts, lambda v: predict_sequence(_EchoXY(), v.model_input(gt_2d=True), RunOptions(8)))
+    report = score_h36m(ts, lambda v: predict_sequence(_EchoXY(), v.model_input(gt_input=True), RunOptions(8)))
     expected = []  # x, y exact; the error is the root-relative depth of the ground truth, in mm
     for v in ts.scored:
         depth_mm = v.joints_mm[..., 2] - v.joints_mm[:, :1, 2]
