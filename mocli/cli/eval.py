@@ -1,4 +1,5 @@
-"""``mocli eval``: benchmarks. ``h36m`` (Human3.6M, the papers' protocols), ``mocap`` (mocli's own), ``ntu`` and
+"""``mocli eval``: benchmarks. ``h36m`` (Human3.6M, the papers' protocols), ``mocap`` and ``generalisation``
+(mocli's own: training actors, and people, motions and cameras held out of training), ``ntu`` and
 ``ntu120-oneshot`` (NTU RGB+D actions), ``mesh`` (3DPW and Human3.6M meshes)."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="eval",
-    help="Benchmarks: Human3.6M as the papers evaluate it, mocli's mocap benchmark, NTU RGB+D actions.",
+    help="Benchmarks: Human3.6M as the papers evaluate it, mocli's mocap and generalisation benchmarks, NTU RGB+D.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -74,6 +75,21 @@ finetuning validation makes them (the checkpoint's label key, data settings and 
   mocli eval mocap --data bandai.h5 --data cmu_dance.h5 --data reactidle.h5
   mocli eval mocap --data bandai.h5 --action-model dstformer-small.bandai-action
   mocli --seed 1 eval mocap --data bandai.h5 --model runs/pretrain/small/best.pt --no-noise --json mocap.json
+"""
+
+GENERALISATION_HELP = """mocli's generalisation benchmark: people, motions and cameras that training never saw.
+
+Scores only held-out sequences (HDM05 actors mm and tr, HDM05 lieDownFloor and throwBasketball, ReActIdle person
+012; a lifter trained with data.holdout=true never sees them) in eight groups: people, motions, idle (cameras of
+the first lifters' training range), high (pitch 45-60 deg), low (pitch -20 to -5 deg), tele (FOV 10-20 deg), wide
+(FOV 90-110 deg) and 60fps. Cameras are the benchmark's own, whatever the model was trained with. MPJPE and
+PA-MPJPE (mm), clean and with MotionBERT's detection noise, per group; the headline is the mean over groups.
+Run `mocli eval mocap` beside it for the training actors (docs/eval.md).
+
+[b]Examples[/b]
+
+  mocli eval generalisation --data hdm05.h5 --data reactidle.h5
+  mocli eval generalisation --data hdm05.h5 --model v7.pt --json gen.json
 """
 
 DataOption = Annotated[list[Path], typer.Option("--data", help="Data file (repeat for several).", show_default=False)]
@@ -239,6 +255,54 @@ def mocap(
         overall = table.summary_row("mean over frames").values
         report.headline.update({f"action {k} (%)": overall[k] for k in ("top1", "top5")})
         report.info["action_model"] = str(action_model)
+    _finish(report, json_path, settings.quiet)
+
+
+@app.command("generalisation", help=GENERALISATION_HELP)
+def generalisation(
+    ctx: typer.Context,
+    data: DataOption,
+    model: Annotated[
+        str | None, typer.Option(help="Weights name or checkpoint path. Default: the shipped lifter.")
+    ] = None,
+    noise: Annotated[bool, typer.Option(help="Also score inputs with MotionBERT's detection noise.")] = True,
+    flip: FlipOption = True,
+    json_path: JsonOption = None,
+    batch_size: BatchOption = 8,
+) -> None:
+    from mocli.cli.batch import progress_bar
+    from mocli.data.noise import load_noise_model
+    from mocli.evaluation.generalisation import GROUPS, score_generalisation
+    from mocli.evaluation.mocap import load_mocap_sequences
+    from mocli.evaluation.runner import RunOptions, predict_windows
+    from mocli.utils.device import resolve_device
+    from mocli.utils.seed import seed_everything
+
+    settings = get_settings(ctx)
+    missing = [p for p in data if not p.is_file()]
+    if missing:
+        raise MocliError(f"no such dataset file: {missing[0]}")
+    device = resolve_device(settings.device)
+    seed_everything(settings.seed)
+    lifter, model_info = _load_lifter(model, device)
+    clip_len = _clip_len(lifter, None)
+    sequences = load_mocap_sequences(data, split=None)
+    variants = {"clean": None}
+    if noise:
+        variants["noisy"] = load_noise_model()
+    run = RunOptions(clip_len=clip_len, flip=flip, batch_size=batch_size, device=str(device))
+    info = {"model": model_info, "data": [str(p) for p in data], "flip": flip, "device": str(device)}
+    with progress_bar(settings.quiet) as progress:
+        task = progress.add_task("groups", total=len(GROUPS))
+        report = score_generalisation(
+            sequences,
+            lambda windows: predict_windows(lifter, windows.inputs, run),
+            clip_len,
+            variants,
+            seed=settings.seed,
+            info=info,
+            on_group=lambda group, frames: progress.advance(task),
+        )
     _finish(report, json_path, settings.quiet)
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "options_from_data_config",
     "data_config_of",
     "load_mocap_sequences",
+    "subsample_sequence",
     "sequence_camera",
     "build_windows",
     "sequence_errors",
@@ -90,6 +91,7 @@ class MocapSequence:
     joints: np.ndarray
     frame: str = "world"
     up_axis: str = "y"
+    subject: str = ""
 
     @property
     def num_frames(self) -> int:
@@ -138,8 +140,8 @@ def options_from_data_config(cfg: DataConfig, clip_len: int, seed: int = 0) -> M
 # --- data -------------------------------------------------------------------------------------------------------
 
 
-def load_mocap_sequences(paths: Iterable[Path], split: str = "val", fps: float = 0.0) -> list[MocapSequence]:
-    """The 3D sequences of ``split`` in mocli HDF5 files, subsampled to about ``fps`` (every k-th frame).
+def load_mocap_sequences(paths: Iterable[Path], split: str | None = "val", fps: float = 0.0) -> list[MocapSequence]:
+    """The 3D sequences of ``split`` (None: every split) in mocli HDF5 files, subsampled to about ``fps``.
 
     Raises:
         InputError: unreadable files, or no 3D sequence of that split.
@@ -156,20 +158,29 @@ def load_mocap_sequences(paths: Iterable[Path], split: str = "val", fps: float =
                 raise InputError(f"{path}: cannot read sequences ({e})") from None
     if not out:
         names = ", ".join(str(p) for p in paths)
-        raise InputError(f"{names}: no 3D sequences in split {split!r} (prepare the data with a validation split)")
+        where = "any split" if split is None else f"split {split!r}"
+        raise InputError(f"{names}: no 3D sequences in {where} (prepare the data with a validation split)")
     return out
 
 
 def _mocap_sequence(seq: Any, file_source: str, fps: float) -> MocapSequence | None:
     if seq.joints3d is None or seq.frame not in ("world", "camera"):
         return None
-    step = int(round(seq.fps / fps)) if fps > 0 else 1
-    step = max(step, 1)
     action = seq.extra.get("content_label") or seq.action or "-"
-    return MocapSequence(
-        name=seq.name, source=seq.source or file_source, action=str(action), fps=seq.fps / step,
-        joints=np.asarray(seq.joints3d, np.float64)[::step], frame=seq.frame, up_axis=seq.up_axis or "y",
+    full = MocapSequence(
+        name=seq.name, source=seq.source or file_source, action=str(action), fps=seq.fps,
+        joints=np.asarray(seq.joints3d, np.float64), frame=seq.frame, up_axis=seq.up_axis or "y",
+        subject=seq.subject or "",
     )  # fmt: skip
+    return subsample_sequence(full, fps)
+
+
+def subsample_sequence(seq: MocapSequence, fps: float) -> MocapSequence:
+    """Every k-th frame, k = round(native fps / ``fps``) >= 1 (``fps`` 0: unchanged)."""
+    step = max(int(round(seq.fps / fps)), 1) if fps > 0 else 1
+    if step == 1:
+        return seq
+    return replace(seq, fps=seq.fps / step, joints=seq.joints[::step])
 
 
 def _name_key(name: str) -> int:

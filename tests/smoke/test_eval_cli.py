@@ -1,4 +1,4 @@
-"""`mocli eval h36m` and `mocli eval mocap` end to end with a tiny model on small fixtures."""
+"""`mocli eval h36m`, `mocap` and `generalisation` end to end with a tiny model on small fixtures."""
 
 from __future__ import annotations
 
@@ -148,7 +148,26 @@ def test_eval_mocap_no_noise_scores_clean_only(tmp_path, tiny_model, mocap_h5):
     assert list(json.loads(out.read_text())["info"]["variants"]) == ["clean"]
 
 
-@pytest.mark.parametrize("command", ["h36m", "mocap"])
+def test_eval_generalisation_scores_only_held_out_groups(tmp_path, tiny_model, mocap_h5):
+    rng = np.random.default_rng(2)
+    body = rng.uniform(-0.3, 0.3, (17, 3)) + np.array([0, 1.0, 0])
+    seqs = [Sequence(f"HDM_{who}_{what}_001_120", 120.0, joints3d=body + rng.normal(0, 0.01, (240, 17, 3)),
+                     split=split, source="hdm05", subject=who, action=what)
+            for who, what, split in (("mm", "jog", "test"), ("bd", "lieDownFloor", "train"), ("bd", "jog", "train"))]
+    write_dataset(tmp_path / "hdm05.h5", seqs, kind="amc")
+    out = tmp_path / "gen.json"
+    args = ["eval", "generalisation", "--data", str(tmp_path / "hdm05.h5"), "--data", str(mocap_h5), "--model",
+            str(tiny_model), "--no-noise", "--json", str(out)]  # fmt: skip
+    result = runner.invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    frames = {r["name"]: r["frames"] for r in report["tables"][0]["rows"]}
+    # the bd jog clip and the bandai/cmu clips are not held out; 240 frames at 120 fps -> 60 at 30 fps, 120 at 60
+    assert frames == {"people": 60, "motions": 60, "high": 60, "low": 60, "tele": 60, "wide": 60, "60fps": 120}
+    assert set(report["headline"]) == {"clean mpjpe (mm)", "clean pa_mpjpe (mm)"}
+
+
+@pytest.mark.parametrize("command", ["h36m", "mocap", "generalisation"])
 def test_bad_data_path_is_a_one_line_error(tmp_path, tiny_model, command):
     args = ["eval", command, "--data", str(tmp_path / "missing.pkl"), "--model", str(tiny_model)]
     result = runner.invoke(_app(), args)
