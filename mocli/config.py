@@ -62,12 +62,29 @@ class DataConfig:
     roll_deg: float = 10.0  # camera roll, uniform in [-roll, roll]
     distance_m: tuple[float, float] = (3.0, 8.0)  # camera to subject, metres
     fov_deg: tuple[float, float] = (35.0, 75.0)  # horizontal field of view (focal length from image width)
+    aim_offset_m: tuple[float, float] = (0.0, 0.0)  # camera aim point above the mean pelvis, metres (camera height)
     image_size: tuple[int, int] = (1000, 1000)  # virtual image (w, h), pixels
     scale_range: tuple[float, float] = (1.0, 1.0)  # crop box side / keypoint extent
     join_2d_epoch: int = 30  # curriculum: 2D-only sequences join the training set from this epoch (0-based)
     val_max_clips: int = 0  # validate on at most this many clips (0: all)
     num_workers: int = 0  # DataLoader worker processes per training process
     noise_file: str = ""  # noise model JSON (empty: MotionBERT's, shipped with mocli)
+    holdout: bool = False  # leave out what `mocli eval generalisation` scores (mocli.data.holdout)
+    # Augmentations of training clips of 3D data (train=True only, per clip; each default is off, docs/pretrain.md)
+    body_scale: tuple[float, float] = (1.0, 1.0)  # whole-body length factor
+    bone_scale: tuple[float, float] = (1.0, 1.0)  # length factor of each bone group (legs, arms, torso, ...)
+    bone_asymmetry: float = 0.0  # largest left/right length difference within a bone group (fraction)
+    tilt_prob: float = 0.0  # probability of tilting the body about a horizontal axis through its pelvis
+    tilt_deg: tuple[float, float] = (0.0, 90.0)  # tilt angle range (90: lying)
+    speed_fps: tuple[float, float] = (0.0, 0.0)  # play clips as if filmed at a rate in this range (0, 0: off)
+    occlusion_rate: float = 0.0  # detector-like loss of a joint or limb, events per 100 frames
+    occlusion_frames: tuple[int, int] = (5, 30)  # frames an occlusion lasts
+    occlusion_limb_prob: float = 0.5  # probability that an occlusion takes a limb or the head, not one joint
+    swap_rate: float = 0.0  # left/right swaps of the arms or the legs, events per 100 frames
+    swap_frames: tuple[int, int] = (2, 8)  # frames a swap lasts
+    jitter_rate: float = 0.0  # low-confidence jitter bursts of one joint, events per 100 frames
+    jitter_frames: tuple[int, int] = (3, 15)  # frames a jitter burst lasts
+    jitter_std: float = 0.05  # jitter per frame and axis, normalised units
 
 
 @dataclass

@@ -512,7 +512,7 @@ def _mesh_data(cfg: FinetuneConfig) -> FinetuneData:
 def _pose3d_data(cfg: FinetuneConfig) -> FinetuneData:
     from mocli.data.clips import load_sources
 
-    sources = [s for s in load_sources(cfg.data.paths, fps=cfg.data.fps) if s.is_3d]
+    sources = [s for s in load_sources(cfg.data.paths, fps=cfg.data.fps, holdout=cfg.data.holdout) if s.is_3d]
     if not sources:
         raise MocliError(f"no sequences with 3D joints (world or camera frame) in {_names(cfg.data.paths)}")
     return FinetuneData(*build_lift_data(cfg, sources))

@@ -17,6 +17,7 @@ __all__ = [
     "Camera",
     "ViewRange",
     "up_vector",
+    "horizontal_basis",
     "look_at",
     "world_to_camera",
     "camera_to_world",
@@ -64,6 +65,10 @@ class ViewRange:
     fov_deg: horizontal field of view range (sets the focal length from the image width).
     image_size: (w, h) pixels of the virtual image.
     min_depth_m: every point of the clip stays at least this far in front of the camera (the camera backs off).
+    aim_offset_m: range of the aim point's height above the clip's mean pelvis, metres, along the up axis
+        (e.g. (-0.5, 0.7): from about knee to head height). The camera keeps its pitch and distance relative to
+        the aim point, so it stands higher or lower and sees the body off its optical axis, as a camera on a
+        tripod does. (0, 0): aim at the pelvis (no draw is made, so the other draws are those of older versions).
     """
 
     yaw_deg: tuple[float, float] = (0.0, 360.0)
@@ -73,6 +78,7 @@ class ViewRange:
     fov_deg: tuple[float, float] = (35.0, 75.0)
     image_size: tuple[int, int] = (1000, 1000)
     min_depth_m: float = 1.0
+    aim_offset_m: tuple[float, float] = (0.0, 0.0)
 
 
 def up_vector(up_axis: str) -> np.ndarray:
@@ -87,7 +93,7 @@ def up_vector(up_axis: str) -> np.ndarray:
     return vec
 
 
-def _horizontal_basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def horizontal_basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Two unit vectors spanning the plane perpendicular to ``up`` (a right-handed triple h0, h1, up)."""
     helper = np.array([0.0, 0.0, 1.0]) if abs(up[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
     h0 = helper - up * (helper @ up)
@@ -108,7 +114,7 @@ def look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray, roll_rad: 
     x = np.cross(-up, z)
     norm = np.linalg.norm(x)
     if norm < 1e-8:  # looking straight up or down: any horizontal right vector will do
-        x = _horizontal_basis(up)[0]
+        x = horizontal_basis(up)[0]
     else:
         x = x / norm
     y = np.cross(z, x)
@@ -146,13 +152,14 @@ def focal_from_fov(fov_deg: float, width: int) -> float:
 
 
 def sample_camera(rng: np.random.Generator, points: np.ndarray, up_axis: str, view: ViewRange) -> Camera:
-    """A random camera looking at the mean root position of a clip.
+    """A random camera looking at the mean root position of a clip (raised by a random aim offset when asked).
 
     Args:
-        rng: the random generator (the only source of randomness).
+        rng: the random generator (the only source of randomness). Draws, in order: yaw, pitch, roll, distance,
+            field of view, then the aim offset only when ``view.aim_offset_m`` is not (0, 0).
         points: (T, J, 3) world joints in metres; joint 0 (pelvis) is the target.
         up_axis: the world's up axis ('y', 'z', '-y', ...).
-        view: ranges of yaw, pitch, roll, distance and field of view.
+        view: ranges of yaw, pitch, roll, distance, field of view and aim offset.
     Returns:
         A Camera; if any point of the clip would be closer than ``view.min_depth_m``, the camera backs off along its
         optical axis until none is.
@@ -164,7 +171,9 @@ def sample_camera(rng: np.random.Generator, points: np.ndarray, up_axis: str, vi
     roll = np.radians(rng.uniform(-view.roll_deg, view.roll_deg))
     distance = rng.uniform(*view.distance_m)
     fov = rng.uniform(*view.fov_deg)
-    h0, h1 = _horizontal_basis(up)
+    if tuple(view.aim_offset_m) != (0.0, 0.0):
+        target = target + rng.uniform(*view.aim_offset_m) * up
+    h0, h1 = horizontal_basis(up)
     direction = np.cos(pitch) * (np.cos(yaw) * h0 + np.sin(yaw) * h1) + np.sin(pitch) * up
     position = target + distance * direction
     R = look_at(position, target, up, roll)

@@ -5,9 +5,10 @@ keypoints in pixels with confidences. Sources come from mocli HDF5 files (``load
 (``sources_from_arrays``, for tests and scripts). Clips are windows of ``clip_len`` frames every ``stride`` frames
 (plus one window ending on the last frame, so the tail is covered); shorter sequences give no clip.
 
-Every random choice of a sample (camera, flip, noise, masks) comes from a generator seeded by
+Every random choice of a sample (camera, flip, noise, masks, augmentations) comes from a generator seeded by
 ``(seed, stream, epoch, clip index)``: a sample depends on nothing else, so shuffling, worker processes, several
-training processes and resuming from a checkpoint never change it.
+training processes and resuming from a checkpoint never change it. An augmentation that is switched off draws
+nothing, so the samples of a config without augmentations are those of older versions, bit for bit.
 """
 
 from __future__ import annotations
@@ -21,8 +22,19 @@ import numpy as np
 import torch
 
 from mocli.config import DataConfig
-from mocli.data.cameras import ViewRange, identity_camera, image_25d, sample_camera, world_to_camera
-from mocli.data.noise import NoiseModel, add_detection_noise, apply_keep_mask, load_noise_model, sample_keep_mask
+from mocli.data import augment
+from mocli.data.cameras import ViewRange, identity_camera, image_25d, sample_camera, up_vector, world_to_camera
+from mocli.data.holdout import is_held_out
+from mocli.data.noise import (
+    DetectorFaults,
+    NoiseModel,
+    add_detection_noise,
+    apply_detector_errors,
+    apply_keep_mask,
+    load_noise_model,
+    sample_detector_errors,
+    sample_keep_mask,
+)
 from mocli.data.transforms import crop_box, flip_clip, normalise_image_3d, normalise_xy, root_relative
 from mocli.errors import InputError
 
@@ -35,6 +47,8 @@ __all__ = [
     "ClipIndex",
     "build_clip_index",
     "LiftClipDataset",
+    "view_range",
+    "detector_faults",
     "epoch_order",
     "StepBatchSampler",
     "TRAIN_STREAM",
@@ -129,8 +143,10 @@ def _sources_of_sequence(seq, origin: str) -> list[MotionSource]:
     return []
 
 
-def load_sources(paths: Sequence[str | Path], fps: float = 0.0) -> list[MotionSource]:
+def load_sources(paths: Sequence[str | Path], fps: float = 0.0, holdout: bool = False) -> list[MotionSource]:
     """Every usable sequence of mocli HDF5 files (all splits), subsampled to ``fps`` when given.
+
+    ``holdout``: leave out the sequences that the generalisation benchmark scores (``mocli.data.holdout``).
 
     Raises:
         InputError: a file is missing, not HDF5, or not a mocli dataset.
@@ -142,7 +158,11 @@ def load_sources(paths: Sequence[str | Path], fps: float = 0.0) -> list[MotionSo
         with open_dataset(path) as ds:
             try:
                 for ref in ds:
-                    sources += [subsample(s, fps) for s in _sources_of_sequence(ref.load(), Path(path).name)]
+                    seq = ref.load()
+                    if holdout and is_held_out(seq.source or ds.source, seq.name, seq.subject, seq.action):
+                        log.debug("%s: %s is held out for the generalisation benchmark", path, seq.name)
+                        continue
+                    sources += [subsample(s, fps) for s in _sources_of_sequence(seq, Path(path).name)]
             except (OSError, KeyError, ValueError) as e:
                 raise InputError(f"{path}: cannot read sequences ({e})") from None
     return sources
@@ -190,7 +210,16 @@ def view_range(cfg: DataConfig) -> ViewRange:
     """The virtual-camera ranges of a DataConfig."""
     return ViewRange(
         yaw_deg=cfg.yaw_deg, pitch_deg=cfg.pitch_deg, roll_deg=cfg.roll_deg, distance_m=cfg.distance_m,
-        fov_deg=cfg.fov_deg, image_size=cfg.image_size,
+        fov_deg=cfg.fov_deg, image_size=cfg.image_size, aim_offset_m=tuple(cfg.aim_offset_m),
+    )  # fmt: skip
+
+
+def detector_faults(cfg: DataConfig) -> DetectorFaults:
+    """The simulated detector failures of a DataConfig."""
+    return DetectorFaults(
+        occlusion_rate=cfg.occlusion_rate, occlusion_frames=tuple(cfg.occlusion_frames),
+        occlusion_limb_prob=cfg.occlusion_limb_prob, swap_rate=cfg.swap_rate, swap_frames=tuple(cfg.swap_frames),
+        jitter_rate=cfg.jitter_rate, jitter_frames=tuple(cfg.jitter_frames), jitter_std=cfg.jitter_std,
     )  # fmt: skip
 
 
@@ -210,6 +239,12 @@ class LiftClipDataset(torch.utils.data.Dataset):
     3D sources are seen through a random virtual camera per sample (``DataConfig`` ranges; camera-frame sources
     through the identity camera), projected (pinhole or scaled orthographic), normalised over the clip's 2D box,
     flipped at random (training only), then the 2D input gets detection noise with synthetic confidence and masks.
+
+    Training clips of 3D sources also get the augmentations the config switches on (docs/pretrain.md), in this
+    order: a new playback speed (``data.speed_fps``), body proportions (``data.body_scale``, ``bone_scale``,
+    ``bone_asymmetry``), a tilt of world-frame motion (``data.tilt_prob``, ``tilt_deg``), then, after the noise,
+    detector failures (``data.occlusion_*``, ``swap_*``, ``jitter_*``; only with ``data.noise``). Validation clips
+    get none of them; the camera ranges (``aim_offset_m`` included) apply to both.
     """
 
     def __init__(
@@ -228,7 +263,9 @@ class LiftClipDataset(torch.utils.data.Dataset):
         self.train = train
         self.stream = TRAIN_STREAM if train else VAL_STREAM
         self.index = build_clip_index(self.sources, cfg.clip_len, stride or cfg.stride)
+        augment.check_config(cfg)
         self.view = view_range(cfg)
+        self.faults = detector_faults(cfg)
         self.noise_model = noise_model or (load_noise_model(cfg.noise_file or None) if cfg.noise else None)
 
     def __len__(self) -> int:
@@ -244,26 +281,54 @@ class LiftClipDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.stream, int(epoch), int(i)])
         src = self.sources[int(self.index.source[i])]
         start = int(self.index.start[i])
-        frames = slice(start, start + self.cfg.clip_len)
         if src.joints3d is not None:
-            sample = self._sample_3d(rng, src, src.joints3d[frames].astype(np.float64))
+            sample = self._sample_3d(rng, src, self._window_3d(rng, src, start))
         else:
+            frames = slice(start, start + self.cfg.clip_len)
             sample = self._sample_2d(rng, src.keypoints2d[frames].astype(np.float64))
         return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sample.items()}
 
     def _flip(self, rng: np.random.Generator) -> bool:
         return self.train and rng.random() < self.cfg.flip_prob
 
+    def _window_3d(self, rng: np.random.Generator, src: MotionSource, start: int) -> np.ndarray:
+        """(clip_len, 17, 3) float64 joints of the clip from ``start``; in training with ``data.speed_fps``, as if
+        filmed at a random rate in that range (``augment.change_speed``)."""
+        if self.train and tuple(self.cfg.speed_fps) != (0.0, 0.0):
+            if not src.fps > 0:
+                raise InputError(f"{src.name}: frame rate {src.fps} is not positive; data.speed_fps needs one")
+            step = src.fps / augment.sample_target_fps(rng, self.cfg.speed_fps)
+            return augment.change_speed(src.joints3d, start, self.cfg.clip_len, step)
+        return src.joints3d[start : start + self.cfg.clip_len].astype(np.float64)
+
+    def _augment_3d(self, rng: np.random.Generator, src: MotionSource, joints: np.ndarray) -> np.ndarray:
+        """Body proportions, then a tilt (world-frame sources only), each when the config switches it on."""
+        cfg = self.cfg
+        if tuple(cfg.body_scale) != (1.0, 1.0) or tuple(cfg.bone_scale) != (1.0, 1.0) or cfg.bone_asymmetry > 0:
+            factors = augment.sample_body_factors(rng, cfg.body_scale, cfg.bone_scale, cfg.bone_asymmetry)
+            joints = augment.scale_body(joints, factors.bones, factors.root)
+        if cfg.tilt_prob > 0 and src.frame == "world" and rng.random() < cfg.tilt_prob:
+            tilt = augment.sample_tilt(rng, up_vector(src.up_axis), cfg.tilt_deg)
+            joints = augment.rotate_about(joints, tilt, joints[:, 0].mean(axis=0))
+        return joints
+
     def _corrupt(self, rng: np.random.Generator, xy: np.ndarray, conf: np.ndarray | None) -> np.ndarray:
-        """(T, J, 2) clean normalised x, y -> (T, J, 3) model input with noise (3D data only) and masks."""
-        if conf is None and self.noise_model is not None:
+        """(T, J, 2) clean normalised x, y -> (T, J, 3) model input with noise and detector failures (3D data only,
+        failures in training only) and masks; dropped entries are zero, as inference gives missing keypoints."""
+        synthetic = conf is None and self.noise_model is not None
+        if synthetic:
             kp = add_detection_noise(rng, xy, self.noise_model)
         else:
             kp = np.concatenate([xy, (np.ones(xy.shape[:-1]) if conf is None else conf)[..., None]], axis=-1)
         keep = sample_keep_mask(rng, xy.shape[0], xy.shape[1], self.cfg.mask_joint_ratio, self.cfg.mask_frame_ratio)
+        if synthetic and self.train and self.faults.active:
+            errors = sample_detector_errors(rng, xy.shape[0], self.faults, xy.shape[1])
+            kp, keep = apply_detector_errors(kp, errors), keep & ~errors.occluded
         return apply_keep_mask(kp, keep)
 
     def _sample_3d(self, rng: np.random.Generator, src: MotionSource, joints: np.ndarray) -> dict[str, np.ndarray]:
+        if self.train:
+            joints = self._augment_3d(rng, src, joints)
         camera = sample_camera(rng, joints, src.up_axis, self.view) if src.frame == "world" else None
         if camera is None:
             camera = identity_camera(self.view)

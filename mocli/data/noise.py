@@ -12,6 +12,11 @@ N(0, 0.002) is added. The confidence is synthesised from the displacement length
 Masks: each joint of each frame is dropped with probability 5%, each whole frame with probability 10%; dropped
 entries (x, y and confidence) are zeroed. mocli draws the frame mask per clip (the reference draws one per batch;
 a per-clip draw has the same rate and works unchanged when the batch is split over processes).
+
+Beyond MotionBERT's model, mocli adds failures that real detectors show over several frames (``DetectorFaults``,
+off by default): a joint or a whole limb lost for a few to tens of frames (occlusion), the left and right arms or
+legs exchanged for a few frames, and bursts of jitter with low confidence. A lost joint is zeroed like a masked
+one, which is how ``mocli infer`` gives the model a missing keypoint (``transforms.crop_scale``: x = y = conf = 0).
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ __all__ = [
     "add_detection_noise",
     "sample_keep_mask",
     "apply_keep_mask",
+    "OCCLUSION_PARTS",
+    "SWAP_PAIRS",
+    "DetectorFaults",
+    "DetectorErrors",
+    "sample_detector_errors",
+    "apply_detector_errors",
 ]
 
 NOISE_FILE = Path(__file__).with_name("motionbert_noise.json")
@@ -150,3 +161,110 @@ def sample_keep_mask(
 def apply_keep_mask(keypoints: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Zero every channel of dropped joints. keypoints (T, J, C), keep (T, J) bool -> new (T, J, C) array."""
     return keypoints * keep[..., None]
+
+
+# Body parts a detector loses together (H36M-17): each arm, each lower leg, the head.
+OCCLUSION_PARTS: tuple[tuple[int, ...], ...] = ((11, 12, 13), (14, 15, 16), (5, 6), (2, 3), (9, 10))
+# Left/right pairs a detector confuses together: the arms, the legs (H36M-17 flip pairs).
+SWAP_PAIRS: tuple[tuple[tuple[int, int], ...], ...] = (((11, 14), (12, 15), (13, 16)), ((4, 1), (5, 2), (6, 3)))
+
+
+@dataclass(frozen=True)
+class DetectorFaults:
+    """How often and how long a simulated detector fails (events per 100 frames; all 0: none).
+
+    Attributes:
+        occlusion_rate: occlusions per 100 frames; each loses one joint or, with ``occlusion_limb_prob``, one part
+            of ``OCCLUSION_PARTS`` for ``occlusion_frames`` (lo, hi) consecutive frames.
+        swap_rate: left/right swaps per 100 frames; each exchanges the arms or the legs (``SWAP_PAIRS``) for
+            ``swap_frames`` frames.
+        jitter_rate: jitter bursts per 100 frames; each shakes one joint by N(0, ``jitter_std``) per frame and axis
+            (normalised units) for ``jitter_frames`` frames, its confidence multiplied by a factor drawn once per
+            burst in ``jitter_conf``.
+    """
+
+    occlusion_rate: float = 0.0
+    occlusion_frames: tuple[int, int] = (5, 30)
+    occlusion_limb_prob: float = 0.5
+    swap_rate: float = 0.0
+    swap_frames: tuple[int, int] = (2, 8)
+    jitter_rate: float = 0.0
+    jitter_frames: tuple[int, int] = (3, 15)
+    jitter_std: float = 0.05
+    jitter_conf: tuple[float, float] = (0.1, 0.5)
+
+    @property
+    def active(self) -> bool:
+        return self.occlusion_rate > 0 or self.swap_rate > 0 or self.jitter_rate > 0
+
+
+@dataclass(frozen=True)
+class DetectorErrors:
+    """The detector failures of one clip.
+
+    Attributes:
+        occluded: (T, J) bool, entries lost (confidence 0 in the model input).
+        source: (T, J) int64, the joint each entry is read from (the identity, except left/right in swapped frames).
+        jitter: (T, J, 2) displacement added to x, y, normalised units.
+        conf_scale: (T, J) factor of the confidence (1 outside jitter bursts).
+    """
+
+    occluded: np.ndarray
+    source: np.ndarray
+    jitter: np.ndarray
+    conf_scale: np.ndarray
+
+
+def _events(rng: np.random.Generator, num_frames: int, rate: float, frames: tuple[int, int]) -> list[slice]:
+    """Poisson(rate * T / 100) spans of frames: start uniform over the clip, length uniform in ``frames`` (cut at
+    the clip's end)."""
+    if rate <= 0:
+        return []
+    spans = []
+    for _ in range(rng.poisson(rate * num_frames / 100.0)):
+        start = int(rng.integers(0, num_frames))
+        length = int(rng.integers(frames[0], frames[1] + 1))
+        spans.append(slice(start, min(num_frames, start + length)))
+    return spans
+
+
+def sample_detector_errors(
+    rng: np.random.Generator, num_frames: int, faults: DetectorFaults, num_joints: int = 17
+) -> DetectorErrors:
+    """Draw one clip's detector failures (H36M-17 joints).
+
+    Draws, in order: the occlusions (count; per event its span, then part or joint), the swaps (count; per event
+    its span, then arms or legs), the jitter bursts (count; per event its span, joint, confidence factor, then
+    the displacements). Overlapping events combine: the union of occlusions and swaps, jitters add up.
+    """
+    occluded = np.zeros((num_frames, num_joints), dtype=bool)
+    for span in _events(rng, num_frames, faults.occlusion_rate, faults.occlusion_frames):
+        if rng.random() < faults.occlusion_limb_prob:
+            occluded[span, list(OCCLUSION_PARTS[rng.integers(len(OCCLUSION_PARTS))])] = True
+        else:
+            occluded[span, rng.integers(num_joints)] = True
+    swapped = np.zeros((num_frames, len(SWAP_PAIRS)), dtype=bool)
+    for span in _events(rng, num_frames, faults.swap_rate, faults.swap_frames):
+        swapped[span, rng.integers(len(SWAP_PAIRS))] = True
+    source = np.tile(np.arange(num_joints), (num_frames, 1))
+    for k, pairs in enumerate(SWAP_PAIRS):
+        for a, b in pairs:
+            source[swapped[:, k], a], source[swapped[:, k], b] = b, a
+    jitter = np.zeros((num_frames, num_joints, 2))
+    conf_scale = np.ones((num_frames, num_joints))
+    for span in _events(rng, num_frames, faults.jitter_rate, faults.jitter_frames):
+        joint = rng.integers(num_joints)
+        conf_scale[span, joint] *= rng.uniform(*faults.jitter_conf)
+        jitter[span, joint] += rng.standard_normal((span.stop - span.start, 2)) * faults.jitter_std
+    return DetectorErrors(occluded=occluded, source=source, jitter=jitter, conf_scale=conf_scale)
+
+
+def apply_detector_errors(keypoints: np.ndarray, errors: DetectorErrors) -> np.ndarray:
+    """Swaps, jitter and confidence changes of ``errors`` on (T, J, 3) normalised x, y + confidence -> a new array.
+
+    Occlusions are not applied here: they are dropped entries, zeroed by ``apply_keep_mask`` with the other masks.
+    """
+    out = np.take_along_axis(keypoints, errors.source[..., None], axis=1)
+    out[..., :2] += errors.jitter
+    out[..., 2] *= errors.conf_scale
+    return out

@@ -10,6 +10,7 @@ from mocli.data.cameras import (
     ViewRange,
     camera_to_world,
     focal_from_fov,
+    horizontal_basis,
     image_25d,
     look_at,
     project_orthographic,
@@ -109,3 +110,60 @@ def test_a_camera_in_front_shows_the_left_side_on_the_image_right():
     t = -R @ position
     u_left, u_right = project_perspective(world_to_camera(np.stack([left, right]), R, t), 1000.0, np.zeros(2))[:, 0]
     assert u_left > 0 > u_right  # not mirrored: the viewer sees the subject's left on the right of the image
+
+
+@pytest.mark.parametrize("up", ["y", "-z"])
+def test_horizontal_basis_is_orthonormal_and_right_handed(up):
+    u = up_vector(up)
+    h0, h1 = horizontal_basis(u)
+    np.testing.assert_allclose(np.stack([h0, h1, u]) @ np.stack([h0, h1, u]).T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(np.cross(h0, h1), u, atol=1e-12)
+
+
+def test_aim_offset_raises_a_level_camera_by_hand():
+    clip = _standing_clip()  # pelvis 0.9 m up, walking 1 m along x: mean pelvis (0.5, 0.9, 0)
+    view = ViewRange(yaw_deg=(0.0, 0.0), pitch_deg=(0.0, 0.0), roll_deg=0.0, distance_m=(4.0, 4.0),
+                     aim_offset_m=(0.6, 0.6))  # fmt: skip
+    cam = sample_camera(np.random.default_rng(0), clip, "y", view)
+    aim = np.array([0.5, 1.5, 0.0])
+    np.testing.assert_allclose(cam.position, aim + 4.0 * np.array([0.0, 0.0, 1.0]), atol=1e-12)  # yaw 0: along +z
+    np.testing.assert_allclose(cam.R[2], [0.0, 0.0, -1.0], atol=1e-12)  # level: it looks along -z
+    np.testing.assert_allclose(project_perspective(world_to_camera(aim, cam.R, cam.t), cam.focal, cam.centre),
+                               cam.centre, atol=1e-9)  # fmt: skip
+    pelvis = project_perspective(world_to_camera(clip[:, 0].mean(0), cam.R, cam.t), cam.focal, cam.centre)
+    assert pelvis[1] == pytest.approx(cam.centre[1] + cam.focal * 0.6 / 4.0)  # the pelvis 0.6 m below the axis
+
+
+def test_no_aim_offset_draws_nothing_and_an_offset_one_number_more():
+    clip = _standing_clip()
+    for aim, draws in (((0.0, 0.0), 5), ((-0.5, 0.7), 6)):
+        rng, replay = np.random.default_rng(3), np.random.default_rng(3)
+        sample_camera(rng, clip, "y", ViewRange(aim_offset_m=aim))
+        replay.random(draws)  # yaw, pitch, roll, distance, field of view (, aim offset): one double each
+        assert rng.random() == replay.random()
+
+
+def test_wide_views_stay_in_range_and_out_of_the_body():
+    """The ranges of the generalise preset: pitch -20..60, roll 15, 2-10 m, 20-100 degrees, aim -0.5..0.7 m."""
+    rng = np.random.default_rng(7)
+    clip = _standing_clip()
+    view = ViewRange(pitch_deg=(-20.0, 60.0), roll_deg=15.0, distance_m=(2.0, 10.0), fov_deg=(20.0, 100.0),
+                     aim_offset_m=(-0.5, 0.7))  # fmt: skip
+    pelvis = clip[:, 0].mean(axis=0)
+    heights, elevations = [], []
+    for _ in range(500):
+        cam = sample_camera(rng, clip, "y", view)
+        cam_pts = world_to_camera(clip, cam.R, cam.t)
+        assert cam_pts[..., 2].min() >= view.min_depth_m - 1e-9  # never inside or at the body
+        fov = 2 * np.degrees(np.arctan(cam.image_size[0] / 2 / cam.focal))
+        assert 20.0 - 1e-9 <= fov <= 100.0 + 1e-9
+        # the aim point is on the optical axis, above or below the pelvis: recover its height and the pitch
+        axis = cam.R[2]
+        s = (pelvis[0] - cam.position[0]) / axis[0] if abs(axis[0]) > 1e-6 else (pelvis[2] - cam.position[2]) / axis[2]
+        aim = cam.position + s * axis
+        heights.append(aim[1] - pelvis[1])
+        elevations.append(np.degrees(np.arcsin(-axis[1])))
+        uv = project_perspective(cam_pts, cam.focal, cam.centre)
+        assert (uv[:, 10, 1] < uv[:, 0, 1]).all()  # the head is still above the pelvis in the image
+    assert -0.5 - 1e-6 <= min(heights) and max(heights) <= 0.7 + 1e-6 and np.ptp(heights) > 1.0
+    assert -20 - 1e-6 <= min(elevations) and max(elevations) <= 60 + 1e-6 and np.ptp(elevations) > 70

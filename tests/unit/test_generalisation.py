@@ -87,3 +87,19 @@ def test_perfect_and_scaled_predictions() -> None:
 def test_no_held_out_data_is_an_error() -> None:
     with pytest.raises(InputError, match="held-out"):
         score_generalisation([_walker("dataset-1_walk", "bandai")], lambda w: w.targets, 27, {"clean": None})
+
+
+def test_training_with_holdout_never_loads_the_benchmark_sequences(tmp_path) -> None:
+    from mocli.data.clips import load_sources
+    from mocli.data.h5 import Sequence, write_dataset
+
+    joints = np.zeros((30, 17, 3), np.float32)
+    seqs = [Sequence(f"HDM_{who}_{what}_001_120", 120.0, joints3d=joints, source="hdm05", subject=who, action=what)
+            for who, what in (("mm", "jog"), ("bd", "lieDownFloor"), ("bd", "jog"))]  # fmt: skip
+    write_dataset(tmp_path / "hdm05.h5", seqs, kind="amc")
+    write_dataset(tmp_path / "idle.h5", [Sequence("012_acted", 24.0, joints3d=joints, source="reactidle"),
+                                         Sequence("011_acted", 24.0, joints3d=joints, source="reactidle")],
+                  kind="bvh")  # fmt: skip
+    paths = [tmp_path / "hdm05.h5", tmp_path / "idle.h5"]
+    assert len(load_sources(paths)) == 5
+    assert [s.name for s in load_sources(paths, holdout=True)] == ["HDM_bd_jog_001_120", "011_acted"]

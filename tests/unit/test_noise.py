@@ -8,17 +8,25 @@ import numpy as np
 import pytest
 
 from mocli.config import DataConfig
+from mocli.data import clips
 from mocli.data.clips import LiftClipDataset, sources_from_arrays
 from mocli.data.noise import (
     NOISE_FILE,
+    OCCLUSION_PARTS,
+    SWAP_PAIRS,
+    DetectorErrors,
+    DetectorFaults,
     add_detection_noise,
+    apply_detector_errors,
     apply_keep_mask,
     interpolate_keyframes,
     load_noise_model,
+    sample_detector_errors,
     sample_displacement,
     sample_keep_mask,
     synthetic_confidence,
 )
+from mocli.lift import _window_input
 
 
 def test_shipped_noise_model_is_attributed_and_complete():
@@ -88,3 +96,114 @@ def test_synthetic_confidence_formula_by_hand():
     assert low[0] == 0.0  # clipped at 0
     spread = synthetic_confidence(np.full(20000, 0.01), a, b, m, 0.1, np.random.default_rng(1))
     assert spread.mean() == pytest.approx(expected_001, abs=0.01)
+
+
+# --- a detector's failures ---------------------------------------------------------------------------------------
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of the runs of True in a (T,) bool array."""
+    edges = np.diff(np.concatenate([[0], flags.astype(int), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def test_occlusions_drop_whole_runs_of_one_joint_or_one_part():
+    faults = DetectorFaults(occlusion_rate=1.0, occlusion_frames=(6, 6), occlusion_limb_prob=0.5)
+    parts = {frozenset(p) for p in OCCLUSION_PARTS}
+    seen_single = seen_part = 0
+    for seed in range(300):
+        errors = sample_detector_errors(np.random.default_rng(seed), 100, faults)
+        assert not errors.source.any(axis=None) or (errors.source == np.arange(17)).all()
+        assert (errors.jitter == 0).all() and (errors.conf_scale == 1).all()
+        runs = [(j, r) for j in range(17) for r in _runs(errors.occluded[:, j])]
+        if len({r for _, r in runs}) != 1:  # look at clips with exactly one occlusion
+            continue
+        (start, stop), joints = runs[0][1], frozenset(j for j, _ in runs)
+        assert stop - start == 6 or stop == 100  # 6 frames, unless cut by the clip's end
+        assert len(joints) == 1 or joints in parts
+        seen_single += len(joints) == 1
+        seen_part += len(joints) > 1
+    assert seen_single > 20 and seen_part > 20
+
+
+def test_occlusion_rate_is_per_100_frames():
+    faults = DetectorFaults(occlusion_rate=2.0, occlusion_frames=(5, 5), occlusion_limb_prob=0.0)
+    rng = np.random.default_rng(1)
+    lost = np.mean([sample_detector_errors(rng, 100, faults).occluded.sum() for _ in range(2000)])
+    assert lost == pytest.approx(2 * 4.9, rel=0.04)  # 2 events of 5 frames (4.9 with the ones cut at the end)
+
+
+def test_swapped_frames_are_swapped_and_nothing_else_changes():
+    faults = DetectorFaults(swap_rate=3.0, swap_frames=(2, 8))
+    errors = sample_detector_errors(np.random.default_rng(4), 200, faults)
+    kp = np.random.default_rng(5).normal(size=(200, 17, 3))
+    out = apply_detector_errors(kp, errors)
+    moved = errors.source != np.arange(17)
+    assert moved.any() and not errors.occluded.any()
+    np.testing.assert_array_equal(out[~moved], kp[~moved])
+    for pairs in SWAP_PAIRS:
+        swapped = moved[:, pairs[0][0]]
+        for a, b in pairs:  # a swap exchanges all pairs of the arms (or legs) together
+            np.testing.assert_array_equal(moved[:, a], swapped)
+            np.testing.assert_array_equal(out[swapped, a], kp[swapped, b])
+            np.testing.assert_array_equal(out[swapped, b], kp[swapped, a])
+
+
+def test_hand_made_errors_apply_exactly():
+    source = np.tile(np.arange(17), (4, 1))
+    source[1, [11, 14]] = 14, 11  # frame 1: left and right shoulders read from each other
+    jitter = np.zeros((4, 17, 2))
+    jitter[2, 5] = [0.1, -0.2]
+    conf_scale = np.ones((4, 17))
+    conf_scale[2, 5] = 0.25
+    errors = DetectorErrors(np.zeros((4, 17), bool), source, jitter, conf_scale)
+    kp = np.random.default_rng(0).uniform(0.2, 0.8, size=(4, 17, 3))
+    out = apply_detector_errors(kp, errors)
+    expected = kp.copy()
+    expected[1, 11], expected[1, 14] = kp[1, 14], kp[1, 11]
+    expected[2, 5] = [kp[2, 5, 0] + 0.1, kp[2, 5, 1] - 0.2, kp[2, 5, 2] * 0.25]
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_jitter_bursts_shake_one_joint_with_low_confidence():
+    faults = DetectorFaults(jitter_rate=3.0, jitter_frames=(4, 10), jitter_std=0.05)
+    rng = np.random.default_rng(6)
+    shakes = []
+    for _ in range(200):
+        errors = sample_detector_errors(rng, 100, faults)
+        hit = errors.conf_scale < 1
+        np.testing.assert_array_equal((errors.jitter != 0).all(axis=-1), hit)
+        assert ((errors.conf_scale[hit] >= 0.1**3) & (errors.conf_scale[hit] <= 0.5)).all()
+        shakes.append(errors.jitter[hit])
+    assert np.concatenate(shakes).std() == pytest.approx(0.05, rel=0.1)
+
+
+def test_dataset_drops_exactly_the_occluded_entries_as_inference_gives_missing_joints(monkeypatch):
+    drawn = []
+
+    def recording_errors(*args, **kwargs):
+        drawn.append(sample_detector_errors(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(clips, "sample_detector_errors", recording_errors)
+    t = np.linspace(0, 2 * np.pi, 120)[:, None, None]
+    walk = np.random.default_rng(1).normal(size=(1, 17, 3)) * 0.3 + np.concatenate([t, np.ones_like(t), 0 * t], -1)
+    sources = sources_from_arrays([walk.astype(np.float32)])
+    cfg = DataConfig(clip_len=60, stride=20, mask_joint_ratio=0.0, mask_frame_ratio=0.0, occlusion_rate=3.0)
+    data = LiftClipDataset(sources, cfg, seed=3)
+    # what inference feeds the model for a keypoint missing from a video (NaN pixels, confidence 0)
+    video = np.concatenate([np.random.default_rng(2).uniform(100, 900, (60, 17, 2)), np.ones((60, 17, 1))], -1)
+    video[10:20, 13] = [np.nan, np.nan, 0.0]
+    missing_at_inference = _window_input(video, 0, 60, 60, 0.0)[10:20, 13]
+    dropped = 0
+    for i in range(len(data)):
+        x = data[(0, i)]["input"].numpy()
+        occluded = drawn[-1].occluded
+        np.testing.assert_array_equal(x[occluded], np.broadcast_to(missing_at_inference[0], (occluded.sum(), 3)))
+        assert (x[~occluded][:, 2] > 0).all()  # MotionBERT's synthetic confidence is never 0 here
+        dropped += occluded.sum()
+    assert len(drawn) == len(data) and dropped > 0
+    np.testing.assert_array_equal(missing_at_inference, 0.0)
+    drawn.clear()
+    LiftClipDataset(sources, cfg, seed=3, train=False)[(0, 0)]
+    assert drawn == []  # never in validation
