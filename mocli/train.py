@@ -876,7 +876,7 @@ def build_lift_data(cfg: RunConfig, sources: list[MotionSource] | None = None):
     if sources is None:
         if not d.paths:
             raise MocliError("no training data: give --data FILE.h5 (see `mocli prepare dataset --help`)")
-        sources = load_sources(d.paths, fps=d.fps)
+        sources = load_sources(d.paths, fps=d.fps, holdout=d.holdout)
     train, val = _split_sources(sources, d.paths or ["the given sources"])
     train_set = LiftClipDataset(train, d, seed=cfg.seed, train=True)
     if len(train_set) == 0:
