@@ -319,7 +319,8 @@ class NtuSplit(str, Enum):
 
 NTU_HELP = """NTU RGB+D actions: top-1 and top-5 accuracy (%) on the val set of a split, per class and overall.
 
---data: PYSKL's [b]ntu60_hrnet.pkl[/b] (splits xsub, xview) or [b]ntu120_hrnet.pkl[/b] (xsub, xset). --model: a
+--data: PYSKL's [b]ntu60_hrnet.pkl[/b] (splits xsub, xview) or [b]ntu120_hrnet.pkl[/b] (xsub, xset), or a folder of
+NTU's raw [b].skeleton[/b] files (a missing-skeleton .txt inside is applied; docs/ntu.md). --model: a
 checkpoint with an action head (`mocli finetune action`, or imported MotionBERT NTU weights). Every sample of
 <split>_val is scored exactly once, deterministically: the 2 most confident persons (zero-padded), resampled to the
 model's clip length with one frame from the middle of each equal time bin, normalised in one box (side = the middle
@@ -333,11 +334,12 @@ of the training box-scale range, 2 for MotionBERT's recipe) - the sample the fin
 
 ONESHOT_HELP = """NTU-120 one-shot actions: accuracy (%) of the nearest exemplar (cosine) over the 20 novel classes.
 
---data: PYSKL's [b]ntu120_hrnet.pkl[/b]. --model: a checkpoint with an action-oneshot head (`mocli finetune
-action-oneshot`). Novel classes A001, A007, ..., A115 (0-based labels 0, 6, ..., 114); every sample of a novel
-class takes part, whatever its split. The exemplar of a class is the one named by --exemplar, else its [b]first
-sample by frame_dir[/b] (string order; mocli's rule, the same as `mocli finetune action-oneshot`: the protocol's
-own exemplar list is not shipped with mocli); every other novel-class sample is a query, scored once.
+--data: PYSKL's [b]ntu120_hrnet.pkl[/b], or a folder of raw [b].skeleton[/b] files. --model: a checkpoint with an
+action-oneshot head (`mocli finetune action-oneshot`). Novel classes A001, A007, ..., A115 (0-based labels 0, 6,
+..., 114); every sample of a novel class takes part, whatever its split. The exemplar of a class is the one named
+by --exemplar, else its [b]first sample by frame_dir[/b] (string order; mocli's rule, the same as `mocli finetune
+action-oneshot`: the protocol's own exemplar list is not shipped with mocli); every other novel-class sample is a
+query, scored once.
 
 [b]Examples[/b]
 
@@ -373,7 +375,9 @@ def _score_with_progress(settings, name: str, total: int, score) -> Any:
 @app.command("ntu", help=NTU_HELP)
 def ntu(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option("--data", help="PYSKL pkl (ntu60_hrnet.pkl, ntu120_hrnet.pkl).")],
+    data: Annotated[
+        Path, typer.Option("--data", help="PYSKL pkl (ntu60_hrnet.pkl, ntu120_hrnet.pkl) or a .skeleton folder.")
+    ],
     model: Annotated[str, typer.Option(help="Checkpoint with an action head, or a weights name.")],
     split: Annotated[NtuSplit, typer.Option(help="Benchmark whose <split>_val list is scored.")] = NtuSplit.xsub,
     json_path: JsonOption = None,
@@ -400,7 +404,7 @@ def ntu(
 @app.command("ntu120-oneshot", help=ONESHOT_HELP)
 def ntu120_oneshot(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option("--data", help="PYSKL's ntu120_hrnet.pkl.")],
+    data: Annotated[Path, typer.Option("--data", help="PYSKL's ntu120_hrnet.pkl or a .skeleton folder.")],
     model: Annotated[str, typer.Option(help="Checkpoint with an action-oneshot head, or a weights name.")],
     exemplar: Annotated[
         list[str] | None, typer.Option(help="frame_dir of a novel class's exemplar (repeat; default: first by name).")

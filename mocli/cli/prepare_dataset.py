@@ -49,7 +49,8 @@ KIND and SRC (files, folders searched recursively, or .tar.xz archives):
   h36m          MotionBERT h36m_sh_conf_cam_source_final.pkl, or VideoPose3D
                 data_3d_h36m.npz + data_2d_h36m_*.npz
   amass         AMASS *.npz (needs --smpl-model and --regressor)
-  ntu           PYSKL ntu60_hrnet.pkl / ntu120_hrnet.pkl -> keypoints2d, label
+  ntu           PYSKL ntu60_hrnet.pkl / ntu120_hrnet.pkl, or raw *.skeleton
+                (+ the missing-skeleton .txt) -> keypoints2d, label
   mesh          MotionBERT mesh pkl -> keypoints2d, smpl_pose, smpl_shape
   posetrack     PoseTrack json (one per video) -> keypoints2d per track
   instavariety  *.npy (T, J, 3) pixels + confidence per clip
