@@ -25,6 +25,11 @@ app = typer.Typer(
 )
 
 
+class Cameras(str, Enum):
+    model = "model"
+    standard = "standard"
+
+
 class Protocol(str, Enum):
     p1 = "1"
     p2 = "2"
@@ -201,6 +206,9 @@ def mocap(
     noise: Annotated[bool, typer.Option(help="Score inputs with MotionBERT's detection noise.")] = True,
     clean: Annotated[bool, typer.Option(help="Score clean 2D inputs.")] = True,
     split: Annotated[str, typer.Option(help="Split to score: val, test or train.")] = "val",
+    cameras: Annotated[
+        Cameras, typer.Option(help="model: the model's training ranges; standard: the first lifters' (to compare).")
+    ] = Cameras.model,
     flip: FlipOption = True,
     json_path: JsonOption = None,
     clip_len: ClipLenOption = None,
@@ -228,6 +236,10 @@ def mocap(
     lifter, model_info = _load_lifter(model, device)
     data_cfg = data_config_of(getattr(lifter, "checkpoint_info", {}) or {})
     opts = replace(options_from_data_config(data_cfg, _clip_len(lifter, clip_len), seed=settings.seed), split=split)
+    if cameras is Cameras.standard:
+        from mocli.evaluation.generalisation import STANDARD_VIEW
+
+        opts = replace(opts, view=STANDARD_VIEW)
     sequences = load_mocap_sequences(data, split=split, fps=opts.fps)
     variants = {}
     if clean:
@@ -236,6 +248,7 @@ def mocap(
         variants["noisy"] = load_noise_model(data_cfg.noise_file or None)
     run = RunOptions(clip_len=opts.clip_len, flip=flip, batch_size=batch_size, device=str(device))
     info = {"model": model_info, "data": [str(p) for p in data], "flip": flip, "device": str(device),
+            "cameras": cameras.value,
             "noise_file": data_cfg.noise_file or "motionbert_noise.json (shipped)"}  # fmt: skip
     with progress_bar(settings.quiet) as progress:
         task = progress.add_task("mocap", total=sum(s.num_frames for s in sequences))

@@ -31,6 +31,7 @@ import torch
 
 from mocli.config import DataConfig, apply_dict
 from mocli.data.cameras import Camera, ViewRange, identity_camera, image_25d, sample_camera, world_to_camera
+from mocli.data.clips import view_range
 from mocli.data.noise import NoiseModel, add_detection_noise
 from mocli.data.transforms import CropBox, crop_box, normalise_image_3d
 from mocli.errors import InputError, MocliError
@@ -129,11 +130,7 @@ def data_config_of(checkpoint_info: dict[str, Any]) -> DataConfig:
 
 def options_from_data_config(cfg: DataConfig, clip_len: int, seed: int = 0) -> MocapOptions:
     """MocapOptions matching a training DataConfig (camera ranges, projection, crop ratio, frame rate)."""
-    view = ViewRange(
-        yaw_deg=tuple(cfg.yaw_deg), pitch_deg=tuple(cfg.pitch_deg), roll_deg=cfg.roll_deg,
-        distance_m=tuple(cfg.distance_m), fov_deg=tuple(cfg.fov_deg), image_size=tuple(cfg.image_size),
-    )  # fmt: skip
-    return MocapOptions(clip_len=clip_len, view=view, projection=cfg.projection,
+    return MocapOptions(clip_len=clip_len, view=view_range(cfg), projection=cfg.projection,
                         box_ratio=float(np.mean(cfg.scale_range)), fps=cfg.fps, seed=seed)  # fmt: skip
 
 

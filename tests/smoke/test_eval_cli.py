@@ -148,6 +148,23 @@ def test_eval_mocap_no_noise_scores_clean_only(tmp_path, tiny_model, mocap_h5):
     assert list(json.loads(out.read_text())["info"]["variants"]) == ["clean"]
 
 
+def test_eval_mocap_standard_cameras_ignore_the_training_ranges(tmp_path, mocap_h5):
+    model = mocli.create_model("dstformer-tiny", maxlen=27)
+    train_config = {"data": {"pitch_deg": [50.0, 60.0], "fov_deg": [20.0, 21.0]}}
+    ckpt = save_checkpoint(build_checkpoint(model, "dstformer-tiny", meta={"clip_len": 27}, train_config=train_config),
+                           tmp_path / "wide.pt")  # fmt: skip
+    views = {}
+    for cameras in ("model", "standard"):
+        out = tmp_path / f"{cameras}.json"
+        args = ["eval", "mocap", "--data", str(mocap_h5), "--model", str(ckpt), "--no-noise", "--cameras", cameras,
+                "--json", str(out)]  # fmt: skip
+        result = runner.invoke(_app(), args)
+        assert result.exit_code == 0, result.output
+        views[cameras] = json.loads(out.read_text())["info"]["view"]
+    assert views["model"]["pitch_deg"] == [50.0, 60.0] and views["model"]["fov_deg"] == [20.0, 21.0]
+    assert views["standard"]["pitch_deg"] == [-15.0, 30.0] and views["standard"]["fov_deg"] == [35.0, 75.0]
+
+
 def test_eval_generalisation_scores_only_held_out_groups(tmp_path, tiny_model, mocap_h5):
     rng = np.random.default_rng(2)
     body = rng.uniform(-0.3, 0.3, (17, 3)) + np.array([0, 1.0, 0])
