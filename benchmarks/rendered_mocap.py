@@ -2,10 +2,17 @@
 
 Real video has no 3D ground truth here, so real motion capture is turned into video and the real pipeline is run:
 
-1. validation sequences of mocli HDF5 mocap files (``mocli prepare dataset bvh``), a seeded choice spread over the
-   sources, the first ``--frames`` frames of each at about 30 fps;
+1. sequences of mocli HDF5 mocap files (``mocli prepare dataset bvh|amc``), a seeded choice, the first ``--frames``
+   frames of each at about 30 fps: ``--pick val`` (default) the validation split, spread over the sources;
+   ``--pick held-out`` the people and motions that training leaves out (``mocli.data.holdout``: HDM05 actors mm, tr,
+   motions lieDownFloor, throwBasketball; ReActIdle person 012), whatever their split, spread over the groups
+   'hdm05 person', 'hdm05 motion lieDownFloor', 'hdm05 motion throwBasketball' and 'reactidle person', with a
+   summary per group;
 2. one fixed virtual camera per sequence (``mocli.evaluation.mocap.sequence_camera``: yaw 0-360, pitch 0-20 deg,
-   no roll, 3.5-5 m, fov 50-60 deg, 640x640 px); the ground truth is the mocap H36M-17 joints in that camera;
+   no roll, 3.5-5 m, fov 50-60 deg, 640x640 px; ``--pitch``, ``--distance`` and ``--fov`` change the ranges, e.g.
+   ``--pitch 35,60`` for a high camera; the same seed draws the same point of any range, so two runs that differ
+   only in a range see each sequence from the same direction otherwise); the ground truth is the mocap H36M-17
+   joints in that camera;
 3. the open Anny body mesh fitted to the ground-truth joints of every frame (``mocli.mesh.meshes.fit_mesh``; its
    per-frame joint error is reported: the rendered body is the fit, not the mocap skeleton itself);
 4. every frame drawn by a small painter's-algorithm rasteriser (numpy + OpenCV: perspective projection, back-face
@@ -24,8 +31,10 @@ Caveats: the appearance is synthetic (no texture, hair or loose clothes); the gr
 the pixels show the Anny fit (see the fit error column); MediaPipe's H36M-17 pelvis, spine, thorax and head are
 derived from its 33 landmarks (``mocli.skeleton.to_h36m``), which differ from the mocap rig's definitions.
 
-    python benchmarks/rendered_mocap.py --data bandai.h5 --data cmu_dance.h5 [--sequences 6] [--frames 150]
-        [--model NAME|CKPT] [--bones fixed|free] [--out DIR] [--json FILE]
+    python benchmarks/rendered_mocap.py --data bandai.h5 --data cmu_dance.h5 [--pick val|held-out] [--sequences 6]
+        [--frames 150] [--pitch LO,HI] [--distance LO,HI] [--fov LO,HI] [--model NAME|CKPT] [--bones fixed|free]
+        [--out DIR] [--json FILE]
+    python benchmarks/rendered_mocap.py --data hdm05.h5 --data reactidle.h5 --pick held-out --pitch 35,60
 """
 
 from __future__ import annotations
@@ -37,243 +46,117 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+from raster import make_background, region_colours, render_mesh  # benchmarks/raster.py, beside this script
+from rendered_scores import PLAUSIBLE, score_sequence, summarise
 
-from mocli.data.cameras import Camera, ViewRange, project_perspective, world_to_camera
+from mocli.data.cameras import Camera, ViewRange, project_perspective, up_vector, world_to_camera
+from mocli.data.holdout import held_out_reason
+from mocli.data.transforms import root_relative
 from mocli.errors import InputError, MocliError
-from mocli.metrics import mpjpe, n_mpjpe, pa_mpjpe, skeleton_plausibility
 from mocli.skeleton import to_h36m
 
 VIEW = ViewRange(yaw_deg=(0.0, 360.0), pitch_deg=(0.0, 20.0), roll_deg=0.0, distance_m=(3.5, 5.0),
                  fov_deg=(50.0, 60.0), image_size=(640, 640))  # fmt: skip
-LIGHT = np.array([-0.3, -0.5, -0.8])  # towards the light (camera axes): up-left in front of the body
-AMBIENT = 0.35
-NEAR_M = 0.05  # triangles with a vertex closer than this to the camera plane are dropped
-
-# Body regions by each vertex's dominant Anny bone (first matching prefix), BGR base colours.
-REGIONS = (
-    ("eye", (40, 40, 40)),
-    (("foot", "toe"), (35, 35, 40)),  # shoes
-    (("pelvis", "upperleg", "lowerleg", "spine05", "root"), (90, 55, 40)),  # dark blue trousers
-    (("spine", "clavicle", "shoulder", "upperarm"), (60, 70, 170)),  # red T-shirt
-    (("neck", "head", "lowerarm", "wrist", "finger", "metacarpal"), (135, 165, 215)),  # skin
-)
-GREY = (185, 185, 185)
+PICKS = ("val", "held-out")
 
 
-# --- rasteriser (pure numpy + OpenCV) -------------------------------------------------------------------------------
+# --- sequences and cameras (pure) ------------------------------------------------------------------------------------
 
 
-def face_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V,3) vertices, (F,3) vertex indices -> (F,3) unit normals by the right-hand rule (v1 - v0) x (v2 - v0).
+def parse_range(text: str, option: str) -> tuple[float, float]:
+    """'LO,HI' -> (LO, HI) floats with LO <= HI, both finite.
 
-    With outward-wound faces (counter-clockwise seen from outside, as Anny's) they point out of the body.
+    Raises:
+        InputError: anything else, naming ``option``.
     """
-    a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
-    n = np.cross(b - a, c - a)
-    return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+    try:
+        lo, hi = (float(part) for part in text.split(","))
+    except ValueError:  # not numbers, or not two of them
+        raise InputError(f"{option} {text!r}: expected LO,HI (two numbers)") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+        raise InputError(f"{option} {text!r}: expected finite numbers with LO <= HI")
+    return lo, hi
 
 
-def lambert(normals: np.ndarray, colours: np.ndarray, light_dir: np.ndarray = LIGHT, ambient: float = AMBIENT):
-    """Lambert shading: ``colour * (ambient + (1 - ambient) * max(0, n . l))``.
+def make_view(pitch: str | None = None, distance: str | None = None, fov: str | None = None) -> ViewRange:
+    """``VIEW`` with the ranges given as 'LO,HI' text (None keeps VIEW's).
 
     Args:
-        normals: (F,3) unit normals; colours: (F,3) base colours 0-255; light_dir: (3,) towards the light (any norm).
-    Returns:
-        (F,3) float shaded colours 0-255.
+        pitch: degrees in [-90, 90], positive = camera above the target, looking down.
+        distance: metres, > 0 (camera to the sequence's mean pelvis).
+        fov: horizontal field of view, degrees in (0, 180).
+    Raises:
+        InputError: malformed or out-of-range values.
     """
-    light = np.asarray(light_dir, np.float64) / np.linalg.norm(light_dir)
-    diffuse = np.clip(normals @ light, 0.0, None)
-    return np.asarray(colours, np.float64) * (ambient + (1.0 - ambient) * diffuse)[:, None]
+    view = VIEW
+    if pitch is not None:
+        lo, hi = parse_range(pitch, "--pitch")
+        if lo < -90 or hi > 90:
+            raise InputError(f"--pitch {pitch!r}: degrees must lie in [-90, 90]")
+        view = replace(view, pitch_deg=(lo, hi))
+    if distance is not None:
+        lo, hi = parse_range(distance, "--distance")
+        if lo <= 0:
+            raise InputError(f"--distance {distance!r}: metres must be > 0")
+        view = replace(view, distance_m=(lo, hi))
+    if fov is not None:
+        lo, hi = parse_range(fov, "--fov")
+        if lo <= 0 or hi >= 180:
+            raise InputError(f"--fov {fov!r}: degrees must lie in (0, 180)")
+        view = replace(view, fov_deg=(lo, hi))
+    return view
 
 
-def render_mesh(
-    verts_cam: np.ndarray,
-    faces: np.ndarray,
-    colours: np.ndarray,
-    focal: float,
-    centre: np.ndarray,
-    background: np.ndarray,
-    light_dir: np.ndarray = LIGHT,
-    ambient: float = AMBIENT,
-) -> np.ndarray:
-    """Draw a triangle mesh seen by a pinhole camera at the origin (painter's algorithm).
+def describe_view(view: ViewRange) -> str:
+    """One line of a ViewRange's ranges: 'yaw 0-360 deg, pitch 0-20 deg, roll +-0 deg, distance 3.5-5 m, fov 50-60
+    deg, 640x640 px' for ``VIEW``."""
 
-    Faces facing away from the camera (``n . centroid >= 0``) and faces with a vertex nearer than ``NEAR_M`` are
-    dropped; the rest are shaded (``lambert``), sorted by centroid depth and filled far to near with
-    ``cv2.fillConvexPoly`` at 1/16 pixel precision.
+    def span(r: tuple[float, float]) -> str:
+        return f"{r[0]:g}-{r[1]:g}"
 
-    Args:
-        verts_cam: (V,3) metres, camera axes (x right, y down, z forward).
-        faces: (F,3) vertex indices, outward-wound. colours: (F,3) base colours 0-255 (BGR for OpenCV video).
-        focal: pixels; centre: (2,) principal point, pixels.
-        background: (H,W,3) uint8 image drawn over (not modified).
-    Returns:
-        (H,W,3) uint8 image.
-    """
-    image = background.copy()
-    tri = verts_cam[faces]  # (F,3,3)
-    normals = face_normals(verts_cam, faces)
-    centroid = tri.mean(axis=1)
-    keep = ((normals * centroid).sum(-1) < 0) & (tri[..., 2].min(axis=1) > NEAR_M)
-    if not keep.any():
-        return image
-    tri, normals, depth = tri[keep], normals[keep], centroid[keep, 2]
-    shaded = np.clip(lambert(normals, np.asarray(colours)[keep], light_dir, ambient), 0, 255).round().astype(int)
-    px = focal * tri[..., :2] / tri[..., 2:3] + np.asarray(centre)  # (F,3,2) pixels
-    pts = np.round(px * 16).astype(np.int32)  # shift=4: 1/16 pixel
-    for i in np.argsort(-depth, kind="stable"):  # far to near
-        cv2.fillConvexPoly(image, pts[i], shaded[i].tolist(), lineType=cv2.LINE_8, shift=4)
-    return image
+    w, h = view.image_size
+    return (f"yaw {span(view.yaw_deg)} deg, pitch {span(view.pitch_deg)} deg, roll +-{view.roll_deg:g} deg, "
+            f"distance {span(view.distance_m)} m, fov {span(view.fov_deg)} deg, {w}x{h} px")  # fmt: skip
 
 
-def make_background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """(H,W,3) uint8 smooth random background: mid-grey, a vertical gradient and low-frequency coloured blobs."""
-    grid = rng.normal(0.0, 1.0, (max(2, height // 80), max(2, width // 80), 3)).astype(np.float32)
-    blobs = cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
-    gradient = np.linspace(20.0, -20.0, height, dtype=np.float32)[:, None, None]
-    return np.clip(125.0 + gradient + 15.0 * blobs, 0, 255).astype(np.uint8)
+def camera_pitch_deg(R: np.ndarray, up_axis: str) -> float:
+    """Elevation of a camera's optical axis below the horizon, degrees (positive: looking down, as the pitch of
+    ``ViewRange``), from its (3,3) world -> camera rotation and the world's up axis ('y', 'z', ...)."""
+    forward = np.asarray(R, np.float64)[2]  # the optical axis in world coordinates
+    return float(np.degrees(np.arcsin(np.clip(-forward @ up_vector(up_axis), -1.0, 1.0))))
 
 
-def region_colours(bone_labels: list[str], vertex_bones: np.ndarray, faces: np.ndarray, look: str) -> np.ndarray:
-    """(F,3) base colours: by the dominant bone of each face's first vertex (``REGIONS``), or all ``GREY``.
-
-    Args:
-        bone_labels: the body model's bone names; vertex_bones: (V,) index of each vertex's dominant bone.
-        faces: (F,3) vertex indices; look: 'person' or 'grey'.
-    """
-    if look == "grey":
-        return np.tile(np.array(GREY, np.float64), (len(faces), 1))
-    per_bone = np.tile(np.array(GREY, np.float64), (len(bone_labels), 1))
-    for b, name in enumerate(bone_labels):
-        for prefixes, colour in REGIONS:
-            if name.startswith(prefixes):
-                per_bone[b] = colour
-                break
-    return per_bone[vertex_bones[faces[:, 0]]]
-
-
-# --- scoring (pure) --------------------------------------------------------------------------------------------------
-
-
-PLAUSIBLE = ("bone_length_cv_pct", "asymmetry_pct", "speed_mm_per_frame")
-
-
-def mean_speed(joints: np.ndarray, scored: np.ndarray) -> float | None:
-    """Mean joint speed, mm/frame, of (T,17,3) root-relative mm over the consecutive frame pairs both ``scored``
-    ((T,) bool); None without such a pair. A lifter that ignores the motion shows a speed far below the truth's."""
-    pairs = scored[1:] & scored[:-1]
-    if not pairs.any():
+def held_out_group(seq) -> str | None:
+    """The group of a held-out sequence (``mocli.data.holdout``): '<source> person', or '<source> motion <action>'
+    for a held-out motion class (e.g. 'hdm05 person', 'hdm05 motion lieDownFloor', 'reactidle person'); None for a
+    sequence that training may use."""
+    reason = held_out_reason(seq.source, seq.name, seq.subject, seq.action)
+    if reason is None:
         return None
-    return float(np.linalg.norm(np.diff(joints, axis=0)[pairs], axis=-1).mean())
+    return f"{seq.source} motion {seq.action}" if reason == "motion" else f"{seq.source} {reason}"
 
 
-def _plausible(joints: np.ndarray, scored: np.ndarray) -> dict[str, float | None]:
-    """Bone-length CV and left/right asymmetry (%) of the scored frames of (T,17,3) root-relative mm
-    (``mocli.metrics.skeleton_plausibility``), and their ``mean_speed``."""
-    kept = skeleton_plausibility(joints[scored] / 1000.0)
-    out = {k: kept[k] for k in PLAUSIBLE[:2]}
-    return {**out, "speed_mm_per_frame": mean_speed(joints, scored)}
-
-
-FRAME_METRICS = ("mocli_pa_mpjpe_mm", "mediapipe_pa_mpjpe_mm", "mocli_mpjpe_mm", "mocli_scaled_mpjpe_mm")
-
-
-def _root_relative(joints: np.ndarray) -> np.ndarray:
-    return joints - joints[:, :1]
-
-
-def score_sequence(
-    gt: np.ndarray,
-    ours: np.ndarray,
-    mediapipe: np.ndarray,
-    detected: np.ndarray,
-    keypoints2d: np.ndarray | None = None,
-    gt_px: np.ndarray | None = None,
-) -> dict:
-    """Scores of one sequence on the frames where MediaPipe detected the person and every input is finite.
-
-    Args:
-        gt: (T,17,3) ground-truth joints, metres, camera frame (any root position).
-        ours: (T,17,3) mocli joints, metres, camera axes (made root-relative here); NaN where missing.
-        mediapipe: (T,17,3) MediaPipe world landmarks in H36M-17 order, metres, MediaPipe's own frame; NaN missing.
-        detected: (T,) bool, MediaPipe found the person in that frame.
-        keypoints2d, gt_px: optional (T,17,2+) mocli's input keypoints and the ground truth projected, pixels.
-    Returns:
-        frames, detection_rate (0-1); mocli_pa_mpjpe_mm, mediapipe_pa_mpjpe_mm (per-frame similarity Procrustes);
-        mocli_mpjpe_mm (as output), mocli_scaled_mpjpe_mm (one least-squares scale for the sequence) and
-        mocli_scale (that scale); keypoints_2d_px (mean 2D distance of the input keypoints to ``gt_px``, when
-        given: the detector's share of the error); plausibility {'gt', 'mocli', 'mediapipe'} (bone CV, asymmetry %).
-        Metric values are None when no frame is scored.
-    """
-    if not gt.shape == ours.shape == mediapipe.shape or gt.shape[1:] != (17, 3) or detected.shape != gt.shape[:1]:
-        raise ValueError(f"shapes differ: gt {gt.shape}, mocli {ours.shape}, mediapipe {mediapipe.shape}, "
-                         f"detected {detected.shape}")  # fmt: skip
-    both = detected & np.isfinite(gt).all((1, 2)) & np.isfinite(ours).all((1, 2)) & np.isfinite(mediapipe).all((1, 2))
-    if keypoints2d is not None and gt_px is not None:
-        both &= np.isfinite(keypoints2d[..., :2]).all((1, 2))
-    out: dict = {"frames": int(both.sum()), "detection_rate": float(detected.mean()) if len(detected) else 0.0}
-    keys = FRAME_METRICS + ("mocli_scale", "keypoints_2d_px")
-    if not both.any():
-        return {**out, **dict.fromkeys(keys), "plausibility": {}}
-    g_all, p_all, m_all = (_root_relative(x.astype(np.float64)) * 1000.0 for x in (gt, ours, mediapipe))
-    g, p, m = g_all[both], p_all[both], m_all[both]
-    flat_p, flat_g = p.reshape(1, -1, 3), g.reshape(1, -1, 3)  # one "pose" of all frames: one scale per sequence
-    out.update(
-        mocli_pa_mpjpe_mm=pa_mpjpe(p, g),
-        mediapipe_pa_mpjpe_mm=pa_mpjpe(m, g),
-        mocli_mpjpe_mm=mpjpe(p, g),
-        mocli_scaled_mpjpe_mm=n_mpjpe(flat_p, flat_g),
-        mocli_scale=float((flat_p * flat_g).sum() / max((flat_p**2).sum(), 1e-12)),
-        plausibility={name: _plausible(x, both) for name, x in (("gt", g_all), ("mocli", p_all), ("mediapipe", m_all))},
-        keypoints_2d_px=None if gt_px is None else mpjpe(keypoints2d[both, :, :2], gt_px[both, :, :2]),
-    )
-    return out
-
-
-def summarise(rows: list[dict]) -> dict:
-    """Overall figures of per-sequence rows (``score_sequence`` + 'num_frames', 'fit_error_mm').
-
-    Frame metrics are means over all scored frames (weighted by each row's frames), the fit error over all rendered
-    frames; the detection rate is detected / rendered frames over all sequences; bone CV and asymmetry are means
-    over sequences (each sequence is one body).
-    """
-    scored = [r for r in rows if r["frames"]]
-    total = sum(r["frames"] for r in scored)
-    out: dict = {"sequences": len(rows), "frames": total, "rendered_frames": sum(r["num_frames"] for r in rows)}
-    out["detection_rate"] = sum(r["detection_rate"] * r["num_frames"] for r in rows) / max(out["rendered_frames"], 1)
-    for key in FRAME_METRICS + ("keypoints_2d_px",):
-        values = [r.get(key) for r in scored]
-        known = total and all(v is not None for v in values)
-        out[key] = sum(v * r["frames"] for v, r in zip(values, scored, strict=True)) / total if known else None
-    fit = [r for r in rows if r.get("fit_error_mm") is not None]
-    n_fit = sum(r["num_frames"] for r in fit)
-    out["fit_error_mm"] = sum(r["fit_error_mm"] * r["num_frames"] for r in fit) / n_fit if n_fit else None
-    out["plausibility"] = {}
-    for who in ("gt", "mocli", "mediapipe") if scored else ():
-        for k in PLAUSIBLE:
-            values = [r["plausibility"][who][k] for r in scored if r["plausibility"][who][k] is not None]
-            out["plausibility"].setdefault(who, {})[k] = float(np.mean(values)) if values else None
-    return out
-
-
-# --- stages (data, fitting, rendering, inference) --------------------------------------------------------------------
-
-
-def pick_sequences(sequences: list, count: int, frames: int, seed: int) -> list:
-    """``count`` sequences spread over the sources: each source's list shuffled with ``default_rng(seed)``, then
-    taken in turn (sources sorted by name); sequences with at least ``frames`` frames first."""
+def pick_sequences(
+    sequences: list, count: int, frames: int, seed: int, group: Callable[[Any], str] | None = None
+) -> list:
+    """``count`` sequences spread over groups (``group(seq)`` -> name; default: the source): each group's list
+    shuffled with ``default_rng(seed)``, then taken in turn (groups sorted by name); sequences with at least
+    ``frames`` frames first."""
+    key = group or (lambda s: s.source)
     rng = np.random.default_rng(seed)
-    by_source: dict[str, list] = {}
+    by_group: dict[str, list] = {}
     for s in sequences:
-        by_source.setdefault(s.source, []).append(s)
+        by_group.setdefault(key(s), []).append(s)
     queues = []
-    for source in sorted(by_source):
-        items = by_source[source]
+    for name in sorted(by_group):
+        items = by_group[name]
         order = rng.permutation(len(items))
         long = [items[i] for i in order if items[i].num_frames >= frames]
         queues.append(long + [items[i] for i in order if items[i].num_frames < frames])
@@ -283,6 +166,15 @@ def pick_sequences(sequences: list, count: int, frames: int, seed: int) -> list:
             if q and len(chosen) < count:
                 chosen.append(q.pop(0))
     return chosen
+
+
+def pick_held_out(sequences: list, count: int, frames: int, seed: int) -> list:
+    """``count`` held-out sequences (whatever their split), spread over ``held_out_group`` as ``pick_sequences``."""
+    held = [s for s in sequences if held_out_group(s) is not None]
+    return pick_sequences(held, count, frames, seed, group=held_out_group)
+
+
+# --- stages (data, fitting, rendering, inference) --------------------------------------------------------------------
 
 
 @dataclass
@@ -303,16 +195,16 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "sequence"
 
 
-def render_sequence(seq, body, colours: np.ndarray, out: Path, seed: int, fit_options) -> RenderedSequence:
-    """Camera, Anny fit and video of one MocapSequence (already cut to its frames)."""
+def render_sequence(seq, body, colours: np.ndarray, out: Path, seed: int, fit_options, view: ViewRange = VIEW):
+    """Camera (drawn from ``view``), Anny fit and video of one MocapSequence (already cut to its frames)."""
     from mocli.evaluation.mocap import sequence_camera
     from mocli.mesh.meshes import fit_mesh
     from mocli.utils.io import atomic_path
 
-    camera = sequence_camera(seq, seed, VIEW)
+    camera = sequence_camera(seq, seed, view)
     gt_cam = world_to_camera(seq.joints, camera.R, camera.t)  # (T,17,3)
     t0 = time.perf_counter()
-    mesh = fit_mesh(body, _root_relative(gt_cam), "anny", fit_options)
+    mesh = fit_mesh(body, root_relative(gt_cam), "anny", fit_options)
     t1 = time.perf_counter()
     verts = mesh.vertices.astype(np.float64) + gt_cam[:, :1]  # pelvis-relative -> camera frame
     w, h = camera.image_size
@@ -414,28 +306,46 @@ def _f(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def print_report(rows: list[dict], overall: dict) -> None:
-    """Two tables (accuracy, skeleton plausibility) per sequence and overall."""
+def print_report(rows: list[dict], overall: dict, groups: dict[str, dict] | None = None) -> None:
+    """Two tables (accuracy, skeleton plausibility) per sequence, per group (``summarise`` of each, when given) and
+    overall."""
+    summaries = [dict(g, name=f"group {name}", mocli_scale=None) for name, g in (groups or {}).items()]
     print(f"\n{'sequence':34} {'frames':>6} {'det %':>6} {'fit mm':>7} {'2D px':>6} {'PA mocli':>9} {'PA MP':>7} "
           f"{'MPJPE mocli':>11} {'scaled':>7} {'scale':>6}")  # fmt: skip
-    for r in rows + [dict(overall, name="overall", mocli_scale=None)]:
+    for r in rows + summaries + [dict(overall, name="overall", mocli_scale=None)]:
         print(f"{r['name'][:34]:34} {r['frames']:>6} {100 * r['detection_rate']:>6.1f} {_f(r['fit_error_mm']):>7} "
               f"{_f(r.get('keypoints_2d_px')):>6} "
               f"{_f(r['mocli_pa_mpjpe_mm']):>9} {_f(r['mediapipe_pa_mpjpe_mm']):>7} {_f(r['mocli_mpjpe_mm']):>11} "
               f"{_f(r['mocli_scaled_mpjpe_mm']):>7} {_f(r['mocli_scale'], 2):>6}")  # fmt: skip
     print(f"\n{'bone CV % / asym % / speed mm/f':34} {'GT':>21} {'mocli':>21} {'MediaPipe':>21}")
-    for r in rows + [dict(overall, name="overall (mean of sequences)")]:
+    for r in rows + summaries + [dict(overall, name="overall (mean of sequences)")]:
         p = r["plausibility"]
         cells = [" / ".join(_f(p[w][k], 2) for k in PLAUSIBLE) if w in p else "-" for w in ("gt", "mocli", "mediapipe")]
         print(f"{r['name'][:34]:34} " + " ".join(f"{c:>21}" for c in cells))
 
 
+def run_info(args: argparse.Namespace, view: ViewRange, weights: Path) -> dict:
+    """The choices of a run, for the JSON file: data, pick, frames, seed, look, model, bones, camera ranges, fit."""
+    return {"data": [str(p) for p in args.data], "pick": args.pick, "frames": args.frames, "seed": args.seed,
+            "look": args.look, "model": str(weights), "bones": args.bones, "view": dict(view.__dict__),
+            "fit_iterations": args.fit_iterations}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, action="append", required=True, help="mocli HDF5 mocap file (repeatable)")
-    ap.add_argument("--sequences", type=int, default=6, help="validation sequences to render")
+    ap.add_argument("--pick", choices=PICKS, default="val",
+                    help="val: the validation split, spread over the sources; held-out: the sequences of "
+                         "mocli.data.holdout whatever their split, spread over source and reason")  # fmt: skip
+    ap.add_argument("--sequences", type=int, default=6, help="sequences to render")
     ap.add_argument("--frames", type=int, default=150, help="frames per sequence, from the start")
     ap.add_argument("--seed", type=int, default=0, help="sequence choice, cameras and backgrounds")
+    ap.add_argument("--pitch", help=f"camera elevation LO,HI, degrees, positive looking down "
+                    f"(default {VIEW.pitch_deg[0]:g},{VIEW.pitch_deg[1]:g})")  # fmt: skip
+    ap.add_argument("--distance", help=f"camera distance LO,HI, metres "
+                    f"(default {VIEW.distance_m[0]:g},{VIEW.distance_m[1]:g})")  # fmt: skip
+    ap.add_argument("--fov", help=f"horizontal field of view LO,HI, degrees "
+                    f"(default {VIEW.fov_deg[0]:g},{VIEW.fov_deg[1]:g})")  # fmt: skip
     ap.add_argument("--model", help="lifter weights name or checkpoint (default: the shipped one)")
     ap.add_argument("--look", choices=("person", "grey"), default="person", help="body colours")
     ap.add_argument("--fit-iterations", type=int, default=200, help="L-BFGS iterations of the Anny pose fit")
@@ -462,10 +372,21 @@ def _run(args: argparse.Namespace) -> int:
     missing = [str(p) for p in args.data if not p.is_file()]
     if missing:
         raise MocliError(f"no such file: {', '.join(missing)}")
-    out = args.out or Path(tempfile.mkdtemp(prefix="mocli_rendered_"))
+    view = make_view(args.pitch, args.distance, args.fov)
     t0 = time.perf_counter()
-    chosen = pick_sequences(load_mocap_sequences(args.data, split="val", fps=30), args.sequences, args.frames,
-                            args.seed)  # fmt: skip
+    if args.pick == "val":
+        group = None
+        chosen = pick_sequences(load_mocap_sequences(args.data, split="val", fps=30), args.sequences, args.frames,
+                                args.seed)  # fmt: skip
+    else:
+        group = held_out_group
+        chosen = pick_held_out(load_mocap_sequences(args.data, split=None, fps=30), args.sequences, args.frames,
+                               args.seed)  # fmt: skip
+        if not chosen:
+            names = ", ".join(str(p) for p in args.data)
+            raise InputError(f"{names}: no held-out sequence (mocli.data.holdout: HDM05 actors mm, tr, motions "
+                             "lieDownFloor, throwBasketball; ReActIdle person 012)")  # fmt: skip
+    out = args.out or Path(tempfile.mkdtemp(prefix="mocli_rendered_"))
     chosen = [replace(s, joints=s.joints[: args.frames]) for s in chosen]
     body = AnnyBody()
     dominant = body.model.vertex_bone_indices.gather(1, body.model.vertex_bone_weights.argmax(1, keepdim=True))
@@ -473,16 +394,21 @@ def _run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, args.device, args.seed, args.bones)
     setup = time.perf_counter() - t0
     print(f"{len(chosen)} sequences, model {pipe.weights.name}, outputs in {out} (setup {setup:.1f} s)", flush=True)
+    print(f"pick {args.pick}, seed {args.seed}, cameras: {describe_view(view)}", flush=True)
     fit_options = FitOptions(iterations=args.fit_iterations)
     rows = []
     for seq in chosen:
-        rendered = render_sequence(seq, body, colours, out, args.seed, fit_options)
+        rendered = render_sequence(seq, body, colours, out, args.seed, fit_options, view)
         res = run_infer(rendered.video, out / "infer" / rendered.video.stem, pipe, len(rendered.gt_cam))
         n = min(len(res.joints3d), len(rendered.gt_cam))  # a decoder may drop a trailing frame
         cam = rendered.camera
         gt_px = project_perspective(rendered.gt_cam[:n], cam.focal, cam.centre)
         row = {"name": seq.name, "source": seq.source, "num_frames": int(len(rendered.gt_cam)),
                "video": str(rendered.video), "fit_error_mm": float(np.nanmean(rendered.fit_error_mm))}  # fmt: skip
+        if group is not None:
+            row.update(group=group(seq), subject=seq.subject, action=seq.action)
+        if seq.frame == "world":
+            row["camera_pitch_deg"] = round(camera_pitch_deg(cam.R, seq.up_axis), 2)
         row.update(score_sequence(rendered.gt_cam[:n], res.joints3d[:n], res.mediapipe[:n], res.detected[:n],
                                   res.keypoints2d[:n], gt_px))  # fmt: skip
         row["detection_rate"] = float(res.detected[:n].sum() / len(rendered.gt_cam))
@@ -493,14 +419,17 @@ def _run(args: argparse.Namespace) -> int:
               f"infer {s['infer']:.1f} s, detected {100 * row['detection_rate']:.0f} %", flush=True)  # fmt: skip
     overall = summarise(rows)
     overall["seconds"] = {k: round(sum(r["seconds"][k] for r in rows), 2) for k in ("fit", "render", "infer")}
-    print_report(rows, overall)
+    groups = None
+    if group is not None:
+        names = sorted({r["group"] for r in rows})
+        groups = {name: summarise([r for r in rows if r["group"] == name]) for name in names}
+    print_report(rows, overall, groups)
     print(f"\ntimings (s, all sequences): {overall['seconds']}; setup {setup:.1f}")
     if args.json:
-        info = {"data": [str(p) for p in args.data], "frames": args.frames, "seed": args.seed, "look": args.look,
-                "model": str(pipe.weights), "bones": args.bones, "view": VIEW.__dict__,
-                "fit_iterations": args.fit_iterations}  # fmt: skip
+        info = run_info(args, view, pipe.weights)
+        result = {"info": info, "overall": overall, **({"groups": groups} if groups else {}), "sequences": rows}
         with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps({"info": info, "overall": overall, "sequences": rows}, indent=2, default=str))
+            tmp.write_text(json.dumps(result, indent=2, default=str))
     return 0
 
 
