@@ -103,6 +103,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.0  # cosine floor, as a fraction of lr
     grad_clip: float = 1.0  # max global gradient norm (0: off; MotionBERT does not clip)
     precision: str = "auto"  # 'auto' (bf16 on CUDA, fp32 on CPU), 'fp32', 'bf16', 'fp16' (CUDA only)
+    compile: bool = False  # torch.compile the training forward (the first step compiles; on CPU needs a C++ compiler)
     save_every: int = 1000  # also write last.pt every N steps (0: only at the end of each epoch and run)
     log_every: int = 10  # steps per train row of log.jsonl
 

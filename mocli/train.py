@@ -2,8 +2,9 @@
 
 A *task* turns a batch into a loss (and validation sums); the loop owns everything else: AdamW with a backbone and
 a head learning rate, the schedule (MotionBERT's lr * 0.99 per epoch, or warm-up + cosine), gradient clipping,
-autocast (bf16 on CUDA by default, fp32 on CPU unless asked), checkpoints, exact resume, logs and plots, and
-torch.distributed DDP when launched by torchrun (RANK / WORLD_SIZE / LOCAL_RANK set; gloo on CPU, nccl on CUDA).
+autocast (bf16 on CUDA by default, fp32 on CPU unless asked), an optional compiled forward (``train.compile``),
+checkpoints, exact resume, logs and plots, and torch.distributed DDP when launched by torchrun (RANK / WORLD_SIZE /
+LOCAL_RANK set; gloo on CPU, nccl on CUDA).
 
 Run folder ``runs/pretrain/<name>``:
 
@@ -471,6 +472,10 @@ class Trainer:
             self.module: nn.Module = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         else:
             self.module = self.model
+        if cfg.train.compile:
+            # the training forward as one compiled graph (the first step compiles: a minute or two on a small CPU);
+            # self.model stays the plain module, so checkpoints, evaluation and parameters are those of eager mode
+            self.module = torch.compile(self.module)
         t = cfg.train
         groups = param_groups(self.model, t.lr, t.lr_head or t.lr, task.head_prefixes)
         self.optimizer = torch.optim.AdamW(groups, lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)

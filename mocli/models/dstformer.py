@@ -6,7 +6,8 @@ representation (B,T,J,D_rep); ``forward`` applies the pose head to it and return
 Layout of one level: two streams with their own weights, spatial->temporal (ST) and temporal->spatial (TS), each a
 pair of pre-LayerNorm transformer blocks; their outputs are mixed per joint and frame by softmax weights from a
 Linear(2C -> 2) (the adaptive fusion). Spatial attention: the J joints of a frame attend to each other. Temporal
-attention: each joint attends over its T frames. Attention runs through ``F.scaled_dot_product_attention``.
+attention: each joint attends over its T frames. Attention runs through ``F.scaled_dot_product_attention``
+(bf16 on CPU: see ``Attention._attend``).
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ class DSTformerConfig:
         return asdict(self)
 
 
-def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v, written out. q, k, v: (..., L, d). For tests and as the reference formulation."""
-    attn = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-    return attn.softmax(dim=-1) @ v
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, float_softmax: bool = False) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v, written out. q, k, v: (..., L, d). The reference formulation (tests), and the
+    fast one for short sequences in bf16 on CPU. ``float_softmax``: scores and softmax in float32 whatever the
+    dtype of q, k, v (the probabilities are cast back to v's dtype for the product with v)."""
+    attn = q @ k.transpose(-2, -1)
+    if float_softmax:
+        attn = attn.float()
+    attn = (attn * q.shape[-1] ** -0.5).softmax(dim=-1)
+    return attn.to(v.dtype) @ v
 
 
 class Attention(nn.Module):
@@ -67,26 +73,34 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, J, C = x.shape
         H = self.num_heads
-        qkv = self.qkv(x).view(B, T, J, 3, H, C // H)
-        # 4D (batch, heads, length, head_dim) for the fused CPU/CUDA kernels (5D inputs take the slow math path)
+        # q, k, v as strided 4D views (batch, heads, length, head_dim) of one qkv output, no permuted copies: the
+        # fused CPU/CUDA kernels take strided inputs (5D inputs would take the slow math path). Temporal attention
+        # runs the qkv Linear on the (B,J,T,C) transpose, so that B*J folds into one batch axis.
         if self.axis == "spatial":
-            qkv = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, B * T, H, J, C // H)  # J attends within each frame
+            batch, length, seq = B * T, J, x
         else:
-            qkv = qkv.permute(3, 0, 2, 4, 1, 5).reshape(3, B * J, H, T, C // H)  # T attends within each joint
-        q, k, v = qkv.unbind(0)
-        cpu_bf16 = q.dtype == torch.bfloat16 and q.device.type == "cpu"
-        if cpu_bf16 and torch.is_grad_enabled():
-            # training under CPU bf16 autocast: the bf16 attention backward is several times slower than fp32's
-            q, k, v = q.float(), k.float(), v.float()
-            cpu_bf16 = False
-        # CPU bf16 inference: batched matmuls beat the fused flash kernel on these short sequences
-        use_explicit = self.explicit or cpu_bf16
-        out = explicit_attention(q, k, v) if use_explicit else F.scaled_dot_product_attention(q, k, v)
-        if self.axis == "spatial":
-            out = out.view(B, T, H, J, C // H).transpose(2, 3)  # (B, T, J, H, d)
-        else:
-            out = out.view(B, J, H, T, C // H).permute(0, 3, 1, 2, 4)  # (B, T, J, H, d)
-        return self.proj(out.reshape(B, T, J, C))
+            batch, length, seq = B * J, T, x.transpose(1, 2)  # (B,J,T,C)
+        q, k, v = (t.transpose(1, 2) for t in self.qkv(seq).view(batch, length, 3, H, C // H).unbind(2))
+        out = self._attend(q, k, v)  # (batch, H, length, d)
+        out = out.transpose(1, 2).reshape(seq.shape)  # heads merged as (H, d): a view of the kernels' output
+        out = self.proj(out)
+        return out if self.axis == "spatial" else out.transpose(1, 2)  # (B,T,J,C)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T / sqrt(d)) v over (batch, heads, length, head_dim), by the fastest kernel for the dtype."""
+        if self.explicit:
+            return explicit_attention(q, k, v)
+        if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+            if not torch.is_grad_enabled():  # CPU bf16 inference: batched matmuls beat the flash kernel here
+                return explicit_attention(q, k, v)
+            # CPU bf16 training: the bf16 flash backward is several times slower than fp32's. Over the J joints
+            # bf16 matmuls with a float32 softmax are fastest; over time the fp32 kernel, with autocast off
+            # (autocast would cast its inputs back to bf16)
+            if self.axis == "spatial":
+                return explicit_attention(q, k, v, float_softmax=True)
+            with torch.autocast("cpu", enabled=False):
+                return F.scaled_dot_product_attention(q.float(), k.float(), v.float()).to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v)
 
 
 class Mlp(nn.Module):

@@ -295,3 +295,62 @@ def test_2d_only_sequences_join_after_the_curriculum_epoch(tmp_path):
     rows = [r for r in _train_rows(tmp_path / "curriculum") if r["kind"] == "train"]
     assert all(r["proj_2d"] == 0.0 for r in rows if r["epoch"] == 0)
     assert any(r["proj_2d"] > 0.0 for r in rows if r["epoch"] == 1)
+
+
+def test_compiled_runs_checkpoint_the_plain_module_and_resume_without_compile(tmp_path, monkeypatch):
+    """train.compile: last.pt and model.pt of a compiled run have the plain module's keys (no "_orig_mod."), load
+    into an eager model with identical tensors, resume without compile, and end where an eager run ends. Compiled
+    here by the aot_eager backend (the compile wrapper without C++ code generation); the slow test below checks
+    the default backend's numerics."""
+    import mocli
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module: compile_(module, backend="aot_eager"))
+    sources = sources_from_arrays([synthetic_motion(64, 3)])
+    sources += sources_from_arrays([synthetic_motion(48, 4)], split="val")
+    eager = run_pretrain(tiny_config(tmp_path, epochs=2), run_dir=tmp_path / "eager", sources=sources)
+    cfg = tiny_config(tmp_path, epochs=2, compile=True)
+    cfg.max_steps = 1
+    run_pretrain(cfg, run_dir=tmp_path / "compiled", sources=sources)
+    cfg2, ckpt, run_dir = resume_config(tmp_path / "compiled")
+    torch.manual_seed(cfg.seed)
+    plain = create_model("dstformer-tiny").state_dict()
+    assert cfg2.train.compile and list(ckpt["model"]) == list(plain)
+    assert not all(torch.equal(ckpt["model"][k], plain[k]) for k in plain)  # the compiled step trained them
+    loaded = mocli.load_model(tmp_path / "compiled" / "model.pt").state_dict()  # an eager model, strict load
+    assert all(torch.equal(loaded[k], ckpt["model"][k]) for k in plain)
+
+    cfg2.train.compile, cfg2.max_steps = False, 0
+    resumed = run_pretrain(cfg2, resume=ckpt, run_dir=run_dir, sources=sources)
+    assert resumed.global_step == eager.global_step == 2
+    expected = torch.load(tmp_path / "eager" / "model.pt", weights_only=True)["model"]
+    got = torch.load(tmp_path / "compiled" / "model.pt", weights_only=True)["model"]
+    for k, v in expected.items():
+        torch.testing.assert_close(got[k], v, rtol=1e-4, atol=1e-6, msg=k)
+    rows, ref = _train_rows(tmp_path / "compiled"), _train_rows(tmp_path / "eager")
+    assert [(r["kind"], r["step"]) for r in rows] == [(r["kind"], r["step"]) for r in ref]
+    for r, e in zip(rows, ref, strict=True):
+        if r["kind"] == "train":
+            assert r["loss"] == pytest.approx(e["loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("precision", "tol"), [("fp32", 1e-5), ("bf16", 5e-3)])
+def test_inductor_compiled_steps_match_eager_steps(tmp_path, precision, tol):
+    """Compiled (inductor, C++ kernels) optimisation steps give eager steps' losses and gradients: the same maths,
+    fused. A one-level tiny model keeps the compile short."""
+    cfg = tiny_config(tmp_path, precision=precision)
+    data = LiftClipDataset(sources_from_arrays([synthetic_motion(64, 5)]), cfg.data, seed=0)
+    batch = torch.utils.data.default_collate([data[(0, i)] for i in range(4)])
+    runs = []
+    for compiled in (False, True):
+        cfg.train.compile = compiled
+        torch.manual_seed(0)
+        trainer = Trainer(create_model("dstformer-tiny", depth=1), LiftTask(), cfg, torch.device("cpu"))
+        first = float(trainer.step(batch)["loss"])
+        grads = torch.cat([p.grad.flatten() for p in trainer.model.parameters()])
+        runs.append((first, grads, float(trainer.step(batch)["loss"])))
+    (first, grads, second), (first_c, grads_c, second_c) = runs
+    assert first_c == pytest.approx(first, rel=tol) and second_c == pytest.approx(second, rel=tol)
+    assert second < first * 0.99  # the first step moved the parameters
+    assert float((grads_c - grads).norm()) < tol * float(grads.norm())

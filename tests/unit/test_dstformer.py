@@ -106,3 +106,72 @@ def test_bf16_autocast_close_to_fp32():
             low = model(x)
     assert low.dtype == torch.bfloat16
     assert (low.float() - ref).abs().max() < 0.05 * ref.abs().max() + 1e-3
+
+
+def _permuted_attention(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    """The former Attention.forward: q, k, v and the output gathered by permuted copies. x (B,T,J,C)."""
+    B, T, J, C = x.shape
+    H = attn.num_heads
+    qkv = attn.qkv(x).view(B, T, J, 3, H, C // H)
+    if attn.axis == "spatial":
+        qkv = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, B * T, H, J, C // H)
+    else:
+        qkv = qkv.permute(3, 0, 2, 4, 1, 5).reshape(3, B * J, H, T, C // H)
+    out = explicit_attention(*qkv.unbind(0))
+    if attn.axis == "spatial":
+        out = out.view(B, T, H, J, C // H).transpose(2, 3)
+    else:
+        out = out.view(B, J, H, T, C // H).permute(0, 3, 1, 2, 4)
+    return attn.proj(out.reshape(B, T, J, C))
+
+
+@pytest.mark.parametrize("axis", ["spatial", "temporal"])
+def test_strided_attention_equals_the_permuted_formulation(axis):
+    """Outputs and gradients (input and weights) of the copy-free layout match the former permuted one."""
+    torch.manual_seed(0)
+    attn = _randomise(Attention(32, 4, axis), seed=1)
+    x = torch.randn(2, 11, 17, 32, requires_grad=True)
+    grad_out = torch.randn(2, 11, 17, 32)
+    results = []
+    for forward in (attn, lambda t: _permuted_attention(attn, t)):
+        out = forward(x)
+        grads = torch.autograd.grad((out * grad_out).sum(), [x, *attn.parameters()])
+        results.append((out, grads))
+    (out, grads), (ref, ref_grads) = results
+    assert out.shape == (2, 11, 17, 32) and ref.abs().max() > 0.1
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_model_equals_the_permuted_attention_formulation(monkeypatch):
+    model = _randomise(create_model("dstformer-tiny"), seed=2)
+    x = torch.randn(2, 9, 17, 3, generator=torch.Generator().manual_seed(3))
+    out = model(x)
+    grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+    monkeypatch.setattr(Attention, "forward", _permuted_attention)
+    ref = model(x)
+    ref_grads = torch.autograd.grad(ref.square().sum(), list(model.parameters()))
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_cpu_bf16_training_attention_paths():
+    """Under CPU bf16 autocast with gradients, temporal attention is the fp32 kernel on the bf16 inputs (autocast
+    would otherwise cast them back to bf16 and take the slow bf16 backward), rounded to bf16 once at the end;
+    spatial attention is bf16 matmuls around a float32 softmax, within bf16 rounding of the fp32 result."""
+    g = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(6, 2, 81, 16, generator=g).bfloat16() for _ in range(3))
+    qs, ks, vs = (t[..., :17, :] for t in (q, k, v))
+    temporal, spatial = Attention(32, 2, "temporal"), Attention(32, 2, "spatial")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_t, out_s = temporal._attend(q, k, v), spatial._attend(qs, ks, vs)
+        low = torch.nn.functional.scaled_dot_product_attention(q, k, v)  # what autocast alone gives
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    fp32_t, fp32_s = sdpa(q.float(), k.float(), v.float()), sdpa(qs.float(), ks.float(), vs.float())
+    assert out_t.dtype == out_s.dtype == torch.bfloat16
+    torch.testing.assert_close(out_t, fp32_t.bfloat16(), rtol=0, atol=0)
+    assert not torch.equal(low, out_t)  # the bf16 kernel is measurably different, so the check above can fail
+    torch.testing.assert_close(out_s.float(), fp32_s, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(explicit_attention(qs.float(), ks.float(), vs.float(), float_softmax=True), fp32_s)
