@@ -145,6 +145,7 @@ def dataset(
         Path | None,
         typer.Option(help="(17, V) H36M regressor .npy.", exists=True, dir_okay=False, rich_help_panel=_MODEL),
     ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
 ) -> None:
     from mocli.data.converters import ConvertOptions, convert_dataset
 
@@ -162,7 +163,8 @@ def dataset(
         benchmark=benchmark,
         min_frames=min_frames,
     )
-    report = convert_dataset(kind.value, src, out, opts, progress=_progress_bar(kind.value, settings.quiet))
+    progress = _progress_bar(kind.value, settings.quiet)
+    report = convert_dataset(kind.value, src, out, opts, progress=progress, overwrite=overwrite)
     table = Table(title=f"{out} ({report.seconds:.1f} s)", title_justify="left")
     for col in ("split", "sequences", "frames"):
         table.add_column(col, justify="right" if col != "split" else "left")

@@ -71,6 +71,19 @@ def test_bvh_resampling_option(tmp_path):
         assert ds["reactidle_003_genuine"].attrs["fps_native"] == 24.0 and ds.source == "sample"
 
 
+def test_existing_output_is_kept_unless_overwrite(tmp_path):
+    out = tmp_path / "o.h5"
+    clip = SAMPLE / "dataset-1_dash_normal_001.bvh"
+    assert _invoke("prepare", "dataset", "bvh", clip, "--out", out, "--fps", "15").exit_code == 0
+    before = out.read_bytes()
+    result = _invoke("prepare", "dataset", "bvh", clip, "--out", out)
+    assert result.exit_code == 1 and "--overwrite" in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and out.read_bytes() == before
+    assert _invoke("prepare", "dataset", "bvh", clip, "--out", out, "--overwrite").exit_code == 0
+    with open_dataset(out) as ds:
+        assert ds["dataset-1_dash_normal_001"].num_frames == 20  # the new conversion, at the native 30 fps
+
+
 def test_bad_files_are_skipped_reported_and_exit_1(tmp_path):
     bad = {
         3: THREE_JOINTS.replace("1 2 3 90 0 0 0 0 0", "1 2 3 90 0"),  # channel count mismatch

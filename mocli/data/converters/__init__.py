@@ -107,15 +107,21 @@ def convert_dataset(
     out: Path,
     opts: ConvertOptions | None = None,
     progress: Callable[[list[Task]], Iterable[Task]] | None = None,
+    overwrite: bool = False,
 ) -> ConvertReport:
     """Convert ``srcs`` (files, folders or tar archives) of dataset ``kind`` into one HDF5 file ``out``.
 
     Files that fail are skipped and listed in ``report.failures``. ``progress`` wraps the task list (the CLI passes
     a rich progress bar). The output appears only if the conversion completes with at least one sequence.
 
+    An existing ``out`` is replaced only with ``overwrite`` (and then only once the new file is complete).
+
     Raises:
-        InputError: unknown kind or split rule, no input files, or no sequence converted at all.
+        InputError: ``out`` exists (without ``overwrite``), unknown kind or split rule, no input files, or no
+            sequence converted at all.
     """
+    if Path(out).exists() and not overwrite:
+        raise InputError(f"{out} exists; give --overwrite to replace it")
     if kind not in KINDS:
         raise InputError(f"unknown dataset kind {kind!r}; known: {', '.join(KINDS)}")
     conv = KINDS[kind]
