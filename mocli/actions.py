@@ -4,7 +4,7 @@ Data flow for one person of one input:
 
     keypoints (T,17,3) px + conf
       -> windows of the model's clip length L, every ``stride`` frames (default L // 2), the last one ending on the
-         last frame (``windows.plan_windows``); a sequence shorter than L is one window
+         last frame (``mocli.predict``, policy 'windows'); a sequence shorter than L is one window
       -> per window: the sample the trainer's validation builds (``action_input``): up to ``max_persons`` persons
          (here one, zero-padded to the head's count), resampled to L frames (one frame per equal time bin, the
          bin's middle: the identity for a full window), one square box over all confident keypoints, side =
@@ -16,7 +16,7 @@ Data flow for one person of one input:
 The class names come from the checkpoint (``heads['action']['classes']``, written by ``mocli finetune action``),
 else the class ids as strings. A text-aligned checkpoint (``heads['action-text']``, ``mocli pretrain --pretext
 action-text``) ranks free-text labels instead (``--labels``; without them its own label set): the window inputs are
-made the same way (one person, its training clip length and box scale) and ``pretexts.action_text.rank_labels``
+made the same way (one person, its training clip length and box scale) and ``action_labels.rank_labels``
 gives the probabilities (softmax of the motion-text cosines over the labels, at the training temperature).
 Pure numpy for the windows, inputs and rankings; ``ActionModel`` holds the network.
 """
@@ -31,10 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mocli.data.finetune_data import normalise_persons, resample_indices, select_persons
+from mocli.data.transforms import normalise_persons, resample_indices, select_persons
 from mocli.errors import MocliError
-from mocli.utils.device import autocast
-from mocli.windows import plan_windows
+from mocli.predict import Runtime, plan_sequence, run_batches
 
 __all__ = [
     "ActionModel",
@@ -171,7 +170,7 @@ def load_text_model(
     Raises:
         MocliError: no action-text head; the text model for new labels is not installed.
     """
-    from mocli.pretexts.action_text import load_action_text_model
+    from mocli.models.action_text import load_action_text_model
     from mocli.text import get_embedder
 
     if "action-text" not in (ckpt.get("heads") or {}):
@@ -211,8 +210,7 @@ def action_input(keypoints: np.ndarray, clip_len: int, max_persons: int, box_rat
 def action_windows(num_frames: int, clip_len: int, stride: int | None = None) -> list[tuple[int, int]]:
     """Windows (start, end exclusive) of ``clip_len`` frames every ``stride`` (default clip_len // 2) covering
     every frame; the last ends on the last frame; a shorter sequence is one window."""
-    stride = stride or max(1, clip_len // 2)
-    return plan_windows(num_frames, clip_len, min(stride, clip_len))
+    return plan_sequence(num_frames, clip_len, "windows", stride).windows
 
 
 def window_inputs(
@@ -231,20 +229,15 @@ def window_inputs(
     return np.stack([action_input(kp[s:e], clip_len, max_persons, box_ratio) for s, e in windows])
 
 
-@torch.inference_mode()
 def model_outputs(
     model: torch.nn.Module, inputs: np.ndarray, batch_size: int = 8, device: str | torch.device = "cpu",
     precision: str = "fp32",
 ) -> np.ndarray:  # fmt: skip
-    """(N, M, L, 17, 3) inputs -> (N, K) float64 outputs of a head model (action: logits; one-shot: embeddings)."""
-    device = torch.device(device)
-    out = []
-    for i in range(0, len(inputs), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(inputs[i : i + batch_size], dtype=np.float32)).to(device)
-        with autocast(device, precision):
-            y = model(x)
-        out.append(y.float().cpu().numpy().astype(np.float64))
-    return np.concatenate(out) if out else np.zeros((0, 0))
+    """(N, M, L, 17, 3) inputs -> (N, K) float64 outputs of a head model (action: logits; one-shot: embeddings),
+    ``batch_size`` at a time (``mocli.predict.run_batches``: device, autocast at ``precision``)."""
+    if len(inputs) == 0:
+        return np.zeros((0, 0))
+    return run_batches(model, inputs, Runtime(batch_size, device, precision)).astype(np.float64)
 
 
 def predict_probs(
@@ -349,10 +342,11 @@ class ActionRecogniser:
         a = self.action
         if a.kind != "action-text":
             return predict_probs(a.model, inputs, self.batch_size, self.device, self.precision)
-        from mocli.pretexts.action_text import rank_labels
+        from mocli.action_labels import rank_labels
 
         x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
-        ranking = rank_labels(a.model, x, a.class_names, top_k=1, embedder=a.embedder, batch_size=self.batch_size)
+        ranking = rank_labels(a.model, x, a.class_names, top_k=1, embedder=a.embedder, batch_size=self.batch_size,
+                              precision=self.precision)  # fmt: skip
         return ranking.probs.numpy().astype(np.float64)
 
     def recognise(self, keypoints: np.ndarray, missing: np.ndarray, fps: float) -> dict[str, Any]:

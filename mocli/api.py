@@ -15,7 +15,8 @@ __all__ = ["create_model", "load_model", "load_lifter", "model_clip_len"]
 
 
 def load_model(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTformer | STMO:
-    """A model in eval mode from a mocli checkpoint file or a weights name (see ``mocli weights list``).
+    """A model in eval mode from a mocli checkpoint file, a run folder (``runs/pretrain/NAME/``: its model.pt, else
+    best.pt, else last.pt) or a weights name (see ``mocli weights list``).
 
     A DSTformer maps (B,T,17,3) normalised 2D + confidence to (B,T,17,3) normalised 3D; an STMO (arch kind 'stmo')
     maps exactly ``cfg.maxlen`` frames to their centre frame (B,1,17,3) (see ``mocli.models.stmo``). The checkpoint dict

@@ -1,7 +1,7 @@
 """3D pose completion with an MPM model: fill missing joints (and frames) of partial 2D keypoints or partial 3D joints.
 
 Needs a checkpoint written by ``mocli pretrain --pretext mpm2d3d`` (its ``heads["mpm2d3d"]`` holds the 3D input
-encoder, the mask tokens and the 2D/3D decoders; see ``mocli.models.mpm``). Example::
+encoder, the mask tokens and the 2D/3D decoders; see ``mocli.models.mpm2d3d``). Example::
 
     from mocli.completion import complete_pose, load_mpm_model
 
@@ -28,7 +28,7 @@ import torch
 from mocli.data.transforms import crop_box, denormalise_xy, normalise_xy
 from mocli.errors import InputError
 from mocli.lift import CANONICAL_BODY_SIZE_M, body_size
-from mocli.models.mpm import Mpm2d3dModel
+from mocli.models.mpm2d3d import Mpm2d3dModel
 from mocli.windows import merge_windows, plan_windows
 
 __all__ = ["CompletedPose", "load_mpm_model", "complete_pose"]
@@ -57,7 +57,7 @@ class CompletedPose:
 def load_mpm_model(path_or_name: str | os.PathLike, device: str = "cpu") -> Mpm2d3dModel:
     """An Mpm2d3dModel in eval mode from an mpm2d3d checkpoint (file, or a weights name of ``mocli weights list``)."""
     from mocli.models.checkpoint import load_checkpoint
-    from mocli.models.mpm import mpm_model_from_checkpoint
+    from mocli.models.mpm2d3d import mpm_model_from_checkpoint
     from mocli.models.registry import resolve_weights
 
     path = resolve_weights(path_or_name)

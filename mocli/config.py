@@ -1,5 +1,9 @@
 """Training configuration: dataclasses as the schema, JSON presets, and ``--set section.key=value`` overrides.
 
+``TrainingConfig`` holds what every run has (model, run folder, seed, and the sections data, train and loss);
+``RunConfig`` (pretraining) adds the pretext and the pretexts' sections mpm, mpm2d3d and text; ``FinetuneConfig``
+adds the task and the sections head and mesh_loss. A key of a section the run does not have is an error.
+
 Precedence: dataclass defaults (MotionBERT's pretraining recipe with the Lite model) < preset (``--preset``) <
 command-line options < ``--set``. Overrides are converted with the field's declared type (never ``eval``); an
 unknown key is an error that suggests the closest known keys. The resolved config is saved as JSON in the run
@@ -21,23 +25,11 @@ from typing import Any
 from mocli.errors import MocliError
 
 __all__ = [
-    "DataConfig",
-    "TrainConfig",
-    "LossConfig",
-    "MpmConfig",
-    "TextConfig",
-    "Mpm2d3dConfig",
-    "RunConfig",
-    "PRESETS_DIR",
-    "config_keys",
-    "set_value",
-    "apply_overrides",
-    "apply_dict",
-    "config_to_dict",
-    "config_from_dict",
-    "list_presets",
-    "load_preset",
-]
+    "FINETUNE_TASKS", "DataConfig", "TrainConfig", "LossConfig", "MpmConfig", "TextConfig", "Mpm2d3dConfig",
+    "HeadConfig", "MeshLossConfig", "TrainingConfig", "RunConfig", "FinetuneConfig", "finetune_config",
+    "finetune_config_from_dict", "PRESETS_DIR", "config_keys", "set_value", "apply_overrides", "apply_dict",
+    "config_to_dict", "config_from_dict", "list_presets", "load_preset",
+]  # fmt: skip
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 
@@ -105,6 +97,7 @@ class TrainConfig:
     precision: str = "auto"  # 'auto' (bf16 on CUDA, fp32 on CPU), 'fp32', 'bf16', 'fp16' (CUDA only)
     compile: bool = False  # torch.compile the training forward (the first step compiles; on CPU needs a C++ compiler)
     save_every: int = 1000  # also write last.pt every N steps (0: only at the end of each epoch and run)
+    save_minutes: float = 10.0  # also write last.pt when this many minutes passed since the last write (0: off)
     log_every: int = 10  # steps per train row of log.jsonl
 
 
@@ -165,11 +158,41 @@ class MpmConfig:
     decoder_mlp_ratio: float = 2.0
 
 
-@dataclass
-class RunConfig:
-    """One training run: what to train, where to write it, and the three config sections."""
+FINETUNE_TASKS = ("pose3d", "action", "action-oneshot", "mesh")
 
-    pretext: str = "lift"
+
+@dataclass
+class HeadConfig:
+    """A finetune task head and its data (0 / negative sizes: the task's MotionBERT default,
+    ``mocli.finetune.HEAD_DEFAULTS``)."""
+
+    num_classes: int = 0  # action: number of classes (0: 1 + the largest label in the data)
+    hidden_dim: int = 0  # hidden width (0: action and one-shot 2048, mesh 1024)
+    dropout: float = -1.0  # dropout on E in the head (negative: action 0.5, one-shot 0, mesh 0.1)
+    max_persons: int = 2  # action: persons per sample, zero-padded (NTU: 2)
+    label_key: str = "label"  # sequence attribute with the class: integer id or name (Bandai: 'content_label')
+    temperature: float = 0.1  # one-shot: supervised contrastive temperature
+    samples_per_class: int = 2  # one-shot: samples of each class in a batch
+    novel_classes: list[int] = field(default_factory=lambda: list(range(0, 120, 6)))  # one-shot (NTU-120's 20)
+    exemplars: list[str] = field(default_factory=list)  # one-shot: exemplar sequence names (default: first by name)
+    smpl_dir: str = ""  # mesh: folder of the SMPL files (empty: $MOCLI_SMPL_DIR)
+
+
+@dataclass
+class MeshLossConfig:
+    """Mesh loss weights (MotionBERT's)."""
+
+    mpjpe: float = 0.5  # root-relative 17-joint MPJPE, mm
+    velocity: float = 10.0  # joint velocity error, mm per frame
+    pose: float = 1000.0  # L1 of the 24 rotation matrices
+    shape: float = 1.0  # L1 of the betas
+    norm: float = 20.0  # mean L2 norm of theta = (72 axis-angle, 10 betas)
+
+
+@dataclass
+class TrainingConfig:
+    """What every training run has: the model, where to write it, and the sections data, train and loss."""
+
     model: str = "dstformer-lite"  # architecture name (see mocli.models.registry.ARCHS)
     name: str = ""  # run folder name under out_dir (empty: an unused 'run', 'run2', ...)
     out_dir: str = "runs/pretrain"
@@ -180,9 +203,28 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass
+class RunConfig(TrainingConfig):
+    """One pretraining run: the pretext (mocli.pretexts.PRETEXTS) and the pretexts' sections."""
+
+    pretext: str = "lift"
     mpm: MpmConfig = field(default_factory=MpmConfig)
     mpm2d3d: Mpm2d3dConfig = field(default_factory=Mpm2d3dConfig)
     text: TextConfig = field(default_factory=TextConfig)
+
+
+@dataclass
+class FinetuneConfig(TrainingConfig):
+    """One finetuning run: the task (``FINETUNE_TASKS``; loss = the pose3d lift loss) and its sections."""
+
+    out_dir: str = "runs/finetune"
+    task: str = "pose3d"  # one of FINETUNE_TASKS
+    init: str = "scratch"  # pretrain run folder, mocli checkpoint, weights name, or 'scratch' (``model`` then)
+    freeze_backbone: bool = False  # train the head only (partial finetuning)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    mesh_loss: MeshLossConfig = field(default_factory=MeshLossConfig)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -262,12 +304,16 @@ def _unknown_key(key: str, known: list[str]) -> MocliError:
     if not close:  # try the last part alone: 'lr' -> 'train.lr'
         tails = {k.rsplit(".", 1)[-1]: k for k in known}
         close = [tails[t] for t in difflib.get_close_matches(key.rsplit(".", 1)[-1], list(tails), n=3, cutoff=0.6)]
-    hint = f"; did you mean {' or '.join(close)}?" if close else f"; sections: {', '.join(_sections(known))}"
-    return MocliError(f"unknown config key {key!r}{hint}")
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    section, dot, _ = key.partition(".")
+    sections = ", ".join(_sections(known))
+    if dot and section not in _sections(known):  # e.g. text.temperature in a finetune run
+        return MocliError(f"config key {key!r} does not apply to this run; its sections: {sections}{hint}")
+    return MocliError(f"unknown config key {key!r}{hint or f'; sections: {sections}'}")
 
 
 def _sections(known: list[str]) -> list[str]:
-    return sorted({k.split(".", 1)[0] for k in known})
+    return sorted({k.split(".", 1)[0] for k in known if "." in k})
 
 
 def set_value(cfg: Any, key: str, value: Any) -> None:
@@ -316,6 +362,26 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 def config_from_dict(nested: dict[str, Any]) -> RunConfig:
     """A RunConfig from ``config_to_dict`` output (missing keys keep their defaults; unknown keys are an error)."""
     return apply_dict(RunConfig(), nested)
+
+
+def finetune_config(task: str, **fields: Any) -> FinetuneConfig:
+    """The config of a finetune ``task`` from its preset ``finetune_<task>`` (MotionBERT's recipe), with top-level
+    fields set."""
+    if task not in FINETUNE_TASKS:
+        raise MocliError(f"unknown finetune task {task!r}; tasks: {', '.join(FINETUNE_TASKS)}")
+    cfg = apply_dict(FinetuneConfig(task=task), load_preset(f"finetune_{task}"))
+    for k, v in fields.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+# The pretext keys that finetune runs saved while FinetuneConfig inherited RunConfig: ignored when read back
+_OLD_FINETUNE_KEYS = ("pretext", "mpm", "mpm2d3d", "text")
+
+
+def finetune_config_from_dict(nested: dict[str, Any]) -> FinetuneConfig:
+    """A FinetuneConfig from ``config_to_dict`` output (unknown keys are an error)."""
+    return apply_dict(FinetuneConfig(), {k: v for k, v in nested.items() if k not in _OLD_FINETUNE_KEYS})
 
 
 def list_presets() -> list[str]:

@@ -1,4 +1,4 @@
-"""Finetuning the motion encoder with MotionBERT's task heads, on the one training loop of ``mocli.train``.
+"""Finetuning the motion encoder with MotionBERT's task heads, on the one training loop of ``mocli.training``.
 
 Tasks (``TASKS``):
 
@@ -14,12 +14,12 @@ Tasks (``TASKS``):
 
 A run writes ``runs/finetune/<name>/`` like pretraining (config.json, log.jsonl, last.pt, best.pt, model.pt); its
 checkpoints hold the encoder under 'model' and the task head under ``heads[task]`` (pose3d: in 'model').
-The losses and the nearest-exemplar rule are pure functions (``supcon_loss``, ``nearest_exemplar``, ``mesh_loss``).
+The config is ``mocli.config.FinetuneConfig``; the losses are pure functions of ``mocli.losses`` (``supcon_loss``,
+``mesh_loss``, ``lift_loss``); the data of each task comes from ``mocli.training.task_data``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -31,198 +31,47 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from mocli.config import RunConfig, apply_dict, config_to_dict, load_preset
+from mocli.config import FINETUNE_TASKS as TASKS
+from mocli.config import FinetuneConfig, HeadConfig, MeshLossConfig, config_to_dict, finetune_config_from_dict
+from mocli.config import finetune_config as default_config
 from mocli.errors import MocliError
-from mocli.losses import LiftLossWeights, loss_mpjpe, loss_velocity
-from mocli.metrics import procrustes_align
+from mocli.losses import LiftLossWeights, mesh_loss, supcon_loss
+from mocli.metrics import nearest_exemplar, procrustes_align
 from mocli.models.checkpoint import model_from_checkpoint
 from mocli.models.dstformer import DSTformer
 from mocli.models.heads import HeadModel, build_head, head_from_entry
-from mocli.models.registry import create_model
-from mocli.models.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from mocli.train import (
-    FitResult,
-    LiftTask,
-    Reporter,
-    Trainer,
-    _run_dir,
-    build_lift_data,
-    fit,
-    init_distributed,
-    load_init,
-    load_training_state,
-    lr_factor,
-    resolve_precision,
-)
-from mocli.utils.io import atomic_path
+from mocli.models.registry import arch_config, create_model
+from mocli.models.rotations import axis_angle_to_matrix
+from mocli.training.lift_task import LiftTask
+from mocli.training.logs import Reporter
+from mocli.training.loop import FitResult, fit
+from mocli.training.runs import check_common, load_init, load_training_state, new_run_dir, write_config
+from mocli.training.task_data import FinetuneData, build_finetune_data
+from mocli.training.trainer import Trainer, init_distributed
 from mocli.utils.seed import seed_everything
 
 __all__ = [
-    "TASKS",
-    "HEAD_DEFAULTS",
-    "HeadConfig",
-    "MeshLossConfig",
-    "FinetuneConfig",
-    "default_config",
-    "finetune_config_from_dict",
-    "supcon_loss",
-    "nearest_exemplar",
-    "mesh_loss",
-    "Pose3dTask",
-    "ActionTask",
-    "OneShotTask",
-    "MeshTask",
-    "load_init",
-    "build_finetune_model",
-    "check_finetune_config",
-    "resume_finetune_config",
-    "run_finetune",
-]
+    "TASKS", "HEAD_DEFAULTS", "nearest_exemplar", "Pose3dTask", "ActionTask", "OneShotTask", "MeshTask",
+    "build_finetune_model", "check_finetune_config", "resume_finetune_config", "run_finetune",
+    # the config and losses, from mocli.config and mocli.losses (scripts and docs import them from here)
+    "HeadConfig", "MeshLossConfig", "FinetuneConfig", "default_config", "finetune_config_from_dict", "supcon_loss",
+    "mesh_loss", "load_init",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-TASKS = ("pose3d", "action", "action-oneshot", "mesh")
 HEAD_DEFAULTS = {"action": (2048, 0.5), "action-oneshot": (2048, 0.0), "mesh": (1024, 0.1)}  # (hidden_dim, dropout)
 EVAL_JOINTS_14 = (1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 13, 14, 15, 16)  # H36M-17 minus pelvis, spine, nose
 Batch = dict[str, torch.Tensor]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Configuration
+# The nearest-exemplar rule (a pure function)
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class HeadConfig:
-    """The task head and its data (0 / negative sizes: the task's MotionBERT default, ``HEAD_DEFAULTS``)."""
-
-    num_classes: int = 0  # action: number of classes (0: 1 + the largest label in the data)
-    hidden_dim: int = 0  # hidden width (0: action and one-shot 2048, mesh 1024)
-    dropout: float = -1.0  # dropout on E in the head (negative: action 0.5, one-shot 0, mesh 0.1)
-    max_persons: int = 2  # action: persons per sample, zero-padded (NTU: 2)
-    label_key: str = "label"  # sequence attribute with the class: integer id or name (Bandai: 'content_label')
-    temperature: float = 0.1  # one-shot: supervised contrastive temperature
-    samples_per_class: int = 2  # one-shot: samples of each class in a batch
-    novel_classes: list[int] = field(default_factory=lambda: list(range(0, 120, 6)))  # one-shot (NTU-120's 20)
-    exemplars: list[str] = field(default_factory=list)  # one-shot: exemplar sequence names (default: first by name)
-    smpl_dir: str = ""  # mesh: folder of the SMPL files (empty: $MOCLI_SMPL_DIR)
-
-
-@dataclass
-class MeshLossConfig:
-    """Mesh loss weights (MotionBERT's)."""
-
-    mpjpe: float = 0.5  # root-relative 17-joint MPJPE, mm
-    velocity: float = 10.0  # joint velocity error, mm per frame
-    pose: float = 1000.0  # L1 of the 24 rotation matrices
-    shape: float = 1.0  # L1 of the betas
-    norm: float = 20.0  # mean L2 norm of theta = (72 axis-angle, 10 betas)
-
-
-@dataclass
-class FinetuneConfig(RunConfig):
-    """One finetuning run: RunConfig's sections (data, train, loss = the pose3d lift loss) plus the task's."""
-
-    pretext: str = ""  # unused by finetuning
-    out_dir: str = "runs/finetune"
-    task: str = "pose3d"  # one of TASKS
-    init: str = "scratch"  # pretrain run folder, mocli checkpoint, weights name, or 'scratch' (``model`` then)
-    freeze_backbone: bool = False  # train the head only (partial finetuning)
-    head: HeadConfig = field(default_factory=HeadConfig)
-    mesh_loss: MeshLossConfig = field(default_factory=MeshLossConfig)
-
-
-def default_config(task: str, **fields: Any) -> FinetuneConfig:
-    """The config of ``task`` from its preset ``finetune_<task>`` (MotionBERT's recipe), with top-level fields set."""
-    if task not in TASKS:
-        raise MocliError(f"unknown finetune task {task!r}; tasks: {', '.join(TASKS)}")
-    cfg = FinetuneConfig(task=task)
-    apply_dict(cfg, load_preset(f"finetune_{task}"))
-    for k, v in fields.items():
-        setattr(cfg, k, v)
-    return cfg
-
-
-def finetune_config_from_dict(nested: dict[str, Any]) -> FinetuneConfig:
-    """A FinetuneConfig from ``config_to_dict`` output (unknown keys are an error)."""
-    return apply_dict(FinetuneConfig(), nested)
-
-
 # ----------------------------------------------------------------------------------------------------------------------
-# Losses and the nearest-exemplar rule (pure functions)
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def supcon_loss(emb: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
-    """Supervised contrastive loss (Khosla et al. 2020, "L_out"), as MotionBERT's one-shot training.
-
-    For each anchor i with at least one positive (another sample of its class):
-    ``-1/|P(i)| sum_{p in P(i)} log( exp(z_i.z_p / t) / sum_{a != i} exp(z_i.z_a / t) )``, averaged over anchors.
-
-    Args:
-        emb: (N, D) unit-length embeddings.
-        labels: (N,) class ids.
-        temperature: t.
-    Returns:
-        0-dim loss (0 when no sample has a positive).
-    """
-    n = emb.shape[0]
-    self_mask = torch.eye(n, dtype=torch.bool, device=emb.device)
-    logits = (emb @ emb.T / temperature).masked_fill(self_mask, float("-inf"))
-    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
-    positives = (labels[:, None] == labels[None, :]) & ~self_mask
-    count = positives.sum(dim=1)
-    mean_pos = log_prob.masked_fill(~positives, 0.0).sum(dim=1) / count.clamp_min(1)
-    has = count > 0
-    return -mean_pos[has].mean() if has.any() else emb.sum() * 0.0
-
-
-def nearest_exemplar(queries: torch.Tensor, exemplars: torch.Tensor, exemplar_labels: torch.Tensor) -> torch.Tensor:
-    """(N, D) query and (K, D) exemplar embeddings, (K,) exemplar classes -> (N,) class of the most cosine-similar
-    exemplar of each query."""
-    sim = F.normalize(queries.float(), dim=-1) @ F.normalize(exemplars.float(), dim=-1).T  # (N, K)
-    return exemplar_labels[sim.argmax(dim=1)]
-
-
-def mesh_loss(
-    pred_joints_mm: torch.Tensor,
-    gt_joints_mm: torch.Tensor,
-    pred_rotmats: torch.Tensor,
-    gt_rotmats: torch.Tensor,
-    pred_betas: torch.Tensor,
-    gt_betas: torch.Tensor,
-    weights: MeshLossConfig = MeshLossConfig(),
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """MotionBERT's mesh loss.
-
-    Args:
-        pred_joints_mm, gt_joints_mm: (B, T, 17, 3) H36M joints from the SMPL vertices, millimetres (made
-            root-relative here, joint 0 = pelvis).
-        pred_rotmats, gt_rotmats: (B, T, 24, 3, 3) SMPL joint rotations.
-        pred_betas, gt_betas: (B, T, 10).
-        weights: term weights.
-    Returns:
-        total (0-dim) and the detached unweighted terms {'mpjpe' (mm), 'velocity' (mm/frame), 'pose', 'shape',
-        'norm'}; 'norm' is the mean L2 norm of the predicted theta = (72 axis-angle radians, 10 betas).
-    """
-    pred_rel = pred_joints_mm - pred_joints_mm[..., :1, :]
-    gt_rel = gt_joints_mm - gt_joints_mm[..., :1, :]
-    zero = pred_rel.sum() * 0.0
-    B, T = pred_rotmats.shape[:2]
-    theta = torch.cat([matrix_to_axis_angle(pred_rotmats).reshape(B, T, 72), pred_betas], dim=-1)
-    terms = {
-        "mpjpe": loss_mpjpe(pred_rel, gt_rel),
-        "velocity": loss_velocity(pred_rel, gt_rel) if T > 1 else zero,
-        "pose": (pred_rotmats.float() - gt_rotmats.float()).abs().mean(),
-        "shape": (pred_betas.float() - gt_betas.float()).abs().mean(),
-        "norm": torch.linalg.vector_norm(theta.float(), dim=-1).mean(),
-    }
-    total = sum(getattr(weights, k) * v for k, v in terms.items())
-    return total, {k: v.detach() for k, v in terms.items()}
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Tasks (mocli.train.Task)
+# Tasks (mocli.training.trainer.Task)
 # ----------------------------------------------------------------------------------------------------------------------
 
 
@@ -431,114 +280,20 @@ def build_finetune_model(
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Data and checks
+# Checks
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class FinetuneData:
-    """Training and validation sets of a task, and what the head and task need from the data."""
-
-    train: Any
-    val: Any | None
-    num_classes: int = 0  # action
-    exemplars: tuple[torch.Tensor, torch.Tensor] | None = None  # one-shot: (K, M, T, J, 3) clips, (K,) classes
-    class_names: list[str] = field(default_factory=list)  # action: the name of each class id
-
-
-def _names(paths: list[str]) -> str:
-    return ", ".join(Path(p).name for p in paths)
-
-
-def _split_items(items: list, paths: list[str], what: str) -> tuple[list, list]:
-    """Training items (split 'train') and validation items (split 'val', else 'test')."""
-    train = [it for it in items if it.split == "train"]
-    val = [it for it in items if it.split == "val"] or [it for it in items if it.split == "test"]
-    if not train:
-        raise MocliError(f"no training sequences (split 'train') with {what} in {_names(paths)}")
-    return train, val
-
-
-def _action_data(cfg: FinetuneConfig) -> FinetuneData:
-    """2D keypoint sequences and 3D-only mocap (projected through virtual cameras) with a class attribute."""
-    from mocli.data.finetune_data import ActionClipDataset, list_action_sequences
-
-    d, h = cfg.data, cfg.head
-    items, names = list_action_sequences(d.paths, h.label_key)
-    what = f"keypoints2d or world/camera joints3d and a class attribute {h.label_key!r}"
-    train, val = _split_items(items, d.paths, what)
-    top = max(it.label for it in items)
-    num_classes = h.num_classes or top + 1
-    if top >= num_classes:
-        raise MocliError(f"label {top} in the data is out of range for head.num_classes={num_classes}")
-    names = names + [str(c) for c in range(len(names), num_classes)]
-    args = {"max_persons": h.max_persons, "seed": cfg.seed}
-    val_set = ActionClipDataset(val, d, train=False, **args) if val else None
-    train_set = ActionClipDataset(train, d, train=True, **args)
-    return FinetuneData(train_set, val_set, num_classes=num_classes, class_names=names)
-
-
-def _oneshot_data(cfg: FinetuneConfig) -> FinetuneData:
-    from mocli.data.finetune_data import ActionClipDataset, OneShotDataset, list_sequences, oneshot_split
-
-    d, h = cfg.data, cfg.head
-    items = list_sequences(d.paths, ("keypoints2d",), h.label_key)
-    if not items:
-        raise MocliError(f"no sequences with keypoints2d and an integer {h.label_key!r} attribute in {_names(d.paths)}")
-    split = oneshot_split(items, h.novel_classes, h.exemplars)
-    if not split.train or not split.exemplars:
-        missing = "auxiliary (non-novel)" if not split.train else f"novel ({h.novel_classes})"
-        raise MocliError(f"no sequences of the {missing} classes in {_names(d.paths)}; set head.novel_classes")
-    args = {"max_persons": h.max_persons, "seed": cfg.seed}
-    train = OneShotDataset(split.train, d, train=True, per_class=h.samples_per_class, **args)
-    shots = ActionClipDataset(split.exemplars, d, train=False, **args)
-    exemplars = torch.stack([shots[i]["input"] for i in range(len(shots))])
-    val = ActionClipDataset(split.queries, d, train=False, **args) if split.queries else None
-    return FinetuneData(train, val, exemplars=(exemplars, torch.from_numpy(shots.labels)))
-
-
-def _mesh_data(cfg: FinetuneConfig) -> FinetuneData:
-    from mocli.data.finetune_data import MESH_ARRAYS, MeshClipDataset, list_sequences
-
-    d = cfg.data
-    train, val = _split_items(list_sequences(d.paths, MESH_ARRAYS), d.paths, "keypoints2d, smpl_pose and smpl_shape")
-    train_set = MeshClipDataset(train, d, seed=cfg.seed, train=True)
-    if len(train_set) == 0:
-        raise MocliError(f"no training clips: every training sequence is shorter than clip_len {d.clip_len}")
-    val_set = MeshClipDataset(val, d, seed=cfg.seed, train=False, stride=d.val_stride or d.clip_len) if val else None
-    return FinetuneData(train_set, val_set)
-
-
-def _pose3d_data(cfg: FinetuneConfig) -> FinetuneData:
-    from mocli.data.clips import load_sources
-
-    sources = [s for s in load_sources(cfg.data.paths, fps=cfg.data.fps, holdout=cfg.data.holdout) if s.is_3d]
-    if not sources:
-        raise MocliError(f"no sequences with 3D joints (world or camera frame) in {_names(cfg.data.paths)}")
-    return FinetuneData(*build_lift_data(cfg, sources))
-
-
-def build_finetune_data(cfg: FinetuneConfig) -> FinetuneData:
-    """The task's training and validation sets from ``cfg.data.paths``."""
-    if not cfg.data.paths:
-        raise MocliError("no training data: give --data FILE.h5 (see `mocli prepare dataset --help`)")
-    build = {"pose3d": _pose3d_data, "action": _action_data, "action-oneshot": _oneshot_data, "mesh": _mesh_data}
-    return build[cfg.task](cfg)
-
-
 def check_finetune_config(cfg: FinetuneConfig, world: int = 1, maxlen: int | None = None) -> None:
-    """Raise a one-line MocliError for settings that cannot work (before any data is read)."""
-    from mocli.models.registry import arch_config
-
+    """Raise a one-line MocliError for settings that cannot work (before any data is read): the checks every run
+    shares, then the task's."""
     if cfg.task not in TASKS:
         raise MocliError(f"unknown finetune task {cfg.task!r}; tasks: {', '.join(TASKS)}")
+    check_common(cfg, world)
     maxlen = maxlen or arch_config(cfg.model).maxlen
     if not 2 <= cfg.data.clip_len <= maxlen:
         raise MocliError(f"clip length {cfg.data.clip_len} must be between 2 and the model's maxlen {maxlen}")
-    t = cfg.train
-    if t.batch_size < 1 or t.batch_size % world:
-        raise MocliError(f"batch {t.batch_size} does not split evenly over {world} process(es)")
-    local = t.batch_size // world
+    local = cfg.train.batch_size // world
     if cfg.task != "pose3d" and local < 2:
         raise MocliError(f"the {cfg.task} head needs at least 2 samples per process and batch (BatchNorm, pairs)")
     per_class = cfg.head.samples_per_class
@@ -546,9 +301,6 @@ def check_finetune_config(cfg: FinetuneConfig, world: int = 1, maxlen: int | Non
         raise MocliError(f"batch per process {local} must be a multiple of head.samples_per_class={per_class} (>= 2)")
     if cfg.head.max_persons < 1 or cfg.head.dropout >= 1:
         raise MocliError("head.max_persons must be at least 1 and head.dropout below 1")
-    if t.precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise MocliError(f"unknown precision {t.precision!r}: expected auto, fp32, bf16 or fp16")
-    lr_factor(t, 0, 0, 1)  # unknown schedule
 
 
 def resume_finetune_config(path: str | os.PathLike) -> tuple[FinetuneConfig, dict[str, Any], Path]:
@@ -609,32 +361,17 @@ def run_finetune(
         model = build_finetune_model(cfg, ckpt, data.num_classes, mean_params)
         if isinstance(model, HeadModel) and data.class_names:
             model.class_names = list(data.class_names)  # written into heads[task]['classes']
-        run_dir = run_dir or _run_dir(cfg, info)
+        run_dir = run_dir or new_run_dir(cfg, info)
         trainer = Trainer(model, _task(cfg, data, body), cfg, device, info)
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            _write_config(run_dir, cfg, trainer, data)
+            params = list(trainer.model.parameters())
+            write_config(
+                run_dir, cfg, trainer, trainable_parameters=sum(p.numel() for p in params if p.requires_grad),
+                train_samples=len(data.train), val_samples=len(data.val) if data.val is not None else 0,
+                num_classes=data.num_classes, class_names=data.class_names,
+            )  # fmt: skip
         return fit(trainer, data.train, data.val, run_dir, arch=cfg.model, reporter=reporter, resume_from=resume)
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _write_config(run_dir: Path, cfg: FinetuneConfig, trainer: Trainer, data: FinetuneData) -> None:
-    params = list(trainer.model.parameters())
-    resolved = {
-        "device": str(trainer.device),
-        "precision": resolve_precision(cfg.train.precision, trainer.device),
-        "processes": trainer.info.world,
-        "model_config": trainer.model.cfg.to_dict(),
-        "parameters": sum(p.numel() for p in params),
-        "trainable_parameters": sum(p.numel() for p in params if p.requires_grad),
-        "train_samples": len(data.train),
-        "val_samples": len(data.val) if data.val is not None else 0,
-        "num_classes": data.num_classes,
-        "class_names": data.class_names,
-        "torch": torch.__version__,
-    }
-    text = json.dumps({**config_to_dict(cfg), "_resolved": resolved}, indent=2)
-    with atomic_path(run_dir / "config.json") as tmp:
-        tmp.write_text(text + "\n")

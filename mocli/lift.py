@@ -3,7 +3,8 @@
 Pure orchestration around a model: no file I/O. The data flow per sequence:
 
     keypoints (T,17,3) px + conf
-      -> windows of the model's clip length (overlapping, the last one ending at the last frame)
+      -> windows of the model's clip length (``mocli.predict``, policy 'blend': overlapping by a third, the last one
+         ending at the last frame; a window shorter than the clip length padded with its last frame)
       -> per window: MotionBERT's crop-scale normalisation (T_w,17,3) in [-1,1] + conf
       -> the model (flip test-time augmentation), windows batched -> (T_w,17,3) normalised 3D, root-relative
       -> per window: scaled to metres with an average adult's body size (monocular 2D cannot observe scale)
@@ -20,10 +21,8 @@ import numpy as np
 import torch
 
 from mocli.data.transforms import crop_scale
-from mocli.models.tta import flip_average
+from mocli.predict import Runtime, plan_sequence, read_frames, run_batches, window_inputs
 from mocli.skeleton import H36M_17, median_bone_lengths, set_bone_lengths
-from mocli.utils.device import autocast
-from mocli.windows import merge_windows, plan_windows
 
 __all__ = ["LiftOptions", "lift_keypoints", "body_size", "CANONICAL_BODY_SIZE_M"]
 
@@ -54,25 +53,26 @@ def body_size(joints: np.ndarray) -> np.ndarray:
     return length(_LEGS) / 2 + length(_TORSO)
 
 
-def _to_metres(pose: np.ndarray) -> np.ndarray:
-    """(T,17,3) normalised, root-relative -> metres, with one scale per window (the median over its frames)."""
-    size = float(np.median(body_size(pose)))
+def _to_metres(pose: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
+    """(T,17,3) normalised, root-relative -> metres, with one scale per window: the median over its frames with the
+    person (``seen`` (T,) bool; all frames when None or when none is seen). Frames without anyone are lifted from
+    an all-zero input and would pull the median down, blowing up a person seen in only part of the window."""
+    if seen is not None and seen.any():
+        size = float(np.median(body_size(pose[seen])))
+    else:
+        size = float(np.median(body_size(pose)))
     return pose * (CANONICAL_BODY_SIZE_M / size) if size > 1e-6 else pose * 0.0
 
 
-def _window_input(keypoints: np.ndarray, s: int, e: int, clip_len: int, min_conf: float) -> np.ndarray:
-    """Normalised model input (clip_len,17,3) for frames [s, e); shorter windows are padded with their edge frames."""
-    window = keypoints[s:e].copy()
+def _window_input(keypoints: np.ndarray, frames: np.ndarray, min_conf: float) -> np.ndarray:
+    """Normalised model input (n,17,3) of the window of ``frames`` (n,): crop-scale over its confident keypoints."""
+    window = keypoints[frames].copy()
     missing = ~np.isfinite(window[..., :2]).all(-1) | (window[..., 2] <= min_conf)
     window[missing] = 0.0  # missing keypoints look like MotionBERT's masked joints: x = y = conf = 0
     norm, _ = crop_scale(window)
-    if len(norm) < clip_len:
-        pad = clip_len - len(norm)
-        norm = np.concatenate([norm, np.repeat(norm[-1:], pad, axis=0)], axis=0)
     return norm.astype(np.float32)
 
 
-@torch.inference_mode()
 def lift_keypoints(
     model: torch.nn.Module,
     keypoints: np.ndarray,
@@ -97,21 +97,14 @@ def lift_keypoints(
     T = len(keypoints)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (H36M_17.num_joints, 3):
         raise ValueError(f"expected (T,17,3) keypoints, got {keypoints.shape}")
-    stride = opts.stride or max(1, opts.clip_len * 2 // 3)
-    windows = plan_windows(T, opts.clip_len, min(stride, opts.clip_len))
-    inputs = np.stack([_window_input(keypoints, s, e, opts.clip_len, opts.min_conf) for s, e in windows])
-    outputs = []
-    for i in range(0, len(inputs), opts.batch_size):
-        x = torch.from_numpy(inputs[i : i + opts.batch_size]).to(device)
-        with autocast(device, opts.precision):
-            y = flip_average(model, x) if opts.flip else model(x)
-        outputs.append(y.float().cpu().numpy())
-    pred = np.concatenate(outputs)
+    plan = plan_sequence(T, opts.clip_len, "blend", stride=opts.stride)
+    inputs = window_inputs(plan, make=lambda frames: _window_input(keypoints, frames, opts.min_conf))
+    pred = run_batches(model, inputs, Runtime(opts.batch_size, device, opts.precision, opts.flip))
     pred = pred - pred[:, :, :1]  # root-relative
-    per_window = [_to_metres(p[: e - s]) for p, (s, e) in zip(pred, windows, strict=True)]
-    joints = merge_windows(per_window, windows, T, ramp=max(1, (opts.clip_len - stride) // 2))
+    seen = (np.isfinite(keypoints[..., :2]).all(-1) & (keypoints[..., 2] > opts.min_conf)).any(-1)
+    per_window = [_to_metres(p[: e - s], seen[s:e]) for p, (s, e) in zip(pred, plan.windows, strict=True)]
+    joints = read_frames(plan, per_window)
     if opts.bones == "fixed":
-        seen = (np.isfinite(keypoints[..., :2]).all(-1) & (keypoints[..., 2] > opts.min_conf)).any(-1)
         if seen.any():
             joints = set_bone_lengths(joints, median_bone_lengths(joints[seen], symmetric=True))
     return joints.astype(np.float32)

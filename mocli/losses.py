@@ -1,7 +1,9 @@
-"""Training losses (torch, differentiable). MotionBERT's pretraining objective:
+"""Training losses (torch, differentiable). MotionBERT's pretraining objective (``lift_loss``):
 
 - 3D data: MPJPE + 0.5 * N-MPJPE (per-pose scale-aligned) + 20 * velocity loss (MPJVE), on normalised 3D;
 - 2D-only data: the confidence-weighted 2D error of the orthographic projection (x, y) of the prediction.
+
+Finetuning's: ``supcon_loss`` (one-shot action embeddings) and ``mesh_loss`` (SMPL).
 
 The metric definitions are those of ``mocli.metrics`` (reused, not rewritten). All inputs are (B, T, J, C) with
 T the time axis; losses are computed in float32 whatever the autocast precision of the model.
@@ -13,9 +15,14 @@ from dataclasses import dataclass
 
 import torch
 
+from mocli.config import MeshLossConfig
 from mocli.metrics import mpjpe, n_mpjpe, velocity_error
+from mocli.models.rotations import matrix_to_axis_angle
 
-__all__ = ["loss_mpjpe", "loss_n_mpjpe", "loss_velocity", "loss_2d_weighted", "LiftLossWeights", "lift_loss"]
+__all__ = [
+    "loss_mpjpe", "loss_n_mpjpe", "loss_velocity", "loss_2d_weighted", "LiftLossWeights", "lift_loss", "supcon_loss",
+    "mesh_loss",
+]  # fmt: skip
 
 
 def loss_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -91,4 +98,65 @@ def lift_loss(
         terms["proj_2d"] = loss_2d_weighted(pred[~is_3d], target[~is_3d], weight_2d[~is_3d])
     for name, value in terms.items():
         total = total + getattr(weights, name) * value
+    return total, {k: v.detach() for k, v in terms.items()}
+
+
+def supcon_loss(emb: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, "L_out"), as MotionBERT's one-shot training.
+
+    For each anchor i with at least one positive (another sample of its class):
+    ``-1/|P(i)| sum_{p in P(i)} log( exp(z_i.z_p / t) / sum_{a != i} exp(z_i.z_a / t) )``, averaged over anchors.
+
+    Args:
+        emb: (N, D) unit-length embeddings.
+        labels: (N,) class ids.
+        temperature: t.
+    Returns:
+        0-dim loss (0 when no sample has a positive).
+    """
+    n = emb.shape[0]
+    self_mask = torch.eye(n, dtype=torch.bool, device=emb.device)
+    logits = (emb @ emb.T / temperature).masked_fill(self_mask, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positives = (labels[:, None] == labels[None, :]) & ~self_mask
+    count = positives.sum(dim=1)
+    mean_pos = log_prob.masked_fill(~positives, 0.0).sum(dim=1) / count.clamp_min(1)
+    has = count > 0
+    return -mean_pos[has].mean() if has.any() else emb.sum() * 0.0
+
+
+def mesh_loss(
+    pred_joints_mm: torch.Tensor,
+    gt_joints_mm: torch.Tensor,
+    pred_rotmats: torch.Tensor,
+    gt_rotmats: torch.Tensor,
+    pred_betas: torch.Tensor,
+    gt_betas: torch.Tensor,
+    weights: MeshLossConfig = MeshLossConfig(),
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """MotionBERT's mesh loss.
+
+    Args:
+        pred_joints_mm, gt_joints_mm: (B, T, 17, 3) H36M joints from the SMPL vertices, millimetres (made
+            root-relative here, joint 0 = pelvis).
+        pred_rotmats, gt_rotmats: (B, T, 24, 3, 3) SMPL joint rotations.
+        pred_betas, gt_betas: (B, T, 10).
+        weights: term weights.
+    Returns:
+        total (0-dim) and the detached unweighted terms {'mpjpe' (mm), 'velocity' (mm/frame), 'pose', 'shape',
+        'norm'}; 'norm' is the mean L2 norm of the predicted theta = (72 axis-angle radians, 10 betas).
+    """
+    pred_rel = pred_joints_mm - pred_joints_mm[..., :1, :]
+    gt_rel = gt_joints_mm - gt_joints_mm[..., :1, :]
+    zero = pred_rel.sum() * 0.0
+    B, T = pred_rotmats.shape[:2]
+    theta = torch.cat([matrix_to_axis_angle(pred_rotmats).reshape(B, T, 72), pred_betas], dim=-1)
+    terms = {
+        "mpjpe": loss_mpjpe(pred_rel, gt_rel),
+        "velocity": loss_velocity(pred_rel, gt_rel) if T > 1 else zero,
+        "pose": (pred_rotmats.float() - gt_rotmats.float()).abs().mean(),
+        "shape": (pred_betas.float() - gt_betas.float()).abs().mean(),
+        "norm": torch.linalg.vector_norm(theta.float(), dim=-1).mean(),
+    }
+    total = sum(getattr(weights, k) * v for k, v in terms.items())
     return total, {k: v.detach() for k, v in terms.items()}

@@ -45,6 +45,7 @@ __all__ = [
     "velocity_error",
     "acceleration_error",
     "skeleton_plausibility",
+    "nearest_exemplar",
 ]
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -305,3 +306,13 @@ def skeleton_plausibility(joints: np.ndarray) -> dict[str, float | None]:
         "accel_mm_per_frame2": None if accel is None else float(accel),
         "speed_mm_per_frame": None if speed is None else float(speed),
     }
+
+
+def nearest_exemplar(queries: torch.Tensor, exemplars: torch.Tensor, exemplar_labels: torch.Tensor) -> torch.Tensor:
+    """(N, D) query and (K, D) exemplar embeddings, (K,) exemplar classes -> (N,) class of the most cosine-similar
+    exemplar of each query (one-shot recognition; ties: the first exemplar)."""
+    sim = (
+        torch.nn.functional.normalize(queries.float(), dim=-1)
+        @ torch.nn.functional.normalize(exemplars.float(), dim=-1).T
+    )  # (N, K)
+    return exemplar_labels[sim.argmax(dim=1)]

@@ -2,17 +2,18 @@
 
 resolve_inputs(specs)            files, folders (recursive), globs -> InferInput list (video/npz/h5/json)
 load_sequences(input, ...)       -> [(name, KeypointSequence)]  (detector for videos; readers otherwise)
-run_pose3d(seq, model, ...)      -> MotionResult  (mocli.lift)
-OutputLock, joints_file, write_summary   the result folder: locked while written, summary.json last
+input_camera(size, options)      -> Camera shared by every person of an input (mocli.trajectory)
+run_pose3d(seq, model, ...)      -> MotionResult  (mocli.lift; + the camera-space trajectory)
+joints_file, write_summary       the files of a result folder, summary.json last
+mocli.result_folder              the result folder: locked while written, written aside and swapped in whole
+mocli.infer_run                  the whole command: ``mocli.infer`` = these steps for every input, with exports
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from mocli._version import __version__
 from mocli.errors import InputError, MocliError
 from mocli.keypoints import KeypointSequence
 from mocli.lift import LiftOptions, lift_keypoints
+from mocli.result_folder import SUMMARY, OutputLock, is_complete
 from mocli.results import MotionResult, write_json
+from mocli.trajectory import Camera, estimate_trajectory, make_camera
 from mocli.video import VIDEO_EXTENSIONS
 
 __all__ = [
@@ -37,7 +40,10 @@ __all__ = [
     "select_shard",
     "parse_shard",
     "load_sequences",
+    "load_people",
     "run_pose3d",
+    "input_camera",
+    "camera_summary",
     "joints_file",
     "write_summary",
     "is_complete",
@@ -46,8 +52,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 KEYPOINT_SUFFIXES = {".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".json": "json"}
-SUMMARY = "summary.json"
-LOCK = ".mocli.lock"
+FOLDER_KINDS = "videos, keypoint .npz, .h5/.hdf5, or .json with --format"
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,9 @@ class InferOptions:
     keypoint_format: str | None = None  # alphapose|coco|openpose|mmpose for JSON inputs
     lift: LiftOptions = field(default_factory=LiftOptions)
     max_frames: int | None = None
+    focal: float | None = None  # focal length, pixels (camera-space trajectories; mocli.trajectory)
+    fov: float | None = None  # horizontal field of view, degrees (instead of focal; neither: DEFAULT_FOV_DEG)
+    world: bool = False  # meshes (OBJ) placed at the trajectory instead of the pelvis at the origin
 
 
 def _kind(path: Path, keypoint_format: str | None) -> str | None:
@@ -83,22 +91,36 @@ def _kind(path: Path, keypoint_format: str | None) -> str | None:
     return KEYPOINT_SUFFIXES.get(suffix)
 
 
+def _folder_inputs(folder: Path, keypoint_format: str | None) -> list[tuple[Path, str]]:
+    """Every input ``infer`` takes under ``folder`` (recursive; hidden files and folders left out): videos, keypoint
+    .npz, .h5/.hdf5, and .json when a --format is given."""
+    found = []
+    for p in sorted(folder.rglob("*")):
+        if any(part.startswith(".") for part in p.relative_to(folder).parts) or not p.is_file():
+            continue
+        kind = _kind(p, keypoint_format)
+        if kind is not None and (kind != "json" or keypoint_format is not None):
+            found.append((p, kind))
+    return found
+
+
 def resolve_inputs(specs: Sequence[str], keypoint_format: str | None = None) -> tuple[list[InferInput], list[str]]:
     """Expand the command line into inputs, sorted and without duplicates, plus one error line per bad spec.
 
     Files are taken by their suffix (videos, .npz, .h5/.hdf5, .json; an unknown suffix is tried as a video);
-    folders are searched recursively for videos (an OpenPose folder with ``--format openpose`` is one input);
-    glob patterns match videos and prepared inputs.
+    folders are searched recursively for every kind of input (videos, .npz, .h5/.hdf5, and .json with
+    ``keypoint_format``; an OpenPose folder with ``--format openpose`` is one input); glob patterns match videos and
+    prepared inputs. Two inputs with the same name (``a.mp4`` and ``a.npz``) would write the same result folder
+    ``OUT/a``: the second in sorted order is an error line, not an input.
     """
     found: dict[Path, InferInput] = {}
     errors: list[str] = []
     for spec in specs:
         path = Path(spec)
         if path.is_dir() and _kind(path, keypoint_format) is None:
-            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-            if not videos:
-                errors.append(f"{spec}: no video files in this folder")
-            matches = [(p, "video") for p in videos]
+            matches = _folder_inputs(path, keypoint_format)
+            if not matches:
+                errors.append(f"{spec}: no inputs in this folder ({FOLDER_KINDS})")
         elif path.exists():
             matches = [(path, _kind(path, keypoint_format) or "video")]
         elif any(c in spec for c in "*?["):
@@ -111,7 +133,16 @@ def resolve_inputs(specs: Sequence[str], keypoint_format: str | None = None) -> 
             matches = []
         for p, kind in matches:
             found.setdefault(p.resolve(), InferInput(p, kind, spec))
-    return sorted(found.values(), key=lambda i: str(i.path)), errors
+    inputs: list[InferInput] = []
+    by_name: dict[str, InferInput] = {}
+    for item in sorted(found.values(), key=lambda i: str(i.path)):
+        first = by_name.setdefault(item.name, item)
+        if first is item:
+            inputs.append(item)
+        else:
+            errors.append(f"{item.path}: same name as {first.path}; both would write the result folder "
+                          f"'{item.name}' (rename one, or give them separate --out folders)")  # fmt: skip
+    return inputs, errors
 
 
 def select_shard(inputs: list[InferInput], shard: tuple[int, int] | None) -> list[InferInput]:
@@ -140,12 +171,25 @@ def load_sequences(
     item: InferInput, options: InferOptions, on_frame: Callable[[], None] | None = None
 ) -> list[tuple[str, KeypointSequence]]:
     """The 2D keypoint sequences of one input, each with its output name."""
-    from mocli.keypoints import create_detector, extract_keypoints, import_keypoints, load_keypoints_npz
+    return load_people(item, options, on_frame)[0]
 
+
+def load_people(
+    item: InferInput, options: InferOptions, on_frame: Callable[[], None] | None = None
+) -> tuple[list[tuple[str, KeypointSequence]], dict[str, Any] | None]:
+    """The 2D keypoint sequences of one input, each with its output name, and for a video who was found.
+
+    Returns:
+        ([(name, sequence)], people): name "" for a single sequence, else ``p<track id>``; ``people`` (videos only,
+        else None): {"tracks": every person tracked, "selected": track ids kept, "selection": how they were chosen}.
+    """
+    from mocli.keypoints import create_detector, extract_people, import_keypoints, load_keypoints_npz
+
+    people = None
     if item.kind == "video":
         detector = create_detector(options.detector, options.detector_options)
         try:
-            seqs = extract_keypoints(
+            found = extract_people(
                 item.path,
                 detector,
                 person=options.person,
@@ -155,6 +199,8 @@ def load_sequences(
             )
         finally:
             detector.close()
+        seqs = found.sequences
+        people = {"tracks": found.tracks, "selected": found.selected, "selection": found.selection}
     elif item.kind == "npz":
         seqs = [load_keypoints_npz(item.path)]
     elif item.kind == "json":
@@ -162,16 +208,17 @@ def load_sequences(
             raise InputError(f"{item.path}: a keypoint JSON needs --format alphapose|coco|openpose|mmpose")
         seqs = import_keypoints(item.path, options.keypoint_format, person=options.person, max_gap=options.max_gap)
     elif item.kind == "h5":
-        return _h5_sequences(item.path)
+        return _h5_sequences(item.path), None
     else:
         raise InputError(f"{item.path}: unsupported input")
     if len(seqs) == 1:
-        return [("", seqs[0])]
-    return [(f"p{s.track_id}", s) for s in seqs]
+        return [("", seqs[0])], people
+    return [(f"p{s.track_id}", s) for s in seqs], people
 
 
 def _h5_sequences(path: Path) -> list[tuple[str, KeypointSequence]]:
     from mocli.data.h5 import open_dataset
+    from mocli.keypoints.sequence import drop_unusable
 
     out = []
     with open_dataset(path) as ds:
@@ -195,22 +242,50 @@ def _h5_sequences(path: Path) -> list[tuple[str, KeypointSequence]]:
                     source=f"hdf5:{path.name}",
                     video=str(path),
                 )
-                out.append((name, seq))
+                out.append((name, drop_unusable(seq, f"{path.name}:{name}")))
     if not out:
         raise InputError(f"{path}: no sequence with 2D keypoints ('keypoints2d') in this HDF5 file")
     return out
 
 
+def input_camera(image_size: tuple[int, int], options: InferOptions) -> Camera | None:
+    """The camera of one input (every person of a video shares it): focal length from ``options.focal`` (pixels),
+    else ``options.fov`` (degrees), else ``mocli.trajectory.DEFAULT_FOV_DEG``. None when the image size is unknown
+    (keypoints without it): no trajectory then."""
+    if not (image_size[0] > 0 and image_size[1] > 0):
+        return None
+    try:
+        return make_camera(image_size, focal=options.focal, fov=options.fov)
+    except ValueError as e:
+        raise MocliError(f"camera: {e}") from None
+
+
+def camera_summary(camera: Camera | None) -> dict[str, Any] | None:
+    """summary.json's "camera": the pinhole camera the trajectories were solved with (None: no trajectory)."""
+    if camera is None:
+        return None
+    return {"focal_px": round(camera.focal_px, 3), "fov_deg": round(camera.fov_deg, 3),
+            "principal_point_px": [camera.cx, camera.cy], "focal_source": camera.source}  # fmt: skip
+
+
 def run_pose3d(
-    seq: KeypointSequence, model: torch.nn.Module, lift: LiftOptions, device: torch.device | str
+    seq: KeypointSequence,
+    model: torch.nn.Module,
+    lift: LiftOptions,
+    device: torch.device | str,
+    camera: Camera | None = None,
 ) -> MotionResult:
-    """3D joints (metres, root-relative, camera axes) for every frame of a keypoint sequence."""
+    """3D joints (metres, root-relative, camera axes) for every frame of a keypoint sequence; with a ``camera``,
+    also the pelvis trajectory in that camera's frame (``MotionResult.root`` (T,3) metres, NaN where missing)."""
     present = seq.valid | seq.interpolated
     if not present.any():
         raise InputError("no frame with the person")
     joints = lift_keypoints(model, seq.keypoints, lift, device=device)
     joints[~present] = np.nan
     extras = {k: v for k, v in seq.extras.items() if k == "world_landmarks33"}
+    root = None
+    if camera is not None:
+        root = estimate_trajectory(seq.keypoints, joints, camera, fps=seq.fps)
     return MotionResult(
         joints3d=joints,
         keypoints2d=seq.keypoints,
@@ -218,58 +293,11 @@ def run_pose3d(
         image_size=seq.image_size,
         missing=np.flatnonzero(~present),
         extras=extras,
+        root=root,
     )
 
 
 # ------------------------------------------------------------------------------------------------ outputs
-
-
-def is_complete(out_dir: Path) -> bool:
-    """A result folder is complete when its summary.json exists (it is written last)."""
-    return (out_dir / SUMMARY).is_file()
-
-
-class OutputLock:
-    """An exclusive lock file in a result folder, so two processes never write the same result.
-
-    A lock left by a process that no longer runs (same host) is taken over.
-    """
-
-    def __init__(self, out_dir: Path):
-        self.path = out_dir / LOCK
-
-    def __enter__(self) -> OutputLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if self._stale():
-                    self.path.unlink(missing_ok=True)
-                    continue
-                raise InputError(f"{self.path.parent} is being written by another mocli process") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps({"pid": os.getpid(), "host": platform.node()}))
-            return self
-        raise InputError(f"{self.path.parent}: cannot take the output lock")
-
-    def _stale(self) -> bool:
-        try:
-            info = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return True
-        if info.get("host") != platform.node():
-            return False
-        try:
-            os.kill(int(info["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, KeyError, ValueError):
-            return False
-        return False
-
-    def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 def joints_file(unit: str) -> str:

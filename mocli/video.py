@@ -18,13 +18,25 @@ import numpy as np
 
 from mocli.errors import InputError
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "probe_video", "read_frames", "resolve_video_inputs", "ResolvedInput"]
+__all__ = [
+    "FPS_RANGE",
+    "VIDEO_EXTENSIONS",
+    "VideoInfo",
+    "decide_fps",
+    "probe_video",
+    "read_frames",
+    "resolve_video_inputs",
+    "ResolvedInput",
+]
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts", ".3gp",
 )  # fmt: skip
+
+FPS_RANGE: tuple[float, float] = (1.0, 1000.0)  # frame rates mocli believes; others are a broken container header
+_FPS_PROBE_FRAMES = 16  # frames whose timestamps estimate the rate when the header's is not believable
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,8 @@ def _check_path(path: Path) -> None:
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a video file")
+    if not path.is_file():  # a FIFO or device would block the decoder forever
+        raise InputError(f"{path}: not a regular file (a pipe or device); save the video to a file first")
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         raise InputError(f"{path}: unsupported extension {path.suffix!r} (videos: {' '.join(VIDEO_EXTENSIONS)})")
 
@@ -71,10 +85,49 @@ def _info(path: Path, cap: cv2.VideoCapture) -> VideoInfo:
     num_frames = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
     if width <= 0 or height <= 0:
         raise InputError(f"{path}: no video stream (image size {width}x{height})")
-    if not np.isfinite(fps) or fps <= 0 or fps > 1000:
-        log.warning("%s: container reports fps=%s; assuming 30", path, fps)
-        fps = 30.0
+    if not _believable(fps):
+        fps = decide_fps(fps, _timestamps_ms(path, _FPS_PROBE_FRAMES), str(path))
     return VideoInfo(path=path, width=width, height=height, fps=fps, num_frames=num_frames)
+
+
+def _believable(fps: float) -> bool:
+    return bool(np.isfinite(fps)) and FPS_RANGE[0] <= fps <= FPS_RANGE[1]
+
+
+def _timestamps_ms(path: Path, num_frames: int) -> list[float]:
+    """Presentation times in milliseconds of the first ``num_frames`` frames (grabbed, not decoded)."""
+    cap = cv2.VideoCapture(str(path))
+    times: list[float] = []
+    try:
+        while len(times) < num_frames and cap.grab():
+            times.append(float(cap.get(cv2.CAP_PROP_POS_MSEC)))
+    finally:
+        cap.release()
+    return times
+
+
+def decide_fps(reported: float, timestamps_ms: Sequence[float], where: str) -> float:
+    """The frame rate to use when the container's (``reported``) is outside ``FPS_RANGE``.
+
+    The median step between consecutive frame timestamps (milliseconds) gives the rate; if it is believable it is
+    used with a warning, otherwise the video is refused (its timing cannot be known, and a wrong fps would be
+    written into every result).
+
+    Raises:
+        InputError: neither the header nor the timestamps give a frame rate in ``FPS_RANGE``.
+    """
+    steps = np.diff(np.asarray(timestamps_ms, dtype=np.float64))
+    steps = steps[np.isfinite(steps) & (steps > 0)]
+    estimate = 1000.0 / float(np.median(steps)) if steps.size else float("nan")
+    if _believable(estimate):
+        log.warning("%s: the container reports %.4g fps; using %.4g fps from the frame timestamps", where, reported,
+                    estimate)  # fmt: skip
+        return estimate
+    lo, hi = FPS_RANGE
+    raise InputError(
+        f"{where}: the container reports {reported:.4g} fps and the frame timestamps give no rate between {lo:g} "
+        f"and {hi:g}; re-encode the video with its true frame rate"
+    )
 
 
 def probe_video(path: str | Path) -> VideoInfo:

@@ -1,7 +1,8 @@
 """Sliding windows over long sequences: every frame covered, deterministically, and overlaps blended smoothly.
 
-Used by ``infer`` (long videos, windows batched through the model) and ``eval`` (every test frame evaluated exactly
-once: the last window is shifted back to end at the last frame instead of dropping the tail).
+The planning and merging primitives of ``mocli.predict`` (the one windowed predictor: ``infer``'s blended windows,
+``eval``'s every frame evaluated exactly once with the last window shifted back to end at the last frame instead of
+dropping the tail, and the reference's whole clips).
 """
 
 from __future__ import annotations

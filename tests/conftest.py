@@ -10,9 +10,19 @@ SHARED = REPO.parent / "shared"
 
 @pytest.fixture
 def shared_dir() -> Path:
+    """The shared data folder beside the project (CI always has it): a test that needs it fails without it."""
     if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} (the shared data folder beside the project) is absent")
+        pytest.fail(f"{SHARED} (the shared data folder beside the project, with the real mocap samples) is absent")
     return SHARED
+
+
+@pytest.fixture
+def mocap_sample(shared_dir) -> Path:
+    """shared/data/mocap/sample: the real BVH and ASF/AMC samples (fails when absent)."""
+    sample = shared_dir / "data" / "mocap" / "sample"
+    if not sample.is_dir():
+        pytest.fail(f"{sample} (the real mocap samples) is absent")
+    return sample
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,12 @@
-"""The CLI reference (docs/cli.md) generated from the commands' own ``--help``."""
+"""The CLI reference (docs/cli.md) generated from the commands' own ``--help``, as an 80-column terminal shows it."""
 
 from __future__ import annotations
 
 import typer
 from typer.testing import CliRunner
 
-HELP_ENV = {"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb", "_TYPER_FORCE_DISABLE_TERMINAL": "1"}
+WIDTH = 80  # the common terminal; tests check the help at this width
+HELP_ENV = {"COLUMNS": str(WIDTH), "NO_COLOR": "1", "TERM": "dumb", "_TYPER_FORCE_DISABLE_TERMINAL": "1"}
 
 
 def command_paths(app: typer.Typer) -> list[list[str]]:
@@ -27,7 +28,7 @@ def render_cli_reference(app: typer.Typer) -> str:
     parts = ["# mocli command reference", "", "Generated from `--help` by `python -m mocli.cli.docs > docs/cli.md`;",
              "a test checks that it matches the commands.", ""]  # fmt: skip
     for path in command_paths(app):
-        result = runner.invoke(app, [*path, "--help"], env=HELP_ENV, terminal_width=100)
+        result = runner.invoke(app, [*path, "--help"], env=HELP_ENV, terminal_width=WIDTH)
         if result.exit_code != 0:
             raise RuntimeError(f"mocli {' '.join(path)} --help failed: {result.output}")
         text = "\n".join(line.rstrip() for line in result.output.strip("\n").splitlines())

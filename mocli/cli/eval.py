@@ -1,6 +1,7 @@
-"""``mocli eval``: benchmarks. ``h36m`` (Human3.6M, the papers' protocols), ``mocap`` and ``generalisation``
-(mocli's own: training actors, and people, motions and cameras held out of training), ``ntu`` and
-``ntu120-oneshot`` (NTU RGB+D actions), ``mesh`` (3DPW and Human3.6M meshes)."""
+"""``mocli eval``: benchmarks. Here the 3D pose ones: ``h36m`` (Human3.6M, the papers' protocols), ``mocap`` and
+``generalisation`` (mocli's own: training actors, and people, motions and cameras held out of training); the task
+heads' (``ntu``, ``ntu120-oneshot``, ``mesh``) are in ``mocli.cli.eval_tasks``. The options and helpers below are
+shared by both modules."""
 
 from __future__ import annotations
 
@@ -61,10 +62,11 @@ training config; the options override it.
 
 [b]Examples[/b]
 
-  mocli eval h36m --data data/motion3d/h36m_sh_conf_cam_source_final.pkl --model mb-h36m.pt
-  mocli --device cuda eval h36m --data h36m.h5 --model mb-h36m.pt --protocol 1 --json h36m.json
-  mocli eval h36m --data h36m_sh_conf_cam_source_final.pkl --model mb-h36m.pt --frames all --no-rootrel
-  mocli eval h36m --data data_2d_h36m_cpn_ft_h36m_dbb.npz --data data_3d_h36m.npz --model mb-h36m.pt --input-2d gt
+  mocli eval h36m --data h36m_sh_conf_cam_source_final.pkl --model mb-h36m.pt
+  mocli --device cuda eval h36m --data h36m.h5 --model mb-h36m.pt --protocol 1
+  mocli eval h36m --data h36m.h5 --model mb-h36m.pt --frames all --no-rootrel
+  mocli eval h36m --data data_2d_h36m_cpn_ft_h36m_dbb.npz --model mb-h36m.pt
+  mocli eval h36m --data h36m.h5 --model mb-h36m.pt --input-2d gt --json p1
 """
 
 MOCAP_HELP = """mocli's benchmark: lifting on the validation split of real motion capture (mocli .h5 files).
@@ -78,8 +80,8 @@ finetuning validation makes them (the checkpoint's label key, data settings and 
 [b]Examples[/b]
 
   mocli eval mocap --data bandai.h5 --data cmu_dance.h5 --data reactidle.h5
-  mocli eval mocap --data bandai.h5 --action-model dstformer-small.bandai-action
-  mocli --seed 1 eval mocap --data bandai.h5 --model runs/pretrain/small/best.pt --no-noise --json mocap.json
+  mocli eval mocap --data bandai.h5 --action-model runs/finetune/bandai
+  mocli --seed 1 eval mocap --data bandai.h5 --model runs/pretrain/s --no-flip
 """
 
 GENERALISATION_HELP = """mocli's generalisation benchmark: people, motions and cameras that training never saw.
@@ -113,11 +115,15 @@ Gt2dOption = Annotated[
 
 
 def register(root: typer.Typer) -> None:
-    """Add ``eval`` (h36m, mocap) to the root app."""
+    """Add ``eval`` to the root app: the pose benchmarks here, then the task heads' (``mocli.cli.eval_tasks``)."""
+    from mocli.cli import eval_tasks
+
+    eval_tasks.add_commands(app)
     root.add_typer(app, name="eval")
 
 
-def _load_lifter(name: str | None, device: Any):
+def load_lifter_info(name: str | None, device: Any):
+    """The lifter ``name`` names (default: the shipped one) and its report info (path, arch, meta)."""
     from mocli.api import load_lifter
     from mocli.models.registry import default_weights, resolve_weights
 
@@ -127,7 +133,8 @@ def _load_lifter(name: str | None, device: Any):
     return lifter, {"path": str(path), "arch": (info.get("arch") or {}).get("name"), "meta": info.get("meta", {})}
 
 
-def _clip_len(lifter, requested: int | None) -> int:
+def clip_len_of(lifter, requested: int | None) -> int:
+    """The window length to evaluate with: ``requested``, else the model's training clip length."""
     from mocli.evaluation.runner import model_clip_len
 
     clip = requested or model_clip_len(lifter)
@@ -136,7 +143,8 @@ def _clip_len(lifter, requested: int | None) -> int:
     return clip
 
 
-def _finish(report, json_path: Path | None, quiet: bool) -> None:
+def finish(report, json_path: Path | None, quiet: bool) -> None:
+    """Print a report, and write it as JSON when asked."""
     from mocli.evaluation.report import render_report, write_report
 
     render_report(report, console)
@@ -178,12 +186,12 @@ def h36m(
     resolve_paths(data)  # bad paths fail before the model loads
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
-    lifter, model_info = _load_lifter(model, device)
+    lifter, model_info = load_lifter_info(model, device)
     convention = convention_of(getattr(lifter, "checkpoint_info", {})).override(rootrel=rootrel, gt_2d=gt_2d, flip=flip)
     if rootrel is None and convention.origin.startswith("assumed") and not settings.quiet:
         note = f"{model}: no evaluation convention recorded, rootrel {convention.rootrel} assumed (--rootrel to change)"
         err_console.print(note, highlight=False, soft_wrap=True)
-    opts = RunOptions(_clip_len(lifter, clip_len), flip=convention.flip, batch_size=batch_size, device=str(device))
+    opts = RunOptions(clip_len_of(lifter, clip_len), flip=convention.flip, batch_size=batch_size, device=str(device))
     test_set = load_test_set(data)
     protocols = [1, 2] if protocol == Protocol.all else [int(protocol.value)]
     info = {"model": model_info, "device": str(device)}
@@ -193,7 +201,7 @@ def h36m(
             test_set, lifter, convention, opts, frames.value, protocols, gt_input=input_2d == Input2D.gt, info=info,
             on_video=lambda video: progress.advance(task, video.num_frames),
         )  # fmt: skip
-    _finish(report, json_path, settings.quiet)
+    finish(report, json_path, settings.quiet)
 
 
 @app.command("mocap", help=MOCAP_HELP)
@@ -231,11 +239,15 @@ def mocap(
     missing = [p for p in data if not p.is_file()]
     if missing:
         raise MocliError(f"no such dataset file: {missing[0]}")
+    if action_model is not None:  # a wrong action model fails now, not after the whole lifter evaluation
+        from mocli.actions import load_action_model
+
+        load_action_model(action_model, "cpu")
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
-    lifter, model_info = _load_lifter(model, device)
+    lifter, model_info = load_lifter_info(model, device)
     data_cfg = data_config_of(getattr(lifter, "checkpoint_info", {}) or {})
-    opts = replace(options_from_data_config(data_cfg, _clip_len(lifter, clip_len), seed=settings.seed), split=split)
+    opts = replace(options_from_data_config(data_cfg, clip_len_of(lifter, clip_len), seed=settings.seed), split=split)
     if cameras is Cameras.standard:
         from mocli.evaluation.generalisation import STANDARD_VIEW
 
@@ -268,7 +280,7 @@ def mocap(
         overall = table.summary_row("mean over frames").values
         report.headline.update({f"action {k} (%)": overall[k] for k in ("top1", "top5")})
         report.info["action_model"] = str(action_model)
-    _finish(report, json_path, settings.quiet)
+    finish(report, json_path, settings.quiet)
 
 
 @app.command("generalisation", help=GENERALISATION_HELP)
@@ -297,8 +309,8 @@ def generalisation(
         raise MocliError(f"no such dataset file: {missing[0]}")
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
-    lifter, model_info = _load_lifter(model, device)
-    clip_len = _clip_len(lifter, None)
+    lifter, model_info = load_lifter_info(model, device)
+    clip_len = clip_len_of(lifter, None)
     sequences = load_mocap_sequences(data, split=None)
     variants = {"clean": None}
     if noise:
@@ -316,199 +328,4 @@ def generalisation(
             info=info,
             on_group=lambda group, frames: progress.advance(task),
         )
-    _finish(report, json_path, settings.quiet)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# NTU RGB+D actions (mocli.evaluation.ntu)
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-class NtuSplit(str, Enum):
-    xsub = "xsub"
-    xview = "xview"
-    xset = "xset"
-
-
-NTU_HELP = """NTU RGB+D actions: top-1 and top-5 accuracy (%) on the val set of a split, per class and overall.
-
---data: PYSKL's [b]ntu60_hrnet.pkl[/b] (splits xsub, xview) or [b]ntu120_hrnet.pkl[/b] (xsub, xset), or a folder of
-NTU's raw [b].skeleton[/b] files (a missing-skeleton .txt inside is applied; docs/ntu.md). --model: a
-checkpoint with an action head (`mocli finetune action`, or imported MotionBERT NTU weights). Every sample of
-<split>_val is scored exactly once, deterministically: the 2 most confident persons (zero-padded), resampled to the
-model's clip length with one frame from the middle of each equal time bin, normalised in one box (side = the middle
-of the training box-scale range, 2 for MotionBERT's recipe) - the sample the finetuning validation builds.
-
-[b]Examples[/b]
-
-  mocli eval ntu --data ntu60_hrnet.pkl --split xsub --model mb-ntu60
-  mocli --device cuda eval ntu --data ntu60_hrnet.pkl --split xview --model runs/finetune/xview/best.pt --json x.json
-"""
-
-ONESHOT_HELP = """NTU-120 one-shot actions: accuracy (%) of the nearest exemplar (cosine) over the 20 novel classes.
-
---data: PYSKL's [b]ntu120_hrnet.pkl[/b], or a folder of raw [b].skeleton[/b] files. --model: a checkpoint with an
-action-oneshot head (`mocli finetune action-oneshot`). Novel classes A001, A007, ..., A115 (0-based labels 0, 6,
-..., 114); every sample of a novel class takes part, whatever its split. The exemplar of a class is the one named
-by --exemplar, else its [b]first sample by frame_dir[/b] (string order; mocli's rule, the same as `mocli finetune
-action-oneshot`: the protocol's own exemplar list is not shipped with mocli); every other novel-class sample is a
-query, scored once.
-
-[b]Examples[/b]
-
-  mocli eval ntu120-oneshot --data ntu120_hrnet.pkl --model runs/finetune/oneshot/best.pt
-  mocli eval ntu120-oneshot --data ntu120_hrnet.pkl --model M --exemplar S001C003P008R001A001 --json oneshot.json
-"""
-
-
-def _action_setup(ctx: typer.Context, model: str, task: str):
-    """The settings, device (seeded) and action model of an NTU benchmark, and the report info they give."""
-    from mocli.actions import load_action_model
-    from mocli.utils.device import resolve_device
-    from mocli.utils.seed import seed_everything
-
-    settings = get_settings(ctx)
-    device = resolve_device(settings.device)
-    seed_everything(settings.seed)
-    action = load_action_model(model, device, task=task)
-    info = {"model": action.info, "clip_len": action.clip_len, "max_persons": action.max_persons,
-            "box_ratio": action.box_ratio, "device": str(device)}  # fmt: skip
-    return settings, device, action, info
-
-
-def _score_with_progress(settings, name: str, total: int, score) -> Any:
-    """``score(on_batch)`` under a progress bar of ``total`` samples."""
-    from mocli.cli.batch import progress_bar
-
-    with progress_bar(settings.quiet) as progress:
-        task = progress.add_task(name, total=total)
-        return score(lambda n: progress.advance(task, n))
-
-
-@app.command("ntu", help=NTU_HELP)
-def ntu(
-    ctx: typer.Context,
-    data: Annotated[
-        Path, typer.Option("--data", help="PYSKL pkl (ntu60_hrnet.pkl, ntu120_hrnet.pkl) or a .skeleton folder.")
-    ],
-    model: Annotated[str, typer.Option(help="Checkpoint with an action head, or a weights name.")],
-    split: Annotated[NtuSplit, typer.Option(help="Benchmark whose <split>_val list is scored.")] = NtuSplit.xsub,
-    json_path: JsonOption = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Samples per forward pass.")] = 16,
-) -> None:
-    from mocli.evaluation.ntu import load_pyskl, model_predict, score_ntu, val_samples
-
-    settings, device, action, info = _action_setup(ctx, model, "action")
-    pkl = load_pyskl(data)
-    samples = val_samples(pkl, split.value, data.name)
-    top = max((s.label for s in samples), default=-1)
-    if top >= action.num_classes:
-        raise MocliError(f"the model's action head has {action.num_classes} classes; {data.name} has label {top}")
-    info = {"data": str(data), "split": f"{split.value}_val", **info,
-            "resampling": "one frame per equal time bin, the bin's middle"}  # fmt: skip
-    predict = model_predict(action, batch_size, device)
-    report = _score_with_progress(
-        settings, "ntu", len(samples),
-        lambda on_batch: score_ntu(samples, predict, batch_size=batch_size, info=info, on_batch=on_batch),
-    )  # fmt: skip
-    _finish(report, json_path, settings.quiet)
-
-
-@app.command("ntu120-oneshot", help=ONESHOT_HELP)
-def ntu120_oneshot(
-    ctx: typer.Context,
-    data: Annotated[Path, typer.Option("--data", help="PYSKL's ntu120_hrnet.pkl or a .skeleton folder.")],
-    model: Annotated[str, typer.Option(help="Checkpoint with an action-oneshot head, or a weights name.")],
-    exemplar: Annotated[
-        list[str] | None, typer.Option(help="frame_dir of a novel class's exemplar (repeat; default: first by name).")
-    ] = None,
-    json_path: JsonOption = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Samples per forward pass.")] = 16,
-) -> None:
-    from mocli.evaluation.ntu import NOVEL_CLASSES, all_samples, load_pyskl, model_predict, oneshot_sets, score_oneshot
-
-    settings, device, action, info = _action_setup(ctx, model, "action-oneshot")
-    samples = all_samples(load_pyskl(data), data.name, labels=NOVEL_CLASSES)
-    exemplars, queries = oneshot_sets(samples, NOVEL_CLASSES, exemplar or ())
-    info = {"data": str(data), **info,
-            "exemplar_rule": "--exemplar names, else the first sample of each novel class by frame_dir"}  # fmt: skip
-    predict = model_predict(action, batch_size, device)
-    report = _score_with_progress(
-        settings, "ntu120-oneshot", len(queries),
-        lambda on_batch: score_oneshot(exemplars, queries, predict, batch_size=batch_size, info=info,
-                                       on_batch=on_batch),
-    )  # fmt: skip
-    _finish(report, json_path, settings.quiet)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Mesh recovery: 3DPW and Human3.6M (mocli.evaluation.mesh)
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-class MeshDataset(str, Enum):
-    pw3d = "3dpw"
-    h36m = "h36m"
-
-
-MESH_HELP = """Mesh recovery: MPVE, MPJPE and PA-MPJPE (mm) of SMPL meshes, as MotionBERT reports them.
-
---data: MotionBERT's mesh pkl ([b]mesh_det_pw3d.pkl[/b], [b]mesh_det_h36m.pkl[/b]; its 'test' split). --model: a
-checkpoint with a mesh head (`mocli finetune mesh`, or imported MotionBERT mesh weights). --smpl-dir (or
-MOCLI_SMPL_DIR): SMPL_NEUTRAL.pkl/.npz, smpl_mean_params.npz and J_regressor_h36m.npy. Ground truth = SMPL with the
-pkl's pose and shape; meshes and joints aligned at their pelvis; MPJPE and PA-MPJPE on 14 joints (17 minus pelvis,
-spine, nose); every frame scored exactly once (windows of the model's clip length); mean over frames.
-
-[b]Examples[/b]
-
-  mocli eval mesh --dataset 3dpw --data mesh_det_pw3d.pkl --model runs/finetune/pw3d/best.pt --smpl-dir ~/smpl
-  mocli eval mesh --dataset h36m --data mesh_det_h36m.pkl --model mb-mesh.pt --json mesh.json
-"""
-
-
-@app.command("mesh", help=MESH_HELP)
-def mesh(
-    ctx: typer.Context,
-    data: Annotated[Path, typer.Option("--data", help="MotionBERT mesh pkl (mesh_det_pw3d.pkl, mesh_det_h36m.pkl).")],
-    model: Annotated[str, typer.Option(help="Checkpoint with a mesh head, or a weights name.")],
-    dataset: Annotated[MeshDataset, typer.Option(help="Which benchmark the file holds.")] = MeshDataset.pw3d,
-    smpl_dir: Annotated[Path | None, typer.Option(help="Folder of the SMPL files (else $MOCLI_SMPL_DIR).")] = None,
-    layout: Annotated[str, typer.Option(help="Joint order of joint_2d: h36m or coco.")] = "h36m",
-    json_path: JsonOption = None,
-    clip_len: ClipLenOption = None,
-    batch_size: BatchOption = 8,
-) -> None:
-    from mocli.cli.batch import progress_bar
-    from mocli.evaluation.mesh import head_predictor, load_mesh_test_set, score_mesh
-    from mocli.evaluation.runner import RunOptions
-    from mocli.mesh.meshes import load_mesh_head
-    from mocli.models.smpl import BodyModel, find_smpl_files
-    from mocli.models.stmo import ManyToOne
-    from mocli.utils.device import resolve_device
-    from mocli.utils.seed import seed_everything
-
-    settings = get_settings(ctx)
-    files = find_smpl_files(smpl_dir.expanduser() if smpl_dir else None)  # missing files fail before the model loads
-    sequences = load_mesh_test_set(data, layout=layout)
-    device = resolve_device(settings.device)
-    seed_everything(settings.seed)
-    encoder, model_info = _load_lifter(model, device)
-    if isinstance(encoder, ManyToOne):
-        raise MocliError(f"{model} is an STMO (many-to-one) lifter; eval mesh needs a DSTformer with a mesh head")
-    head = load_mesh_head(model_info["path"], encoder)
-    if head is None:
-        raise MocliError(f"{model} has no mesh head: finetune one with `mocli finetune mesh` (docs/finetune.md)")
-    head = head.to(device)
-    body = BodyModel.from_files(files).to(device)
-    data_cfg = ((getattr(encoder, "checkpoint_info", {}) or {}).get("train_config") or {}).get("data") or {}
-    lo, hi = data_cfg.get("scale_range") or (1.0, 1.0)
-    opts = RunOptions(clip_len=_clip_len(encoder, clip_len), flip=False, batch_size=batch_size, device=str(device))
-    info = {"model": model_info, "data": str(data), "layout": layout, "clip_len": opts.clip_len, "device": str(device),
-            "box_ratio": (float(lo) + float(hi)) / 2, "smpl_model": files.model.name}  # fmt: skip
-    with progress_bar(settings.quiet) as progress:
-        task = progress.add_task(f"mesh {dataset.value}", total=sum(s.num_frames for s in sequences))
-        report = score_mesh(
-            sequences, head_predictor(encoder, head, opts, info["box_ratio"]), body, dataset.value, info=info,
-            on_sequence=lambda seq: progress.advance(task, seq.num_frames),
-        )  # fmt: skip
-    _finish(report, json_path, settings.quiet)
+    finish(report, json_path, settings.quiet)

@@ -36,21 +36,22 @@ smpl_mean_params.npz and J_regressor_h36m.npy).
 --init starts from a pretrain run folder, a mocli checkpoint, a weights name (`mocli weights list`, e.g. an
 imported MotionBERT file) or 'scratch' (the default; --model picks the architecture).
 
-Writes runs/finetune/NAME/: config.json, log.jsonl, log.csv, curves.png, last.pt, best.pt and model.pt (the encoder
-under 'model', the head under heads[TASK]; pose3d keeps its head in 'model').
+Writes runs/finetune/NAME/: config.json, log.jsonl, log.csv, curves.png, last.pt (training state; also written
+every train.save_minutes, default 10), best.pt and model.pt (the encoder under 'model', the head under heads[TASK];
+pose3d keeps its head in 'model').
 
 Config: defaults < the task's preset finetune_TASK (MotionBERT's recipe) < --preset < options < --set section.key=value
-(sections data, train, loss, head, mesh_loss).
+(sections data, train, loss, head, mesh_loss; the pretexts' sections do not apply).
 
 [b]Examples[/b]
 
   mocli finetune pose3d --data h36m.h5 --init runs/pretrain/lite1 --name h36m
 
-  mocli finetune action --data ntu60.h5 --init mb-ntu60 --freeze-backbone --set head.num_classes=60
+  mocli finetune action --data ntu60.h5 --init mb-ntu60 --freeze-backbone
 
-  mocli finetune action --data bandai.h5 --init dstformer-small.mocap --set head.label_key=content_label
+  mocli finetune action --data bandai.h5 --set head.label_key=content_label
 
-  mocli finetune mesh --data pw3d.h5 --init runs/pretrain/lite1 --smpl-dir ~/smpl
+  mocli finetune mesh --data pw3d.h5 --init runs/pretrain/a --smpl-dir ~/smpl
 
   mocli finetune --resume runs/finetune/h36m
 """

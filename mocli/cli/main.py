@@ -8,16 +8,16 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from typer.core import TyperGroup
 
 from mocli._version import __version__
 from mocli.cli import eval as eval_cmd
 from mocli.cli import finetune, infer, prepare, pretrain, weights
+from mocli.cli.help import HelpGroup, apply_help_layout
 from mocli.cli.options import Settings, err_console, setup_logging
 from mocli.errors import MocliError
 
 
-class _Group(TyperGroup):
+class _Group(HelpGroup):
     """Turns a MocliError raised anywhere below into one red line on stderr and exit code 1 (no traceback)."""
 
     def invoke(self, ctx: Any) -> Any:
@@ -33,10 +33,12 @@ class _Group(TyperGroup):
 
 HELP = """Videos of people to 3D motion: 2D keypoints, the DSTformer motion encoder, 3D joints, meshes, actions.
 
+Global options (--device, --seed, -v, -q) come before the command: mocli --device cuda infer clip.mp4.
+
 [b]Examples[/b]
 
   mocli weights list
-  mocli weights import motionbert FT_MB_release_MB_ft_h36m/best_epoch.bin --out mb-h36m.pt
+  mocli weights import motionbert MB_ft_h36m/best_epoch.bin --out mb-h36m.pt
   mocli --device cpu --seed 0 weights list
 """
 
@@ -57,6 +59,7 @@ finetune.register(app)
 infer.register(app)
 eval_cmd.register(app)
 app.add_typer(weights.app, name="weights")
+apply_help_layout(app)  # --help that reflows at any width (mocli.cli.help)
 
 
 def _version(value: bool) -> None:

@@ -95,8 +95,7 @@ VIDEO_HELP = (
   mocli prepare video examples/sports2d_demo.mp4 --out keypoints/
   mocli prepare video clip.mp4 --out clip.npz --max-frames 60
   mocli prepare video videos/ "more/*.mov" --out keypoints/ --person all
-  mocli --device cuda prepare video match.mp4 --detector yolo --person 3 --out kp/
-  mocli prepare video clip.mp4 --detector mmpose --mmpose-config cfg.py --mmpose-checkpoint w.pth --out kp/
+  mocli --device cuda prepare video match.mp4 --detector yolo --person 3
 """
 )
 
@@ -214,16 +213,16 @@ KEYPOINTS_HELP = (
 
 [b]Formats[/b]
 
-  alphapose  alphapose-results.json (COCO-17 or Halpe-26; 'idx' = track id with --pose_track)
-  coco       COCO keypoint results list, or an annotations file (images + annotations)
+  alphapose  alphapose-results.json (COCO-17 or Halpe-26; 'idx': track id)
+  coco       COCO keypoint results list, or annotations (images, annotations)
   openpose   a folder of *_000000000123_keypoints.json (BODY_25)
-  mmpose     mmpose predictions JSON (a list per frame of instances: keypoints, keypoint_scores)
+  mmpose     mmpose predictions JSON (per frame: instances with keypoints)
 
 [b]Examples[/b]
 
-  mocli prepare keypoints alphapose-results.json --format alphapose --video clip.mp4 --out clip.npz
-  mocli prepare keypoints openpose_json/ --format openpose --image-size 1920 1080 --fps 25
-  mocli prepare keypoints preds.json --format mmpose --video clip.mp4 --person all
+  mocli prepare keypoints results.json --format alphapose --video clip.mp4
+  mocli prepare keypoints op_json/ --format openpose --image-size 1920 1080
+  mocli prepare keypoints preds.json --format mmpose --video clip.mp4 -p all
 """
 )
 

@@ -1,4 +1,4 @@
-"""``mocli pretrain``: pretrain the DSTformer motion encoder (the MotionBERT ``lift`` pretext for now).
+"""``mocli pretrain``: pretrain the motion encoder with one of the pretexts of ``mocli.pretexts.PRETEXTS``.
 
 Wired into the root app by ``register(app)``, which adds the single command ``pretrain``.
 """
@@ -43,35 +43,37 @@ mpm.joints_per_frame joints of each visible frame, and reconstructs the 2D (--se
 (STMO's encoder) or a dstformer; validation masked_2d error in normalised units. --pretext lift --model stmo
 (or --init an mpm run of stmo) trains P-STMO's many-to-one lifter (--clip-len = its frames, 243 for stmo).
 
-Writes runs/pretrain/NAME/: config.json, log.jsonl, log.csv, curves.png, last.pt (training state), best.pt and
-model.pt (plain checkpoints for mocli.load_model). Validation MPJPE is root-relative, in millimetres.
+Writes runs/pretrain/NAME/: config.json, log.jsonl, log.csv, curves.png, last.pt (training state; also written
+every train.save_minutes, default 10, and every --save-every steps), best.pt and model.pt (plain checkpoints for
+mocli.load_model). Validation MPJPE is root-relative, in millimetres.
 
 Config: defaults (MotionBERT's recipe) < --preset < options < --set section.key=value (sections data, train,
-loss). Several processes: torchrun --nproc_per_node N -m mocli pretrain ... (the global batch is split evenly).
+loss, and the pretexts' mpm, mpm2d3d, text). Several processes: torchrun --nproc_per_node N -m mocli pretrain ...
+(the global batch is split evenly).
 
 [b]Examples[/b]
 
-  mocli pretrain --data bandai.h5 --data cmu.h5 --model dstformer-lite --name lite1
+  mocli pretrain --data bandai.h5 --model dstformer-lite --name lite1
 
-  mocli pretrain --data bandai.h5 --preset pretrain_dstformer-tiny_debug --max-steps 50
+  mocli pretrain --data a.h5 --preset pretrain_dstformer-tiny_debug
 
   mocli pretrain --resume runs/pretrain/lite1
 
-  mocli pretrain --pretext mpm2d3d --data cmu.h5 --model dstformer-lite --name mpm1
+  mocli pretrain --pretext mpm2d3d --data cmu.h5 --name mpm1
 
   mocli pretrain --pretext mpm --data cmu.h5 --model stmo --name pstmo
 
-  mocli pretrain --pretext lift --data cmu.h5 --init runs/pretrain/pstmo --name pstmo-lift
+  mocli pretrain --data cmu.h5 --init runs/pretrain/pstmo --name pstmo-lift
 
-  mocli pretrain --data bandai.h5 --init runs/pretrain/lite1 --name lite1-more --epochs 10 --lr 2e-4
+  mocli pretrain --data a.h5 --init runs/pretrain/lite1 --name more --lr 2e-4
 
-  mocli pretrain --pretext action-text --data bandai.h5 --init dstformer-small.mocap --clip-len 81 --name text1
+  mocli pretrain --pretext action-text --data bandai.h5 --clip-len 81
 
-  mocli --device cuda pretrain --data amass.h5 --set train.schedule=cosine --set train.warmup_steps=1000
+  mocli --device cuda pretrain --data amass.h5 --set train.schedule=cosine
 """
 
 
-class Pretext(str, Enum):
+class Pretext(str, Enum):  # the names of mocli.pretexts.PRETEXTS (the registry is imported only to train)
     lift = "lift"
     mpm2d3d = "mpm2d3d"
     action_text = "action-text"

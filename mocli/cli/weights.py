@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from mocli.cli.options import console, err_console
 from mocli.errors import MocliError
@@ -18,7 +18,7 @@ app = typer.Typer(
 [b]Examples[/b]
 
   mocli weights list
-  mocli weights import motionbert FT_MB_lite_MB_ft_h36m_global_lite/best_epoch.bin --out mb-lite-h36m.pt
+  mocli weights import motionbert MB_lite_global/best_epoch.bin --name mb-lite
   mocli weights info dstformer.mb-h36m
 """,
     no_args_is_help=True,
@@ -57,20 +57,26 @@ def list_weights() -> None:
     from mocli.models.registry import find_weights, shipped_weights_dir, user_weights_dir
 
     found = find_weights()
-    table = Table(title="mocli weights", show_lines=False)
-    for col in ("name", "origin", "arch", "params", "heads", "size", "source"):
-        table.add_column(col, overflow="fold")
+    rows, notes = [("name", "origin", "arch", "params", "size")], []
     for name, (origin, path) in found.items():
         try:
             s = _summary(path)
         except MocliError as e:
-            table.add_row(name, origin, "[red]unreadable[/]", "", "", "", str(e))
+            rows.append((name, origin, "unreadable", "", ""))
+            notes.append(str(e))
             continue
-        table.add_row(
-            name, origin, s["arch"], f"{s['params'] / 1e6:.2f}M", s["heads"], f"{s['mb']:.1f} MB", s["source"]
-        )
+        rows.append((name, origin, s["arch"], f"{s['params'] / 1e6:.2f}M", f"{s['mb']:.1f} MB"))
+        notes.append(f"heads: {s['heads']}" + (f"; source: {s['source']}" if s["source"] else ""))
     if found:
-        console.print(table)
+        # one line per weights file, names and figures whole at any width; its heads and source wrap below it
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        for i, row in enumerate(rows):
+            line = "  ".join(
+                v.ljust(w) if c < 3 else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths, strict=True))
+            )
+            console.print(Text(line.rstrip(), style="bold" if i == 0 else ""), soft_wrap=True)
+            if i:
+                console.print(Text(f"  {notes[i - 1]}", style="dim"))
     else:
         console.print("No weights found.")
     console.print(f"shipped: {shipped_weights_dir()}\nuser:    {user_weights_dir()}", highlight=False)
@@ -120,9 +126,9 @@ def import_motionbert(
 
     [b]Examples[/b]
 
-      mocli weights import motionbert checkpoint/pose3d/FT_MB_release_MB_ft_h36m/best_epoch.bin \\
-        --config configs/pose3d/MB_ft_h36m.yaml --out mb-h36m.pt
-      mocli weights import motionbert checkpoint/action/FT_MB_release_MB_ft_NTU60_xsub/best_epoch.bin --name mb-ntu60
+      mocli weights import motionbert MB_ft_h36m/best_epoch.bin --out mb-h36m.pt
+      mocli weights import motionbert best_epoch.bin --config MB_ft_h36m.yaml
+      mocli weights import motionbert NTU60_xsub/best_epoch.bin --name mb-ntu60
     """
     from mocli.models.checkpoint import save_checkpoint
     from mocli.models.motionbert import describe_convention

@@ -102,6 +102,9 @@ def text_lines(text: str) -> list[str]:
 
 
 def read_latin1(path: str | Path) -> str:
+    """The text of an ASF or AMC file (Latin-1); InputError when it cannot be read or is not a regular file."""
+    if Path(path).exists() and not Path(path).is_file():
+        raise InputError(f"{path}: not a regular file (a folder, pipe or device)")
     try:
         return Path(path).read_bytes().decode("latin-1")
     except OSError as e:

@@ -137,9 +137,12 @@ class _Tokens:
     def floats(self, n: int) -> tuple[float, ...]:
         line = self.items[self.pos][1] if self.pos < len(self.items) else -1
         try:
-            return tuple(float(self.next()) for _ in range(n))
+            values = tuple(float(self.next()) for _ in range(n))
         except ValueError:
             raise InputError(f"{self.source}: expected {n} numbers on line {line}") from None
+        if not all(np.isfinite(values)):
+            raise InputError(f"{self.source}: line {line} holds NaN or infinite values ({' '.join(map(str, values))})")
+        return values
 
 
 def _parse_joint(tok: _Tokens, name: str, parent: int, out: list[BvhJoint]) -> None:
@@ -176,8 +179,12 @@ def _parse_joint(tok: _Tokens, name: str, parent: int, out: list[BvhJoint]) -> N
             raise InputError(f"{tok.source}: unexpected {word!r} inside joint {name!r}")
 
 
-def _parse_motion(text: str, num_channels: int, source: str) -> tuple[np.ndarray, float]:
-    """Parse ``Frames: N``, ``Frame Time: dt`` and the rows below. Returns ((T, C) values, dt)."""
+def _parse_motion(text: str, num_channels: int, source: str) -> tuple[np.ndarray, float, list[int]]:
+    """Parse ``Frames: N``, ``Frame Time: dt`` and the rows below.
+
+    Returns:
+        (T, C) values, dt, and the line of each row counted from the first line of ``text`` (0-based).
+    """
     lines = text.splitlines()
     header: dict[str, str] = {}
     i = 0
@@ -192,9 +199,10 @@ def _parse_motion(text: str, num_channels: int, source: str) -> tuple[np.ndarray
         frame_time = float(header["frame time"])
     except (KeyError, ValueError):
         raise InputError(f"{source}: MOTION needs 'Frames:' and 'Frame Time:' lines") from None
-    if frame_time <= 0:
-        raise InputError(f"{source}: Frame Time must be positive, got {frame_time}")
-    rows = [line for line in lines[i:] if line.strip()]
+    if not (np.isfinite(frame_time) and frame_time > 0):
+        raise InputError(f"{source}: Frame Time must be a positive number, got {frame_time}")
+    row_lines = [k for k in range(i, len(lines)) if lines[k].strip()]
+    rows = [lines[k] for k in row_lines]
     tokens = " ".join(rows).split()
     if len(tokens) != len(rows) * num_channels:
         bad = next(k for k, r in enumerate(rows) if len(r.split()) != num_channels)
@@ -208,7 +216,20 @@ def _parse_motion(text: str, num_channels: int, source: str) -> tuple[np.ndarray
         values = np.array(tokens, dtype=np.float64).reshape(len(rows), num_channels)
     except ValueError:
         raise InputError(f"{source}: MOTION holds a value that is not a number") from None
-    return values, frame_time
+    return values, frame_time, row_lines
+
+
+def _check_finite(values: np.ndarray, joints: list[BvhJoint], first_line: int, row_lines: list[int], source: str):
+    """Raise InputError naming the first NaN or infinite channel value: its line, frame, joint and channel."""
+    bad = np.argwhere(~np.isfinite(values))
+    if not len(bad):
+        return
+    row, col = (int(v) for v in bad[0])
+    labels = [f"{j.name} {c}" for j in joints for c in j.channels]
+    raise InputError(
+        f"{source}: line {first_line + row_lines[row]} (frame {row + 1}): {labels[col]} is {values[row, col]} "
+        f"({len(bad)} non-finite values in all); mocli reads finite numbers only"
+    )
 
 
 def parse_bvh(text: str, source: str = "<bvh>") -> Bvh:
@@ -216,7 +237,7 @@ def parse_bvh(text: str, source: str = "<bvh>") -> Bvh:
 
     Raises:
         InputError: one line naming ``source`` and the problem (bad token, channel count disagreeing with the
-            hierarchy, missing MOTION, non-numeric values).
+            hierarchy, missing MOTION, non-numeric, NaN or infinite values, with the line).
     """
     head, sep, motion_text = text.partition("MOTION")
     if not sep:
@@ -230,13 +251,16 @@ def parse_bvh(text: str, source: str = "<bvh>") -> Bvh:
     if not joints:
         raise InputError(f"{source}: HIERARCHY has no ROOT")
     num_channels = sum(len(j.channels) for j in joints)
-    motion, frame_time = _parse_motion(motion_text, num_channels, source)
+    motion, frame_time, row_lines = _parse_motion(motion_text, num_channels, source)
+    _check_finite(motion, joints, head.count("\n") + 1, row_lines, source)
     return Bvh(joints=tuple(joints), motion=motion, frame_time=frame_time, name=source)
 
 
 def read_bvh(path: str | Path) -> Bvh:
     """Read and parse a BVH file (InputError on unreadable or malformed files)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: not a regular file (a folder, pipe or device)")
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as e:

@@ -33,7 +33,7 @@ import torch
 from mocli.config import DataConfig
 from mocli.data.cameras import identity_camera, image_25d, sample_camera, world_to_camera
 from mocli.data.clips import TRAIN_STREAM, VAL_STREAM, clip_starts, view_range
-from mocli.data.transforms import crop_box, flip_clip, normalise_xy
+from mocli.data.transforms import flip_clip, normalise_persons, resample_indices, select_persons
 from mocli.errors import InputError
 
 __all__ = [
@@ -209,45 +209,9 @@ class _Files:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Pure numpy helpers
+# Sampling (the per-sample transforms are ``mocli.data.transforms``': resample_indices, select_persons,
+# normalise_persons, shared with inference)
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def resample_indices(num_frames: int, clip_len: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """``clip_len`` frame indices spread evenly over ``num_frames`` (repeating frames of short sequences).
-
-    The sequence is cut into ``clip_len`` equal bins and one frame is taken per bin: at a uniformly random position
-    in the bin with ``rng`` (training), at the bin's middle without (evaluation). Returns (clip_len,) int64.
-    """
-    width = num_frames / clip_len
-    offset = rng.uniform(0.0, width, size=clip_len) if rng is not None else np.full(clip_len, width / 2)
-    idx = np.floor(np.arange(clip_len) * width + offset).astype(np.int64)
-    return np.clip(idx, 0, num_frames - 1)
-
-
-def select_persons(keypoints: np.ndarray, max_persons: int) -> np.ndarray:
-    """(M, T, J, 3) keypoints -> (max_persons, T, J, 3): the most confident persons (by mean confidence, kept in
-    their original order), zero-padded when there are fewer."""
-    M = keypoints.shape[0]
-    keep = np.sort(np.argsort(-keypoints[..., 2].mean(axis=(1, 2)), kind="stable")[:max_persons])
-    out = np.zeros((max_persons, *keypoints.shape[1:]), dtype=keypoints.dtype)
-    out[: min(M, max_persons)] = keypoints[keep]
-    return out
-
-
-def normalise_persons(keypoints: np.ndarray, ratio: float = 1.0) -> np.ndarray:
-    """(..., T, J, 3) pixels + confidence -> normalised x, y over one square box around every confident keypoint
-    (all persons and frames; side = ``ratio`` times their extent); keypoints with confidence 0 (padding, misses)
-    become all zero. A clip with fewer than two confident keypoints becomes all zero."""
-    conf = keypoints[..., 2]
-    out = np.zeros_like(keypoints)
-    box = crop_box(keypoints[..., :2], conf > 0, ratio)
-    if box is None:
-        return out
-    out[..., :2] = normalise_xy(keypoints[..., :2], box)
-    out[..., 2] = conf
-    out[conf <= 0] = 0.0
-    return out
 
 
 def _ratio(cfg: DataConfig, rng: np.random.Generator, train: bool) -> float:

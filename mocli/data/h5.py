@@ -464,6 +464,8 @@ def open_dataset(path: str | os.PathLike, split: str | None = None) -> Dataset:
         InputError: missing/unreadable file, not a mocli dataset, or written by a newer mocli (schema > supported).
     """
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise InputError(f"{path}: not a regular file (a pipe or device); save the dataset to a file first")
     if not path.is_file():
         raise InputError(f"no such dataset file: {path}")
     return Dataset(path, split=split)

@@ -5,7 +5,8 @@ joint_2d (N,17,2) pixels, confidence (N,17,1), source (N,) sequence names, smpl_
 frame), smpl_shape (N,10). The 'test' split is scored (a file without splits is scored whole); one sequence per
 consecutive run of ``source``.
 
-Protocol, per frame (every frame scored exactly once, windows as in ``mocli.evaluation.runner``):
+Protocol, per frame (every frame scored exactly once, windows as in ``mocli.evaluation.runner``: ``mocli.predict``'s
+policy 'every-frame'):
 
 - ground truth: SMPL with the ground-truth pose and shape (the user's neutral model: the pkl holds no gender);
   predictions: SMPL with the predicted rotations and shape; H36M-17 joints from the vertices with
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mocli.data.transforms import normalise_persons
 from mocli.errors import InputError
 from mocli.evaluation.report import Metric, Report, ScoreSums, build_table
 from mocli.metrics import procrustes_align
@@ -158,27 +160,23 @@ def score_mesh(
 
 def head_predictor(encoder, head, opts, ratio: float = 1.0) -> PredictFn:
     """``predict`` for ``score_mesh`` from an encoder and a mesh head: windows of ``opts.clip_len`` frames (each
-    frame scored from exactly one window, ``runner.plan_sequence``), normalised as in mesh finetuning
-    (``normalise_persons`` with box side ``ratio`` times the keypoints' extent); betas per frame as predicted."""
-    from mocli.data.finetune_data import normalise_persons
-    from mocli.evaluation.runner import gather_frames, pad_window, plan_sequence
+    frame scored from exactly one window: ``mocli.predict``, policy 'every-frame'), normalised as in mesh
+    finetuning (``normalise_persons`` with box side ``ratio`` times the keypoints' extent; keypoints with a NaN
+    zeroed); betas per frame as predicted; ``opts`` (``runner.RunOptions``): batch size, device, precision (the
+    head's autocast, as the lifters'; its flip is not used)."""
+    from mocli.predict import Runtime, plan_sequence, predict
 
-    device = torch.device(opts.device)
+    runtime = Runtime(opts.batch_size, opts.device, opts.precision)
 
-    @torch.no_grad()
-    def predict(seq: MeshTestSequence) -> tuple[torch.Tensor, torch.Tensor]:
-        plan = plan_sequence(seq.num_frames, opts.clip_len)
-        inputs = []
-        for s, e in plan.windows:
-            kp = np.array(seq.keypoints[s:e], dtype=np.float64)
-            kp[~np.isfinite(kp).all(-1)] = 0.0
-            inputs.append(pad_window(normalise_persons(kp, ratio), opts.clip_len).astype(np.float32))
-        rots, betas = [], []
-        for i in range(0, len(inputs), opts.batch_size):
-            x = torch.from_numpy(np.stack(inputs[i : i + opts.batch_size])).to(device)
-            out = head(encoder.forward_features(x))
-            rots += list(out["rotmats"].float().cpu().numpy())
-            betas += list(out["betas"].float().cpu().numpy())
-        return torch.from_numpy(gather_frames(rots, plan)), torch.from_numpy(gather_frames(betas, plan))
+    def make(kp: np.ndarray) -> np.ndarray:
+        kp = np.array(kp, dtype=np.float64)
+        kp[~np.isfinite(kp).all(-1)] = 0.0
+        return normalise_persons(kp, ratio).astype(np.float32)
 
-    return predict
+    def predict_seq(seq: MeshTestSequence) -> tuple[torch.Tensor, torch.Tensor]:
+        plan = plan_sequence(seq.num_frames, opts.clip_len, "every-frame")
+        out = predict(lambda x: head(encoder.forward_features(x)), plan, runtime,
+                      make=lambda frames: make(seq.keypoints[frames]))  # fmt: skip
+        return torch.from_numpy(out["rotmats"]), torch.from_numpy(out["betas"])
+
+    return predict_seq

@@ -266,7 +266,7 @@ def score_oneshot(
     Returns:
         A Report: table 'one-shot accuracy per novel class', headline {'one-shot top-1 (%)'} over all queries.
     """
-    from mocli.finetune import nearest_exemplar
+    from mocli.metrics import nearest_exemplar
 
     ex = torch.from_numpy(np.concatenate([np.asarray(embed(b), np.float64) for b in batched(exemplars, batch_size)]))
     ex_labels = torch.tensor([s.label for s in exemplars])

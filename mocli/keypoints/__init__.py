@@ -10,8 +10,9 @@ Typical use::
 """
 
 from mocli.keypoints.base import Detection, Detector
-from mocli.keypoints.extract import detect_video, extract_keypoints
-from mocli.keypoints.formats import IMPORT_FORMATS, import_keypoints, load_keypoints_npz, save_keypoints_npz
+from mocli.keypoints.extract import PeopleFound, detect_video, extract_keypoints, extract_people
+from mocli.keypoints.formats import IMPORT_FORMATS, import_keypoints
+from mocli.keypoints.npz import load_keypoints_npz, save_keypoints_npz
 from mocli.keypoints.registry import DETECTORS, DetectorOptions, create_detector
 from mocli.keypoints.sequence import KeypointSequence, build_sequences
 from mocli.keypoints.tracking import parse_person
@@ -23,10 +24,12 @@ __all__ = [
     "DETECTORS",
     "IMPORT_FORMATS",
     "KeypointSequence",
+    "PeopleFound",
     "build_sequences",
     "create_detector",
     "detect_video",
     "extract_keypoints",
+    "extract_people",
     "import_keypoints",
     "load_keypoints_npz",
     "parse_person",

@@ -51,7 +51,9 @@ class Detector(Protocol):
         multi_person: whether one frame can give several detections (if not, mocli does not track).
 
     Optional: ``mutes_native_logs = True`` makes ``detect_video`` run the detector inside
-    ``mocli.utils.native_logs.native_stderr_muted`` (for native libraries that log to fd 2 themselves).
+    ``mocli.utils.native_logs.native_stderr_muted`` (for native libraries that log to fd 2 themselves);
+    ``smooth_tracks = True`` makes ``extract_people`` smooth each tracked person's keypoints over time
+    (``mocli.keypoints.smoothing``), for multi-person detectors whose landmarks are not smoothed by the backend.
     """
 
     name: str

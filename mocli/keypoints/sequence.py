@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from mocli.errors import InputError
 from mocli.keypoints.base import Detection
 from mocli.keypoints.tracking import (
     PersonSelector,
@@ -26,7 +27,7 @@ from mocli.keypoints.tracking import (
 )
 from mocli.skeleton import H36M_17, to_h36m
 
-__all__ = ["KeypointSequence", "build_sequences", "make_tracks", "source_keypoints_key"]
+__all__ = ["KeypointSequence", "build_sequences", "drop_unusable", "make_tracks", "source_keypoints_key"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,48 @@ class KeypointSequence:
     @property
     def joint_names(self) -> tuple[str, ...]:
         return H36M_17.joint_names
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def drop_unusable(seq: KeypointSequence, where: str) -> KeypointSequence:
+    """The sequence with every joint and frame that cannot be lifted marked missing, each kind said in a warning.
+
+    A joint whose x, y or confidence is NaN or infinite becomes missing (x = y = NaN, confidence 0); infinite
+    confidences are invalid, not "very sure". A frame left without a joint with finite coordinates and confidence
+    is missing (``valid`` and ``interpolated`` False), whatever ``valid`` said, so downstream code lists it among
+    the missing frames instead of lifting made-up input. Finite confidences are kept as they are. ``keypoints`` is
+    (T, 17, 3) pixels + confidence; the result is a new sequence (the input is not changed).
+
+    Raises:
+        InputError: no frame has a usable joint.
+    """
+    kp = np.array(seq.keypoints, dtype=np.float32, copy=True)
+    conf = kp[..., 2]
+    nan_conf, inf_conf = np.isnan(conf), np.isinf(conf)
+    bad = nan_conf | inf_conf | ~np.isfinite(kp[..., :2]).all(-1)
+    usable = (~bad).any(-1)
+    if not usable.any():
+        raise InputError(
+            f"{where}: no frame has a usable keypoint (every joint has a NaN or infinite coordinate or confidence)"
+        )
+    if nan_conf.any():
+        what = _count(int(nan_conf.sum()), "keypoint confidence is", "keypoint confidences are")
+        log.warning("%s: %s NaN: those joints are treated as missing", where, what)
+    if inf_conf.any():
+        what = _count(int(inf_conf.sum()), "keypoint confidence is", "keypoint confidences are")
+        log.warning("%s: %s infinite, which is invalid: those joints are treated as missing", where, what)
+    kp[bad, :2] = np.nan
+    kp[bad, 2] = 0.0
+    valid = np.asarray(seq.valid, dtype=bool) & usable
+    interpolated = np.asarray(seq.interpolated, dtype=bool) & usable
+    dropped = int((np.asarray(seq.valid, dtype=bool) & ~usable).sum())
+    if dropped:
+        what = _count(dropped, "frame is marked valid but has", "frames are marked valid but have")
+        log.warning("%s: %s no usable keypoint: treated as missing", where, what)
+    return replace(seq, keypoints=kp, valid=valid, interpolated=interpolated)
 
 
 def source_keypoints_key(skeleton: str) -> str:

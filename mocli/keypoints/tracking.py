@@ -2,11 +2,13 @@
 
 Per-frame detections become tracks (one identity each) by matching every frame's detections to the tracks' predicted
 positions (constant velocity) with the Hungarian algorithm on a similarity that mixes box IoU and an OKS-like
-keypoint similarity. Short gaps in a track are filled by linear interpolation; long ones stay missing.
+keypoint similarity (``mocli.keypoints.linking`` adds flicker removal and the joining of tracks broken by longer
+misses). Short gaps in a track are filled by linear interpolation; long ones stay missing.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +32,8 @@ __all__ = [
     "stack_track",
     "fill_gaps",
 ]
+
+log = logging.getLogger(__name__)
 
 PersonSelector = str | int  # "largest", "all", or a track id
 
@@ -103,16 +107,37 @@ def keypoint_similarity(
         return np.where(count > 0, (sim * shared).sum(-1) / count, 0.0)
 
 
-def _predict(track: Track, frame: int) -> tuple[np.ndarray, np.ndarray]:
-    """Constant-velocity guess of a track's box (4,) and keypoints (J, 3) at ``frame`` from its last two detections."""
+def _centre(keypoints: np.ndarray, min_conf: float = 0.3) -> np.ndarray:
+    """(2,) median x, y of the confident, finite keypoints of a (J, 3) pose (all finite ones if none is confident)."""
+    ok = np.isfinite(keypoints[:, :2]).all(axis=1)
+    use = ok & (keypoints[:, 2] > min_conf)
+    use = use if use.any() else ok
+    return np.median(keypoints[use, :2], axis=0) if use.any() else np.zeros(2)
+
+
+def _velocity(track: Track, window: int) -> np.ndarray:
+    """(2,) pixels per frame: median over the track's last ``window`` detections of the frame-to-frame velocity of
+    the pose centre.
+
+    The median keypoint moves with the body, not with a limb or a box edge, and the median over several steps
+    ignores one bad pose, so detector jitter does not throw the prediction off.
+    """
+    if track.num_frames < 2:
+        return np.zeros(2)
+    first = max(0, track.num_frames - window)
+    centres = np.stack([_centre(d.keypoints) for d in track.detections[first:]])
+    steps = np.diff(np.asarray(track.frames[first:], dtype=np.float64))[:, None]
+    return np.median(np.diff(centres, axis=0) / steps, axis=0)
+
+
+def _predict(track: Track, frame: int, window: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Constant-velocity guess of a track's box (4,) and keypoints (J, 3) at ``frame``: its last detection moved by
+    the velocity of its pose centre over the last ``window`` detections (``_velocity``)."""
     last = track.detections[-1]
     box, kp = last.box.copy(), last.keypoints.copy()
-    if track.num_frames >= 2:
-        prev = track.detections[-2]
-        dt = track.frames[-1] - track.frames[-2]
-        steps = frame - track.frames[-1]
-        box += np.nan_to_num((last.box - prev.box) / dt) * steps
-        kp[:, :2] += np.nan_to_num((last.keypoints[:, :2] - prev.keypoints[:, :2]) / dt) * steps
+    shift = np.nan_to_num(_velocity(track, window)) * (frame - track.frames[-1])
+    box += np.tile(shift, 2)
+    kp[:, :2] += shift
     return box, kp
 
 
@@ -123,7 +148,10 @@ def _similarity(tracks: list[Track], frame: int, detections: Sequence[Detection]
     pred_kp = np.stack([p[1] for p in predicted])
     det_boxes = np.stack([d.box for d in detections])
     det_kp = np.stack([d.keypoints for d in detections])
-    scale = np.sqrt(np.nan_to_num(_areas(pred_boxes), nan=1.0))
+    # The longer a track has been unseen, the less sure its predicted position: widen the keypoint tolerance by
+    # 10 % per missed frame, up to 3 x.
+    missed = np.array([frame - t.frames[-1] - 1 for t in tracks], dtype=np.float64)
+    scale = np.sqrt(np.nan_to_num(_areas(pred_boxes), nan=1.0)) * np.minimum(1.0 + 0.1 * missed, 3.0)
     iou = iou_matrix(pred_boxes, det_boxes)
     oks = keypoint_similarity(pred_kp, det_kp, scale)
     return iou_weight * iou + (1 - iou_weight) * oks
@@ -229,7 +257,14 @@ def select_tracks(tracks: Sequence[Track], person: PersonSelector) -> list[Track
     if person == "all":
         return sorted(tracks, key=lambda t: t.track_id)
     if person == "largest":
-        return [max(sorted(tracks, key=lambda t: t.track_id), key=lambda t: t.total_area)]
+        main = max(sorted(tracks, key=lambda t: t.track_id), key=lambda t: t.total_area)
+        if len(tracks) > 1:
+            log.info(
+                "%d people tracked; the main subject (most frames x size) is track %d (%d frames); "
+                "--person all writes every track",
+                len(tracks), main.track_id, main.num_frames,
+            )  # fmt: skip
+        return [main]
     for track in tracks:
         if track.track_id == person:
             return [track]

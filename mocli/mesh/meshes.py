@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from mocli.data.transforms import normalise_persons
 from mocli.errors import MocliError
 from mocli.mesh.fit import FitOptions, FitResult, fit_sequence
 from mocli.mesh.outputs import MeshSequence, write_mesh_npz, write_obj_frames
 from mocli.models.rotations import matrix_to_axis_angle, matrix_to_rot6d, rot6d_to_matrix
+from mocli.predict import Runtime, plan_sequence, predict
 
 __all__ = ["BODY_MODELS", "MeshExporter", "mesh_exporter", "mesh_names", "fit_mesh", "head_mesh", "load_mesh_head"]
 
@@ -101,59 +103,50 @@ def load_mesh_head(checkpoint: str | os.PathLike, encoder) -> torch.nn.Module | 
     return head.eval()
 
 
-@torch.no_grad()
+def mesh_window_input(keypoints: np.ndarray, ratio: float) -> np.ndarray:
+    """(n, 17, 3) pixels + confidence -> (n, 17, 3) float32 mesh-head input: missing keypoints (NaN or confidence
+    <= 0) zeroed, one square box over the window's confident keypoints, side ``ratio`` times their extent."""
+    kp = np.array(keypoints, dtype=np.float64)
+    missing = ~np.isfinite(kp[..., :2]).all(-1) | (kp[..., 2] <= 0)
+    kp[missing] = 0.0
+    return normalise_persons(kp, ratio).astype(np.float32)
+
+
 def predict_smpl(
     encoder, head, keypoints: np.ndarray, clip_len: int, device: str | torch.device = "cpu", ratio: float = 1.0,
-    batch_size: int = 8,
+    batch_size: int = 8, precision: str = "fp32",
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """SMPL rotations (T, 24, 3, 3) and betas (10,) for a whole sequence of 2D keypoints, by the mesh head.
 
-    Windows of ``clip_len`` frames (overlapping by a third, the last ending at the last frame), each normalised as
-    the head was trained (``normalise_persons``: one square box over the window's confident keypoints, side
-    ``ratio`` times their extent; missing keypoints zeroed); shorter windows are padded with their last frame.
-    Per-frame rotations are blended across overlaps in the 6D representation and re-orthonormalised; the betas are
-    the mean over the frames of the per-window predictions (one body per sequence).
+    Windows of ``clip_len`` frames (``mocli.predict``, policy 'blend': overlapping by a third, the last ending at
+    the last frame), each normalised as the head was trained (``mesh_window_input``); shorter windows are padded
+    with their last frame. Per-frame rotations are blended across overlaps in the 6D representation and
+    re-orthonormalised; the betas are the mean over the frames of the per-window predictions (one body per
+    sequence). ``precision``: autocast ('fp32': none).
 
     Args:
         keypoints: (T, 17, 3) pixels + confidence, NaN where missing.
     """
-    from mocli.data.finetune_data import normalise_persons
-    from mocli.windows import merge_windows, plan_windows
 
-    T = len(keypoints)
-    stride = max(1, clip_len * 2 // 3)
-    windows = plan_windows(T, clip_len, min(stride, clip_len))
-    inputs = []
-    for s, e in windows:
-        kp = np.array(keypoints[s:e], dtype=np.float64)
-        missing = ~np.isfinite(kp[..., :2]).all(-1) | (kp[..., 2] <= 0)
-        kp[missing] = 0.0
-        x = normalise_persons(kp, ratio)
-        if len(x) < clip_len:
-            x = np.concatenate([x, np.repeat(x[-1:], clip_len - len(x), axis=0)])
-        inputs.append(x.astype(np.float32))
-    rot6d, betas = [], []
-    device = torch.device(device)
-    for i in range(0, len(inputs), batch_size):
-        x = torch.from_numpy(np.stack(inputs[i : i + batch_size])).to(device)
+    def smpl_6d(x: torch.Tensor) -> dict[str, torch.Tensor]:
         out = head(encoder.forward_features(x))
-        rot6d.append(matrix_to_rot6d(out["rotmats"]).float().cpu().numpy())
-        betas.append(out["betas"].float().cpu().numpy())
-    rot6d_all, betas_all = np.concatenate(rot6d), np.concatenate(betas)
-    per_window = [(r[: e - s], b[: e - s]) for r, b, (s, e) in zip(rot6d_all, betas_all, windows, strict=True)]
-    ramp = max(1, (clip_len - stride) // 2)
-    merged = merge_windows([r for r, _ in per_window], windows, T, ramp)  # (T, 24, 6)
-    shape = merge_windows([b for _, b in per_window], windows, T, ramp).mean(0)  # (10,)
+        return {"rot6d": matrix_to_rot6d(out["rotmats"]), "betas": out["betas"]}
+
+    plan = plan_sequence(len(keypoints), clip_len, "blend")
+    runtime = Runtime(batch_size, device, precision)
+    out = predict(smpl_6d, plan, runtime, make=lambda frames: mesh_window_input(keypoints[frames], ratio))
+    merged, shape = out["rot6d"], out["betas"].mean(0)  # (T, 24, 6), (10,)
     return rot6d_to_matrix(torch.from_numpy(merged)), torch.from_numpy(shape.astype(np.float32))
 
 
 def head_mesh(
-    body, encoder, head, keypoints: np.ndarray, joints3d: np.ndarray, clip_len: int, device="cpu", ratio=1.0
-) -> MeshSequence:
+    body, encoder, head, keypoints: np.ndarray, joints3d: np.ndarray, clip_len: int, device="cpu", ratio=1.0,
+    precision: str = "fp32",
+) -> MeshSequence:  # fmt: skip
     """SMPL meshes from the mesh head (``body`` a SmplBody); ``joints3d`` (T,17,3) lifted joints, NaN where
     missing, give the frames without the person and the reported distance."""
     t0 = time.perf_counter()
-    rot, betas = predict_smpl(encoder, head, keypoints, clip_len, device, ratio)
+    rot, betas = predict_smpl(encoder, head, keypoints, clip_len, device, ratio, precision=precision)
     present = np.isfinite(joints3d).all(axis=(1, 2))
     verts = body.vertices(rot, betas).numpy().astype(np.float32)
     with torch.no_grad():
@@ -189,6 +182,7 @@ class MeshExporter:
     device: str = "cpu"
     fit_options: FitOptions = FitOptions()
     obj: bool = True
+    precision: str = "fp32"  # the mesh head's autocast (fp32: none)
 
     @property
     def method(self) -> str:
@@ -198,18 +192,26 @@ class MeshExporter:
         """One person's meshes from (T,17,3) 2D keypoints (pixels + conf) and lifted joints (metres, NaN gaps)."""
         if self.head is not None:
             return head_mesh(self.body, self.encoder, self.head, keypoints, joints3d, self.clip_len, self.device,
-                             self.ratio)  # fmt: skip
+                             self.ratio, self.precision)  # fmt: skip
         return fit_mesh(self.body, joints3d, self.body_model, self.fit_options)
 
-    def write(self, result, out_dir: Path, unit: str) -> tuple[list[str], dict[str, Any]]:
-        """mesh.npz (+ the mesh/ OBJ folder) of one person (a MotionResult); returns (names, facts)."""
+    def write(self, result, out_dir: Path, unit: str, world: bool = False) -> tuple[list[str], dict[str, Any]]:
+        """mesh.npz (+ the mesh/ OBJ folder) of one person (a MotionResult); returns (names, facts).
+
+        mesh.npz keeps the vertices pelvis-relative and stores the result's trajectory as ``root`` (T,3) when it has
+        one; ``world``: the OBJ frames are placed at that trajectory (camera frame, Y up) instead of the origin.
+        """
         mesh = self.make(result.keypoints2d, result.joints3d)
         npz_name, obj_name = mesh_names(unit)
         t0 = time.perf_counter()
-        write_mesh_npz(mesh, out_dir / npz_name, result.fps, result.missing)
+        root = getattr(result, "root", None)
+        write_mesh_npz(mesh, out_dir / npz_name, result.fps, result.missing, root=root)
         files = [npz_name]
         if self.obj:
-            write_obj_frames(mesh, out_dir / obj_name)
+            placed = mesh
+            if world and root is not None:
+                placed = replace(mesh, vertices=mesh.vertices + np.asarray(root, np.float32)[:, None, :])
+            write_obj_frames(placed, out_dir / obj_name)
             files.append(obj_name + "/")
         facts = {"file": npz_name, "body_model": mesh.body_model, "method": mesh.method,
                  "vertices": int(mesh.vertices.shape[1]), "frames_with_mesh": int(mesh.present.sum()),
@@ -231,11 +233,13 @@ def mesh_exporter(
     device: str | torch.device = "cpu",
     fit_options: FitOptions = FitOptions(),
     obj: bool = True,
+    precision: str = "fp32",
 ) -> MeshExporter:
     """The MeshExporter for ``--body-model`` (auto, smpl, anny) and ``--smpl-dir``.
 
     A missing or wrong SMPL file is a one-line MocliError naming the files and where to put them. With SMPL and a
-    checkpoint (``checkpoint`` path, ``encoder`` its loaded model) holding a mesh head, the head is used.
+    checkpoint (``checkpoint`` path, ``encoder`` its loaded model) holding a mesh head, the head is used, with
+    autocast at ``precision`` ('fp32': none), as the lifter.
     """
     if body_model not in BODY_MODELS:
         raise MocliError(f"unknown body model {body_model!r}: expected {', '.join(BODY_MODELS)}")
@@ -246,7 +250,8 @@ def mesh_exporter(
         files = find_smpl_files(smpl_dir)
         body = SmplBody(BodyModel.from_files(files)).eval()
         head = load_mesh_head(checkpoint, encoder) if checkpoint is not None and encoder is not None else None
-        exporter = MeshExporter("smpl", body, fit_options=fit_options, device=str(device), obj=obj)
+        exporter = MeshExporter("smpl", body, fit_options=fit_options, device=str(device), obj=obj,
+                                precision=precision)  # fmt: skip
         if head is not None:
             info = getattr(encoder, "checkpoint_info", {}) or {}
             data = (info.get("train_config") or {}).get("data") or {}
@@ -258,4 +263,4 @@ def mesh_exporter(
         return exporter
     from mocli.mesh.anny import AnnyBody
 
-    return MeshExporter("anny", AnnyBody(), fit_options=fit_options, device=str(device), obj=obj)
+    return MeshExporter("anny", AnnyBody(), fit_options=fit_options, device=str(device), obj=obj, precision=precision)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mocli.utils.io import atomic_path
+from mocli.utils.io import atomic_path, save_npz
 
 __all__ = ["MeshSequence", "write_mesh_npz", "write_obj", "write_obj_frames", "CAMERA_TO_Y_UP"]
 
@@ -51,8 +51,12 @@ class MeshSequence:
         return np.isfinite(self.vertices).all(axis=(1, 2))
 
 
-def write_mesh_npz(mesh: MeshSequence, path: str | os.PathLike, fps: float, missing: np.ndarray) -> Path:
-    """``mesh.npz``: vertices, faces, joints3d, error_mm, body_model, method, fps, missing_frames, units + params."""
+def write_mesh_npz(
+    mesh: MeshSequence, path: str | os.PathLike, fps: float, missing: np.ndarray, root: np.ndarray | None = None
+) -> Path:
+    """``mesh.npz``: vertices, faces, joints3d, error_mm, body_model, method, fps, missing_frames, units + params,
+    and ``root`` (T,3) metres, the pelvis in the camera frame, when a trajectory is given (vertices + root[:, None]
+    places the meshes in the camera frame)."""
     arrays: dict[str, Any] = {
         "vertices": mesh.vertices.astype(np.float32),
         "faces": mesh.faces.astype(np.int32),
@@ -64,11 +68,10 @@ def write_mesh_npz(mesh: MeshSequence, path: str | os.PathLike, fps: float, miss
         "missing_frames": np.asarray(missing, dtype=np.int64),
         "units": np.array("metres"),
     }
+    if root is not None:
+        arrays["root"] = np.asarray(root, dtype=np.float32)
     arrays.update({k: v for k, v in mesh.params.items() if k not in arrays})
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-    return Path(path)
+    return save_npz(path, arrays)
 
 
 def _faces_text(faces: np.ndarray) -> str:

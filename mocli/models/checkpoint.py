@@ -1,5 +1,8 @@
 """mocli checkpoints: self-describing files that load with ``torch.load(..., weights_only=True)``.
 
+``load_checkpoint`` is the one way to read one (a file, a run folder or a weights name); ``read_torch_file`` is the
+only place mocli unpickles anything, and the MotionBERT import reads release files through it.
+
 Layout (a plain dict of tensors, numbers, strings, lists and dicts, so no pickled code is ever executed)::
 
     format          "mocli-checkpoint"
@@ -20,6 +23,8 @@ Layout (a plain dict of tensors, numbers, strings, lists and dicts, so no pickle
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,7 @@ import torch
 from mocli._version import __version__
 from mocli.errors import CheckpointError
 from mocli.models.dstformer import DSTformer, DSTformerConfig
-from mocli.models.registry import KINDS, arch_kind
+from mocli.models.registry import KINDS, arch_kind, resolve_weights
 from mocli.models.stmo import STMO, STMOConfig
 from mocli.utils.io import atomic_path
 
@@ -66,31 +71,104 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate a mocli checkpoint with ``weights_only=True``."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except Exception as e:  # unpickling refused, truncated file, not a torch file
-        if "Unsupported global" in str(e):
-            raise CheckpointError(
-                f"{path}: holds pickled Python objects, which mocli never executes; for a released MotionBERT "
-                "file use `mocli weights import motionbert`"
-            ) from None
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a loadable checkpoint ({first[:200]})") from None
+def load_checkpoint(source: str | os.PathLike) -> dict[str, Any]:
+    """The one way mocli reads its checkpoints: resolve, read with ``weights_only=True``, validate.
+
+    Args:
+        source: a checkpoint file, a run folder (``runs/pretrain/NAME/``: its model.pt, else best.pt, else
+            last.pt) or a weights name (``mocli weights list``).
+    Returns:
+        The checkpoint dict (see the module docstring); ``resolve_weights(source)`` names the file it came from.
+    Raises:
+        MocliError: no such file, folder or weights name.
+        CheckpointError: the file is not a mocli checkpoint (what it is instead is named), or a newer format.
+    """
+    path = resolve_weights(source)
+    ckpt = read_torch_file(path)
     validate_checkpoint(ckpt, str(path))
     return ckpt
 
 
+def read_torch_file(path: str | os.PathLike, safe_globals: Sequence[Any] = ()) -> Any:
+    """The contents of a file written by ``torch.save``, unpickled with ``weights_only=True``: tensors, numbers,
+    strings and containers only (plus ``safe_globals``), so no code in the file ever runs.
+
+    Raises:
+        CheckpointError: one line saying what the file is instead (empty, truncated, another format, pickled
+            code), never advice to load it unsafely.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file (a folder, pipe or device); a checkpoint is a file")
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for files it cannot read
+        raise CheckpointError(f"{path}: {_what_went_wrong(path, e)}") from None
+
+
+_EXPECTED = "mocli expected a checkpoint written by torch.save"
+
+
+def _what_went_wrong(path: Path, error: Exception) -> str:
+    """What a file that ``torch.load(weights_only=True)`` refused is, in words (torch's own text is not quoted)."""
+    if isinstance(error, OSError):
+        return f"cannot be read ({error.strerror or type(error).__name__})"
+    message = str(error)
+    if match := re.search(r"GLOBAL ([\w.]+)", message):
+        return (
+            f"holds pickled Python code ({match[1]}), which mocli never runs; {_EXPECTED} holding tensors, numbers "
+            "and strings only (released MotionBERT files: `mocli weights import motionbert`)"
+        )
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if size == 0:
+        return f"is empty (0 bytes); {_EXPECTED}"
+    if head.startswith(b"PK"):
+        if "central directory" in message or "failed reading zip" in message:
+            return (
+                f"is a truncated or damaged torch file ({size} bytes: its zip index is missing); save or copy it again"
+            )
+        return f"is a zip archive but not a torch checkpoint (a numpy .npz?); {_EXPECTED}"
+    if head.startswith(b"\x80"):
+        return f"is a Python pickle that is truncated or was not written by torch.save ({size} bytes); {_EXPECTED}"
+    return f"is not a torch checkpoint ({size} bytes, starting {head!r}); {_EXPECTED}"
+
+
+def _looks_like_motionbert(ckpt: dict[str, Any]) -> bool:
+    """A released MotionBERT file: a state dict under 'model_pos' or 'model' with DSTformer tensor names."""
+    for key in ("model_pos", "model"):
+        state = ckpt.get(key)
+        if isinstance(state, dict):
+            names = {str(k).removeprefix("module.").removeprefix("backbone.") for k in state}
+            if "joints_embed.weight" in names and any(n.startswith("blocks_st.") for n in names):
+                return True
+    return False
+
+
 def validate_checkpoint(ckpt: Any, where: str) -> None:
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        hint = ""
-        if isinstance(ckpt, dict) and ({"model_pos", "model"} & set(ckpt)):
-            hint = " (it looks like a MotionBERT checkpoint: convert it with `mocli weights import motionbert`)"
-        raise CheckpointError(f"{where}: not a mocli checkpoint{hint}")
+    """Raise a CheckpointError unless ``ckpt`` is a mocli checkpoint this version reads (saying what it is instead)."""
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(
+            f"{where}: not a mocli checkpoint (it holds a {type(ckpt).__name__}, {_EXPECTED} by mocli)"
+        )
+    if ckpt.get("format") != FORMAT:
+        if _looks_like_motionbert(ckpt):
+            raise CheckpointError(
+                f"{where}: a released MotionBERT checkpoint, not a mocli one: convert it with "
+                "`mocli weights import motionbert`"
+            )
+        keys = ", ".join(repr(k) for k in sorted(map(str, ckpt))[:6]) or "none"
+        raise CheckpointError(
+            f"{where}: not a mocli checkpoint (a dict with keys {keys}; mocli expected format {FORMAT!r}, written by "
+            "mocli pretrain, finetune or weights import)"
+        )
     if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(
             f"{where}: written by a newer mocli (checkpoint format {ckpt['format_version']}, this mocli reads "

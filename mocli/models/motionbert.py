@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from mocli.errors import CheckpointError, InputError, MissingDependencyError
-from mocli.models.checkpoint import build_checkpoint
+from mocli.models.checkpoint import build_checkpoint, read_torch_file
 from mocli.models.dstformer import DSTformer, DSTformerConfig
 from mocli.models.registry import ARCHS
 
@@ -95,16 +95,12 @@ def _read(path: Path) -> dict[str, Any]:
     # numpy reconstruction helpers, nothing else, under weights_only.
     safe = [np.core.multiarray.scalar, np.dtype, np.ndarray, np.core.multiarray._reconstruct]
     safe += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32")]
-    try:
-        with torch.serialization.safe_globals(safe):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({first[:200]})") from None
+    obj = read_torch_file(path, safe_globals=safe)
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: expected a dict with 'model_pos' or 'model', got {type(obj).__name__}")
+        raise CheckpointError(
+            f"{path}: not a MotionBERT release file (it holds a {type(obj).__name__}; expected a dict with a state "
+            "dict under 'model_pos' or 'model')"
+        )
     return obj
 
 
@@ -116,7 +112,10 @@ def split_motionbert(obj: dict[str, Any], where: str) -> tuple[dict[str, torch.T
             state = obj[key]
             break
     else:
-        raise CheckpointError(f"{where}: no 'model_pos' or 'model' state dict (keys: {sorted(obj)[:8]})")
+        keys = ", ".join(repr(k) for k in sorted(map(str, obj))[:8]) or "none"
+        raise CheckpointError(
+            f"{where}: not a MotionBERT release file (keys {keys}; expected a state dict under 'model_pos' or 'model')"
+        )
     state = {k.removeprefix("module."): v for k, v in state.items()}
     if not any(k.startswith("backbone.") for k in state):
         return state, {}, "pose3d"

@@ -1,19 +1,19 @@
-"""MPM on the DSTformer: one shared spatio-temporal encoder for masked 2D, masked 3D and masked 2D -> 3D modelling.
+"""P-STMO's masked pose modelling model: an MAE-style encoder (STMO's or a DSTformer) and a light 2D decoder.
 
-MPM (REFERENCE.md, "P-STMO and MPM") pairs separate light 2D and 3D input encoders and separate 2D and 3D decoders
-with one shared spatial-temporal encoder. Here the shared encoder is a standard DSTformer, and the MPM-only parts
-live in one task head (``MpmParts``, saved as the checkpoint's ``heads["mpm2d3d"]``):
+    MaskedPoseModel(x, visible, joint_mask) -> (B,T,J,2) reconstructed normalised 2D
 
-    2D path   (B,T,J,3) normalised x, y + confidence -> DSTformer.embed (its own Linear(3 -> C))
-    3D path   (B,T,J,3) normalised 3D (the lift target's units)  -> embed_3d (Linear(3 -> H), GELU, Linear(H -> C))
-    masking   masked joints' tokens are replaced by a learned token (mask_token_2d / mask_token_3d, (C,)) after the
-              embedding, so nothing of a masked joint's values reaches the encoder
-    trunk     + the DSTformer's joint and time embeddings -> its levels -> norm -> pre_logits + tanh: E (B,T,J,D_rep)
-    decoders  decoder_2d: E -> (B,T,J,2) normalised x, y; decoder_3d: E -> (B,T,J,3) normalised 3D;
-              lifting (2D -> 3D): the DSTformer's own pose head (Linear(D_rep -> 3))
+1. spatial masking: joints with ``joint_mask`` True get a learned token (``decoder.spatial_token``, dim_in values)
+   in place of their x, y (and confidence for a 3-channel model);
+2. temporal masking: only the visible frames ``visible`` (B,Tv) are gathered and encoded, each with its own temporal
+   position: STMO ``forward_features(x, frames)`` -> (B,Tv,dim), DSTformer ``forward_features(x, frames)`` ->
+   (B,Tv,J,dim_rep) flattened to (B,Tv,J*dim_rep). The encoder never sees a masked frame;
+3. ``MaskedPoseDecoder``: Linear(features -> dim) per visible frame, a learned mask token in every masked frame,
+   learned temporal positions for all T frames, ``depth`` transformer blocks over T, LayerNorm, Linear(-> J*2).
 
-So the encoder part of a checkpoint is a plain DSTformer whose 2D -> 3D path (embed -> trunk -> head) is the MPM
-lifting path: ``mocli.load_model`` gives a working lifter, and a finetune can start from it as from any pretraining.
+The decoder (with the spatial token) is the pretext head: in checkpoints it is ``heads["mpm"]`` (kind
+'mpm-decoder'); 'model' holds the backbone alone, so a pretraining run's model.pt loads with ``mocli.load_model``.
+Backbone parameters the pretext does not use (STMO's strided part and heads, the DSTformer's pose head) are frozen
+while pretraining (they keep their initial values).
 """
 
 from __future__ import annotations
@@ -21,146 +21,115 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mocli.errors import CheckpointError
-from mocli.models.checkpoint import model_from_checkpoint
-from mocli.models.dstformer import DSTformer
-from mocli.models.heads import HeadModel, load_head_state
+from mocli.models.checkpoint import check_state_dict
+from mocli.models.dstformer import Block, DSTformer
+from mocli.models.stmo import STMO
 
-__all__ = ["MPM_HEAD", "MPM_TASKS", "MpmParts", "Mpm2d3dModel", "encode_tokens", "mpm_model_from_checkpoint"]
+__all__ = ["DECODER_KIND", "HEAD_NAME", "MaskedPoseDecoder", "MaskedPoseModel", "feature_dim"]
 
-MPM_HEAD = "mpm2d3d"  # the heads[...] entry (task name and kind) of the MPM parts
-MPM_TASKS = ("2d", "3d", "lift")  # masked 2D -> 2D, masked 3D -> 3D, masked 2D -> 3D
-
-
-class _Mlp(nn.Module):
-    """Linear(dim_in -> hidden), exact GELU, Linear(hidden -> dim_out), applied to the last axis."""
-
-    def __init__(self, dim_in: int, hidden: int, dim_out: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim_in, hidden)
-        self.fc2 = nn.Linear(hidden, dim_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+DECODER_KIND = "mpm-decoder"
+HEAD_NAME = "mpm"
 
 
-class MpmParts(nn.Module):
-    """The MPM-only modules next to a DSTformer: 3D input encoder, mask tokens, 2D and 3D decoders.
+def feature_dim(backbone: nn.Module) -> int:
+    """Width of one frame's encoder features: STMO dim, DSTformer J * dim_rep."""
+    cfg = backbone.cfg
+    return cfg.dim if isinstance(backbone, STMO) else cfg.num_joints * cfg.dim_rep
 
-    Args:
-        dim_feat: the DSTformer's C (token width).
-        dim_rep: the DSTformer's D_rep (motion representation width).
-        hidden_dim: hidden width of embed_3d, decoder_2d and decoder_3d.
-        root_relative: whether the 3D units are root-relative per frame (the training data's convention; read by
-            ``mocli.completion``, not a tensor).
-        clip_len: the training clip length (frames; the completion window).
+
+class MaskedPoseDecoder(nn.Module):
+    """(B,Tv,feat_dim) visible-frame features + their positions -> (B,T,J,2) normalised 2D of all T frames.
+
+    Also holds the learned spatial mask token (dim_in values) the model puts in masked joints before encoding.
     """
 
     def __init__(
-        self, dim_feat: int = 512, dim_rep: int = 512, hidden_dim: int = 512, root_relative: bool = True,
-        clip_len: int = 243,
+        self, feat_dim: int, dim_in: int = 2, num_joints: int = 17, maxlen: int = 243, dim: int = 256,
+        depth: int = 2, num_heads: int = 8, mlp_ratio: float = 2.0, norm_eps: float = 1e-6,
     ) -> None:  # fmt: skip
         super().__init__()
-        self.root_relative, self.clip_len = bool(root_relative), int(clip_len)
-        self.mask_token_2d = nn.Parameter(torch.zeros(dim_feat))
-        self.mask_token_3d = nn.Parameter(torch.zeros(dim_feat))
-        self.embed_3d = _Mlp(3, hidden_dim, dim_feat)
-        self.decoder_2d = _Mlp(dim_rep, hidden_dim, 2)
-        self.decoder_3d = _Mlp(dim_rep, hidden_dim, 3)
+        self.num_joints = num_joints
+        self.spatial_token = nn.Parameter(torch.zeros(dim_in))
+        self.embed = nn.Linear(feat_dim, dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, maxlen, dim))
+        self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio, "temporal", norm_eps) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.out = nn.Linear(dim, num_joints * 2)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
-        nn.init.trunc_normal_(self.mask_token_2d, std=0.02)
-        nn.init.trunc_normal_(self.mask_token_3d, std=0.02)
+        for p in (self.spatial_token, self.mask_token, self.pos):
+            nn.init.trunc_normal_(p, std=0.02)
+
+    def forward(self, feats: torch.Tensor, visible: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """feats (B,Tv,feat_dim), visible (B,Tv) long frame indices, T -> (B,T,J,2)."""
+        B, Tv, _ = feats.shape
+        h = self.embed(feats)  # (B,Tv,dim)
+        full = self.mask_token.to(h.dtype).expand(B, num_frames, h.shape[-1])
+        full = full.scatter(1, visible[..., None].expand_as(h), h)  # visible frames in place, mask tokens elsewhere
+        full = (full + self.pos[:, :num_frames])[:, :, None]  # (B,T,1,dim): the blocks attend over T
+        for block in self.blocks:
+            full = block(full)
+        return self.out(self.norm(full[:, :, 0])).reshape(B, num_frames, self.num_joints, 2)
 
 
-def encode_tokens(encoder: DSTformer, tokens: torch.Tensor) -> torch.Tensor:
-    """The DSTformer after its input embedding: (B,T,J,C) joint tokens -> motion representation E (B,T,J,D_rep).
+class MaskedPoseModel(nn.Module):
+    """Backbone (STMO or DSTformer) + ``MaskedPoseDecoder``: masked clips -> reconstructed 2D. See the module doc."""
 
-    ``encode_tokens(enc, enc.embed(x))`` equals ``enc.forward_features(x)``.
-    """
-    B, T, J, _ = tokens.shape
-    if T > encoder.cfg.maxlen:
-        raise ValueError(f"clip of {T} frames is longer than this model's maxlen {encoder.cfg.maxlen}")
-    if J != encoder.cfg.num_joints:
-        raise ValueError(f"expected {encoder.cfg.num_joints} joints, got {J}")
-    x = tokens + encoder.joint_pos + encoder.time_pos[:, :T]
-    for level in encoder.levels:
-        x = level(x)
-    return torch.tanh(encoder.pre_logits(encoder.norm(x)))
-
-
-class Mpm2d3dModel(HeadModel):
-    """DSTformer + ``MpmParts``: ``model(x, mask, task)`` for the three MPM tasks.
-
-    Args of ``forward``:
-        x: (B,T,J,3) normalised 2D + confidence (tasks '2d', 'lift') or normalised 3D (task '3d').
-        mask: (B,T,J) bool, True = masked (the joint's values are never read), or None (nothing masked).
-        task: '2d' -> (B,T,J,2) normalised x, y; '3d' -> (B,T,J,3) normalised 3D; 'lift' -> (B,T,J,3) normalised 3D.
-
-    ``model(x)`` is the unmasked lifting, identical to the DSTformer's own ``encoder(x)``.
-    In training mode every parameter joins the graph with weight 0 (the parts of the other tasks too), so that a
-    DistributedDataParallel step finds a gradient for all of them.
-    """
-
-    def __init__(self, encoder: DSTformer, parts: MpmParts, config: dict[str, Any]) -> None:
-        super().__init__(encoder, parts, MPM_HEAD, MPM_HEAD, config)
+    def __init__(self, backbone: DSTformer | STMO, decoder: MaskedPoseDecoder, decoder_config: dict[str, Any]):
+        super().__init__()
+        self.backbone, self.decoder = backbone, decoder
+        self.decoder_config = dict(decoder_config)
 
     @property
-    def parts(self) -> MpmParts:
-        return self.head
+    def cfg(self):
+        """The backbone's config."""
+        return self.backbone.cfg
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, task: str = "lift") -> torch.Tensor:
-        if task not in MPM_TASKS:
-            raise ValueError(f"unknown MPM task {task!r}; expected one of {', '.join(MPM_TASKS)}")
-        parts = self.parts
-        if mask is not None:
-            x = x.masked_fill(mask[..., None], 0.0)  # masked values (even NaN) never reach a Linear
-        tokens = parts.embed_3d(x) if task == "3d" else self.encoder.embed(x)
-        if mask is not None:
-            token = parts.mask_token_3d if task == "3d" else parts.mask_token_2d
-            tokens = torch.where(mask[..., None], token.to(tokens.dtype), tokens)
-        feats = encode_tokens(self.encoder, tokens)
-        if task == "2d":
-            out = parts.decoder_2d(feats)
-        elif task == "3d":
-            out = parts.decoder_3d(feats)
+    def masked_input(self, x: torch.Tensor, joint_mask: torch.Tensor) -> torch.Tensor:
+        """(B,T,J,C) normalised x, y [+ confidence], (B,T,J) bool -> (B,T,J,dim_in) with the token in masked joints."""
+        want = self.backbone.cfg.dim_in
+        if x.shape[-1] >= want:
+            x = x[..., :want]
+        elif x.shape[-1] == 2 and want == 3:
+            x = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1)
         else:
-            out = self.encoder.forward_head(feats)
-        if self.training and torch.is_grad_enabled():
-            out = out + 0.0 * sum(p.reshape(-1)[0] for p in self.parameters() if p.requires_grad)
-        return out
+            raise ValueError(f"expected (B,T,J,2) or (B,T,J,3) input, got {tuple(x.shape)}")
+        return torch.where(joint_mask[..., None].bool(), self.decoder.spatial_token.to(x.dtype), x)
 
+    def encode(self, x: torch.Tensor, visible: torch.Tensor, joint_mask: torch.Tensor) -> torch.Tensor:
+        """Encoder features (B,Tv,feat_dim) of the visible frames only (masked frames are never gathered)."""
+        x = self.masked_input(x, joint_mask)
+        B, T, J, C = x.shape
+        x_vis = x.gather(1, visible[:, :, None, None].expand(B, visible.shape[1], J, C))  # (B,Tv,J,C)
+        feats = self.backbone.forward_features(x_vis, frames=visible)
+        return feats.flatten(2) if feats.ndim == 4 else feats  # DSTformer (B,Tv,J,D) -> (B,Tv,J*D)
 
-def mpm_config(encoder: DSTformer, hidden_dim: int = 0, root_relative: bool = True, clip_len: int = 243) -> dict:
-    """The ``MpmParts`` constructor config for ``encoder`` (``hidden_dim`` 0: the encoder's D_rep)."""
-    cfg = encoder.cfg
-    return {
-        "dim_feat": cfg.dim_feat, "dim_rep": cfg.dim_rep, "hidden_dim": int(hidden_dim or cfg.dim_rep),
-        "root_relative": bool(root_relative), "clip_len": int(min(clip_len, cfg.maxlen)),
-    }  # fmt: skip
+    def forward(self, x: torch.Tensor, visible: torch.Tensor, joint_mask: torch.Tensor) -> torch.Tensor:
+        """x (B,T,J,C) clean normalised 2D [+ conf], visible (B,Tv) long sorted, joint_mask (B,T,J) bool
+        -> (B,T,J,2) normalised x, y of every frame."""
+        return self.decoder(self.encode(x, visible, joint_mask), visible, x.shape[1])
 
+    def checkpoint_parts(self) -> tuple[nn.Module, dict[str, dict[str, Any]]]:
+        """(backbone, {"mpm": decoder entry}) for ``build_checkpoint``."""
+        state = {k: v.detach().cpu() for k, v in self.decoder.state_dict().items()}
+        return self.backbone, {
+            HEAD_NAME: {"kind": DECODER_KIND, "config": dict(self.decoder_config), "state_dict": state}
+        }
 
-def new_mpm_model(encoder: DSTformer, **config: Any) -> Mpm2d3dModel:
-    """A DSTformer with freshly initialised MPM parts (``config``: see ``mpm_config``)."""
-    full = mpm_config(encoder, **config)
-    return Mpm2d3dModel(encoder, MpmParts(**full), full)
-
-
-def mpm_model_from_checkpoint(ckpt: dict[str, Any], where: str = "checkpoint") -> Mpm2d3dModel:
-    """The Mpm2d3dModel of a checkpoint written by ``mocli pretrain --pretext mpm2d3d`` (encoder and MPM head)."""
-    entry = ckpt.get("heads", {}).get(MPM_HEAD)
-    if entry is None:
-        raise CheckpointError(
-            f"{where}: no {MPM_HEAD} head (heads: {', '.join(ckpt.get('heads', {})) or 'none'}); "
-            "train one with `mocli pretrain --pretext mpm2d3d`"
-        )
-    encoder = model_from_checkpoint(ckpt, where)
-    config = dict(entry["config"])
-    parts = MpmParts(**config)
-    load_head_state(parts, entry["state_dict"], f"{where}: {MPM_HEAD} head")
-    return Mpm2d3dModel(encoder, parts, config)
+    def load_checkpoint_parts(self, ckpt: dict[str, Any]) -> None:
+        """Load the backbone ('model') and the decoder (heads['mpm']) of a mocli checkpoint."""
+        check_state_dict(self.backbone, ckpt["model"], "backbone")
+        self.backbone.load_state_dict(ckpt["model"])
+        entry = ckpt.get("heads", {}).get(HEAD_NAME)
+        if entry is None or entry.get("kind") != DECODER_KIND:
+            raise CheckpointError(
+                f"checkpoint has no {HEAD_NAME!r} decoder head (heads: {', '.join(ckpt.get('heads', {}))})"
+            )
+        check_state_dict(self.decoder, entry["state_dict"], "mpm decoder")
+        self.decoder.load_state_dict(entry["state_dict"])

@@ -85,17 +85,48 @@ def find_weights() -> dict[str, tuple[str, Path]]:
     """Every weights file by name: name -> (origin 'shipped' | 'user', path). User weights shadow shipped ones."""
     found: dict[str, tuple[str, Path]] = {}
     for origin, folder in (("shipped", shipped_weights_dir()), ("user", user_weights_dir())):
-        if folder.is_dir():
-            for path in sorted(folder.glob(f"*{WEIGHTS_SUFFIX}")):
-                found[path.name[: -len(WEIGHTS_SUFFIX)]] = (origin, path)
+        for path in _weights_files(folder, origin):
+            found[path.name[: -len(WEIGHTS_SUFFIX)]] = (origin, path)
     return found
 
 
+def _weights_files(folder: Path, origin: str) -> list[Path]:
+    """The ``*.pt`` files of a weights folder, sorted by name ([] when the folder does not exist).
+
+    Raises:
+        MocliError: the folder exists but cannot be listed (permissions, I/O error), named in one line.
+    """
+    try:
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.name.endswith(WEIGHTS_SUFFIX))
+    except OSError as e:
+        hint = "fix its permissions or set MOCLI_HOME to another folder" if origin == "user" else "reinstall mocli"
+        raise MocliError(f"{folder}: cannot read this weights folder ({e.strerror or e}); {hint}") from None
+
+
+RUN_CHECKPOINTS = ("model.pt", "best.pt", "last.pt")  # what a run folder offers, in the order it is taken
+
+
 def resolve_weights(path_or_name: str | os.PathLike) -> Path:
-    """A checkpoint path from a file path or a weights name (``mocli weights list`` shows the names)."""
+    """A checkpoint path from a file path, a run folder or a weights name (``mocli weights list`` shows the names).
+
+    A run folder (``runs/pretrain/NAME/``, ``runs/finetune/NAME/``) gives its ``model.pt``, else ``best.pt``, else
+    ``last.pt``.
+
+    Raises:
+        MocliError: no such file, folder or name; a folder without a checkpoint; a path that is not a regular file.
+    """
     path = Path(path_or_name).expanduser()
     if path.is_file():
         return path
+    if path.is_dir():
+        found = [path / f for f in RUN_CHECKPOINTS if (path / f).is_file()]
+        if not found:
+            raise MocliError(f"{path}: the folder holds no {', '.join(RUN_CHECKPOINTS[:-1])} or {RUN_CHECKPOINTS[-1]}")
+        return found[0]
+    if path.exists():
+        raise MocliError(f"{path}: not a regular file (a pipe or device); a checkpoint is a file")
     known = find_weights()
     name = str(path_or_name)
     if name in known:

@@ -1,10 +1,11 @@
 """The ``action-text`` pretext (ActionPose): align a pooled motion embedding with text embeddings of action labels.
 
-Model (``ActionTextModel``): the DSTformer runs its first ``layer`` levels (``TextConfig.layer``; 0 = the middle,
-ceil(depth / 2)); a learned class token reads those (B,T,J,C) features by one multi-head cross-attention (the token
-is the query, the T*J joint features are keys and values; the encoder's own layers are not re-run with the token),
-then an MLP block, LayerNorm and Linear(C -> text dim) give the motion embedding, L2-normalised. The remaining levels
-and the pose head still give the 3D pose, so the lift loss can be trained alongside (``text.lift_weight``).
+Model (``ActionTextModel``, in ``mocli.models.action_text``): the DSTformer runs its first ``layer`` levels
+(``TextConfig.layer``; 0 = the middle, ceil(depth / 2)); a learned class token reads those (B,T,J,C) features by
+one multi-head cross-attention (the token is the query, the T*J joint features are keys and values; the encoder's
+own layers are not re-run with the token), then an MLP block, LayerNorm and Linear(C -> text dim) give the motion
+embedding, L2-normalised. The remaining levels and the pose head still give the 3D pose, so the lift loss can be
+trained alongside (``text.lift_weight``).
 
 Loss (``action_text_loss``, pure): with unit motion embeddings z (B,D), unit text embeddings t (K,D) of the K
 labels, logits = z t^T / temperature and p = softmax(logits):
@@ -25,13 +26,12 @@ is in the label set.
 
 Checkpoints hold the encoder under 'model' and ``heads['action-text']`` = {"kind": "action-text", "config",
 "state_dict" (pooling, projection and the (K, D) label text embeddings), "labels" (the K label strings)}, so a
-trained checkpoint ranks its own labels without the text package (``rank_labels``).
+trained checkpoint ranks its own labels without the text package (``rank_labels``, in ``mocli.action_labels``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -44,16 +44,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mocli.action_labels import LabelRanking, rank_labels
 from mocli.config import DataConfig, RunConfig, TextConfig, config_to_dict
 from mocli.data.clips import ClipIndex, LiftClipDataset, MotionSource, subsample
-from mocli.data.finetune_data import resample_indices
-from mocli.errors import CheckpointError, MocliError
+from mocli.data.transforms import resample_indices
+from mocli.errors import MocliError
 from mocli.losses import LiftLossWeights, lift_loss
-from mocli.models.checkpoint import check_state_dict, load_checkpoint, model_from_checkpoint
+from mocli.models.action_text import (
+    TASK,
+    ActionTextHead,
+    ActionTextModel,
+    ClassTokenPool,
+    build_head,
+    load_action_text_model,
+    middle_level,
+)
+from mocli.models.checkpoint import model_from_checkpoint
 from mocli.models.dstformer import DSTformer
-from mocli.models.registry import arch_config, create_model, resolve_weights
+from mocli.models.registry import arch_config, create_model
 from mocli.skeleton import H36M_17
-from mocli.text import TextEmbedder, check_text_model, get_embedder, label_text
+from mocli.text import check_text_model, get_embedder, label_text
 
 __all__ = [
     "TASK",
@@ -79,8 +89,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-TASK = "action-text"  # the heads[] entry and the head kind
 
 # The six body parts of the H36M-17 skeleton (joint indices; every joint is in exactly one part).
 BODY_PARTS: dict[str, tuple[int, ...]] = {
@@ -176,126 +184,12 @@ def mirror_label(label: str) -> str:
     return re.sub(r"(?<![A-Za-z])(left|right)(?![A-Za-z])", lambda m: swap[m.group(1)], label)
 
 
+# Model: ``mocli.models.action_text`` (ActionTextModel, its head and loading)
 # ----------------------------------------------------------------------------------------------------------------------
-# Model
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-class ClassTokenPool(nn.Module):
-    """A learned class token reads (B,T,J,C) features: cross-attention (token = query, the T*J joint features =
-    keys/values, ``num_heads`` heads), residual, then a pre-LayerNorm MLP block. Output (B,C)."""
-
-    def __init__(self, dim: int, num_heads: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
-        self.token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.norm_kv = nn.LayerNorm(dim, eps=eps)
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.norm_mlp = nn.LayerNorm(dim, eps=eps)
-        self.fc1 = nn.Linear(dim, 2 * dim)
-        self.fc2 = nn.Linear(2 * dim, dim)
-        nn.init.trunc_normal_(self.token, std=0.02)
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        B, T, J, C = feats.shape
-        H = self.num_heads
-        kv = self.kv(self.norm_kv(feats).reshape(B, T * J, C)).view(B, T * J, 2, H, C // H)
-        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, T*J, C/H) each
-        q = self.q(self.token).view(1, H, 1, C // H).expand(B, H, 1, C // H)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, H, 1, C/H)
-        x = self.token[:, 0] + self.proj(out.reshape(B, C))  # (B, C)
-        return x + self.fc2(F.gelu(self.fc1(self.norm_mlp(x))))
-
-
-class ActionTextHead(nn.Module):
-    """Pooling and projection to the text space, plus the label set's text embeddings (buffer ``label_emb`` (K, D)).
-
-    (B,T,J,dim) features -> (B, text_dim) unit motion embeddings.
-    """
-
-    def __init__(self, dim: int, num_heads: int, text_dim: int, num_labels: int) -> None:
-        super().__init__()
-        self.pool = ClassTokenPool(dim, num_heads)
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.proj = nn.Linear(dim, text_dim)
-        self.register_buffer("label_emb", torch.zeros(num_labels, text_dim))
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.proj(self.norm(self.pool(feats))).float(), dim=-1)
-
-
-def _middle(depth: int) -> int:
-    return max(1, math.ceil(depth / 2))
-
-
-class ActionTextModel(nn.Module):
-    """The encoder and the action-text head.
-
-    ``forward(x)`` with x (B,T,J,3) normalised x, y + confidence returns {'embedding': (B, text_dim) unit vectors,
-    'pose': (B,T,J,3) normalised 3D from the full encoder, or None with ``pose=False``}.
-
-    ``config`` (stored with the head): dim, num_heads, text_dim, num_labels, layer (levels before pooling),
-    text_model, prompt, temperature; ``labels`` the K label strings (index = label id).
-    """
-
-    def __init__(self, encoder: DSTformer, head: ActionTextHead, config: dict[str, Any], labels: Sequence[str]):
-        super().__init__()
-        self.encoder, self.text_head = encoder, head
-        self.config, self.labels = dict(config), list(labels)
-        self.layer = int(config["layer"])
-
-    @property
-    def cfg(self):
-        """The encoder's DSTformerConfig."""
-        return self.encoder.cfg
-
-    def forward(self, x: torch.Tensor, pose: bool = True) -> dict[str, torch.Tensor | None]:
-        enc = self.encoder
-        B, T, J, _ = x.shape
-        if T > enc.cfg.maxlen:
-            raise ValueError(f"clip of {T} frames is longer than this model's maxlen {enc.cfg.maxlen}")
-        h = enc.embed(x) + enc.joint_pos + enc.time_pos[:, :T]  # (B,T,J,C), as DSTformer.forward_features
-        for level in enc.levels[: self.layer]:
-            h = level(h)
-        emb = self.text_head(h)
-        if not pose:
-            return {"embedding": emb, "pose": None}
-        for level in enc.levels[self.layer :]:
-            h = level(h)
-        return {"embedding": emb, "pose": enc.forward_head(torch.tanh(enc.pre_logits(enc.norm(h))))}
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(B,T,J,3) -> (B, text_dim) unit motion embeddings; (B,M,T,J,3) persons -> their mean, re-normalised
-        (persons with no confident joint, i.e. zero padding, are left out)."""
-        if x.ndim == 4:
-            return self(x, pose=False)["embedding"]
-        B, M = x.shape[:2]
-        emb = self(x.flatten(0, 1), pose=False)["embedding"].unflatten(0, (B, M))  # (B, M, D)
-        present = (x[..., 2] > 0).flatten(2).any(dim=-1).float()  # (B, M)
-        present[:, 0] = torch.where(present.sum(1) > 0, present[:, 0], torch.ones_like(present[:, 0]))
-        return F.normalize((emb * present[..., None]).sum(1), dim=-1)
-
-    def checkpoint_parts(self) -> tuple[DSTformer, dict[str, dict[str, Any]]]:
-        state = {k: v.detach().cpu() for k, v in self.text_head.state_dict().items()}
-        entry = {"kind": TASK, "config": dict(self.config), "state_dict": state, "labels": list(self.labels)}
-        return self.encoder, {TASK: entry}
-
-    def load_checkpoint_parts(self, ckpt: dict[str, Any]) -> None:
-        check_state_dict(self.encoder, ckpt["model"], "encoder")
-        self.encoder.load_state_dict(ckpt["model"])
-        entry = ckpt.get("heads", {}).get(TASK)
-        if entry is None:
-            raise CheckpointError(f"checkpoint has no {TASK!r} head (heads: {', '.join(ckpt.get('heads', {}))})")
-        check_state_dict(self.text_head, entry["state_dict"], f"{TASK} head")
-        self.text_head.load_state_dict(entry["state_dict"])
 
 
 def _head_config(encoder: DSTformer, text: TextConfig, text_dim: int, num_labels: int) -> dict[str, Any]:
-    layer = text.layer or _middle(encoder.cfg.depth)
+    layer = text.layer or middle_level(encoder.cfg.depth)
     return {
         "dim": encoder.cfg.dim_feat, "num_heads": encoder.cfg.num_heads, "text_dim": int(text_dim),
         "num_labels": int(num_labels), "layer": int(layer), "text_model": text.model, "prompt": text.prompt,
@@ -303,107 +197,7 @@ def _head_config(encoder: DSTformer, text: TextConfig, text_dim: int, num_labels
     }  # fmt: skip
 
 
-def _build_head(config: dict[str, Any]) -> ActionTextHead:
-    return ActionTextHead(config["dim"], config["num_heads"], config["text_dim"], config["num_labels"])
-
-
-def load_action_text_model(source: ActionTextModel | dict[str, Any] | str | os.PathLike) -> ActionTextModel:
-    """An ActionTextModel (eval mode) from a model, a loaded checkpoint, a checkpoint path or a weights name."""
-    if isinstance(source, ActionTextModel):
-        return source
-    ckpt = source if isinstance(source, dict) else load_checkpoint(resolve_weights(source))
-    entry = ckpt.get("heads", {}).get(TASK)
-    if entry is None:
-        raise MocliError(f"this checkpoint has no {TASK} head (train one with `mocli pretrain --pretext action-text`)")
-    encoder = model_from_checkpoint(ckpt)
-    head = _build_head(entry["config"])
-    check_state_dict(head, entry["state_dict"], f"{TASK} head")
-    head.load_state_dict(entry["state_dict"])
-    return ActionTextModel(encoder, head, entry["config"], entry["labels"]).eval()
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Ranking free-text labels (inference)
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class LabelRanking:
-    """Labels ranked for each of B clips.
-
-    Attributes:
-        labels: the K candidate labels, in the order given (or the checkpoint's label set).
-        similarity: (B, K) float32 cosine similarity of each clip's motion embedding with each label's text.
-        probs: (B, K) float32 softmax(similarity / temperature) over the K labels (the training temperature).
-        top_indices: (B, k) int64 indices into ``labels``, best first (k = min(top_k, K)).
-        top_labels: B lists of k labels, best first.
-        top_probs: (B, k) float32 probabilities of those labels.
-    """
-
-    labels: list[str]
-    similarity: torch.Tensor
-    probs: torch.Tensor
-    top_indices: torch.Tensor
-    top_labels: list[list[str]]
-    top_probs: torch.Tensor
-
-
-def rank_labels(
-    model: ActionTextModel | dict[str, Any] | str | os.PathLike,
-    clips: torch.Tensor,
-    labels: Sequence[str] | None = None,
-    top_k: int = 5,
-    *,
-    embedder: TextEmbedder | None = None,
-    batch_size: int = 64,
-) -> LabelRanking:
-    """Rank text labels for motion clips with an action-text model.
-
-    Args:
-        model: an ActionTextModel, a loaded checkpoint dict, a checkpoint path or a weights name (a checkpoint
-            written by ``mocli pretrain --pretext action-text``).
-        clips: (B, T, J, 3) normalised x, y (crop-scale box, about [-1, 1]) + confidence, T <= the model's maxlen
-            (the model was trained on whole actions resampled to ``clip_len`` frames); or (B, M, T, J, 3) with M
-            persons (their embeddings are averaged). Float tensor on any device; the model runs on its own device.
-        labels: free-text candidates ('walk', 'wave the right hand'); None: the checkpoint's own label set (cached
-            text embeddings, no text package needed). Labels are embedded with the checkpoint's text model and
-            prompt; labels of the checkpoint's set reuse its cached embeddings.
-        top_k: how many labels to return per clip.
-        embedder: a loaded text embedder to reuse (default: loaded on demand, several seconds for the MiniLM model).
-        batch_size: clips per forward pass.
-    Raises:
-        MocliError: no action-text head, no labels, or the text package is missing for free-text labels.
-    """
-    net = load_action_text_model(model)
-    cfg = net.config
-    names = list(net.labels) if labels is None else [str(s).strip() for s in labels if str(s).strip()]
-    if not names:
-        raise MocliError("no labels to rank: give at least one non-empty label")
-    cached = {name: k for k, name in enumerate(net.labels)}
-    text_emb = torch.zeros(len(names), int(cfg["text_dim"]))
-    new = [i for i, name in enumerate(names) if name not in cached]
-    for i, name in enumerate(names):
-        if name in cached:
-            text_emb[i] = net.text_head.label_emb[cached[name]].cpu()
-    if new:
-        embedder = embedder or get_embedder(cfg["text_model"])
-        if embedder.name != cfg["text_model"] or embedder.dim != int(cfg["text_dim"]):
-            raise MocliError(f"labels must be embedded with {cfg['text_model']}, not {embedder.name}")
-        vectors = embedder.embed([label_text(names[i], cfg["prompt"]) for i in new])
-        text_emb[new] = torch.from_numpy(vectors)
-    if clips.ndim not in (4, 5) or clips.shape[-1] != 3:
-        raise MocliError(f"clips must be (B, T, J, 3) or (B, M, T, J, 3), not {tuple(clips.shape)}")
-    device = next(net.parameters()).device
-    net.eval()
-    with torch.no_grad():
-        emb = torch.cat([net.embed(c.to(device).float()).cpu() for c in clips.split(batch_size)]) if len(clips) else (
-            torch.zeros(0, text_emb.shape[1])
-        )  # fmt: skip
-    sim = emb @ text_emb.T  # (B, K)
-    probs = torch.softmax(sim / float(cfg["temperature"]), dim=-1)
-    k = max(1, min(int(top_k), len(names)))
-    top_p, top_i = probs.topk(k, dim=-1)
-    return LabelRanking(names, sim, probs, top_i, [[names[j] for j in row] for row in top_i.tolist()], top_p)
+# Ranking free-text labels with a trained model (inference): ``mocli.action_labels`` (rank_labels, LabelRanking)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -442,7 +236,7 @@ class ActionTextTask:
         return total, terms
 
     def eval_sums(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        from mocli.train import LiftTask
+        from mocli.training.lift_task import LiftTask
 
         out = model(batch["input"], pose=True)
         text_emb = model.text_head.label_emb
@@ -637,7 +431,7 @@ def _label_embeddings(names: list[str], text: TextConfig, resume: dict[str, Any]
 def build(cfg: RunConfig, sources, resume: dict[str, Any] | None):
     """(model, task, train_set, val_set) of the action-text pretext (``sources`` is not supported: the labels are
     HDF5 sequence attributes)."""
-    from mocli.train import load_init
+    from mocli.training.runs import load_init
     from mocli.utils.seed import seed_everything
 
     t, d = cfg.text, cfg.data
@@ -670,7 +464,7 @@ def build(cfg: RunConfig, sources, resume: dict[str, Any] | None):
     else:
         encoder = create_model(cfg.model)
     config = _head_config(encoder, t, text_emb.shape[1], len(names))
-    head = _build_head(config)
+    head = build_head(config)
     entry = (init or {}).get("heads", {}).get(TASK)
     if entry is not None and entry.get("config") == config and entry.get("labels") == names:
         head.load_state_dict(entry["state_dict"])

@@ -11,7 +11,7 @@ validation masks):
     joint_mask  (T, J) bool, True = the joint is replaced by the learned spatial token; exactly
                 ``joints_per_frame`` joints in every visible frame, none in masked frames
 
-Model: ``mocli.models.masked_pose.MaskedPoseModel`` (the encoder sees only the visible frames, with their temporal
+Model: ``mocli.models.mpm.MaskedPoseModel`` (the encoder sees only the visible frames, with their temporal
 positions; a light decoder fills the masked frames with a learned token and reconstructs all T frames' x, y).
 
 Loss (normalised units): the confidence-weighted mean Euclidean 2D error ``reconstruction_error`` over all frames
@@ -37,9 +37,10 @@ from mocli.data.clips import LiftClipDataset, MotionSource, load_sources
 from mocli.errors import MocliError
 from mocli.models.checkpoint import model_from_checkpoint
 from mocli.models.dstformer import DSTformer
-from mocli.models.masked_pose import HEAD_NAME, MaskedPoseDecoder, MaskedPoseModel, feature_dim
+from mocli.models.mpm import HEAD_NAME, MaskedPoseDecoder, MaskedPoseModel, feature_dim
 from mocli.models.registry import arch_config, arch_kind, create_model
 from mocli.models.stmo import STMO
+from mocli.training.runs import load_init, split_sources
 from mocli.utils.seed import seed_everything
 
 __all__ = [
@@ -139,14 +140,12 @@ class MaskedPoseDataset(LiftClipDataset):
 
 
 def _build_data(cfg: RunConfig, sources: list[MotionSource] | None):
-    from mocli.train import _split_sources
-
     d = cfg.data
     if sources is None:
         if not d.paths:
             raise MocliError("no training data: give --data FILE.h5 (see `mocli prepare dataset --help`)")
         sources = load_sources(d.paths, fps=d.fps, holdout=d.holdout)
-    train, val = _split_sources(sources, d.paths or ["the given sources"])
+    train, val = split_sources(sources, d.paths or ["the given sources"])
     train_set = MaskedPoseDataset(train, d, cfg.mpm, seed=cfg.seed, train=True)
     if len(train_set) == 0:
         longest = max(s.num_frames for s in train)
@@ -295,8 +294,6 @@ def check_config(cfg: RunConfig, world: int = 1, ckpt: dict[str, Any] | None = N
 def build(cfg: RunConfig, sources: list[MotionSource] | None, resume: dict[str, Any] | None):
     """(model, task, train_set, val_set) of an mpm run; ``resume`` is a loaded last.pt (its weights are loaded by
     the loop), ``cfg.init`` a checkpoint to continue from (its architecture replaces ``cfg.model``)."""
-    from mocli.train import load_init
-
     init_heads = None
     if resume is not None:
         backbone = model_from_checkpoint(resume, "last.pt")

@@ -13,7 +13,7 @@ other frames, ``round(frame_ratio * T)`` (at most all of them) each get ``round(
 (joints drawn without replacement, independently per frame). Defaults 5/16 and 0.6 (MPM's best ratios): with
 17 joints and 243 frames, 146 frames with 5 masked joints each.
 
-Tasks (``model(x, mask, task)``, see ``mocli.models.mpm``), losses in normalised units:
+Tasks (``model(x, mask, task)``, see ``mocli.models.mpm2d3d``), losses in normalised units:
 
     2d    noisy 2D input, masked -> 2D;  mean Euclidean error over masked joints, weighted by weight_2d
     3d    clean 3D target, masked -> 3D; mean Euclidean error (MPJPE) over masked joints of 3D clips
@@ -28,7 +28,7 @@ Validation (every batch through all three tasks, masks keyed by the validation s
 ``pa_mpjpe_mm`` of the unmasked lifting (the DSTformer as a plain lifter; the best-checkpoint metric),
 ``lift_masked_mpjpe_mm`` (masked input), ``complete3d_mpjpe_mm`` (3D task, masked joints), ``complete2d_mm``
 (2D task, masked joints, millimetres in the image plane at the root depth) and ``complete2d_norm`` (normalised
-units, all clips); millimetres as in ``mocli.train.LiftTask`` (normalised units times the sample's factor).
+units, all clips); millimetres as in ``mocli.training.lift_task.LiftTask`` (normalised units times the sample's factor).
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ from mocli.data.clips import LiftClipDataset, MotionSource, epoch_order
 from mocli.errors import MocliError
 from mocli.metrics import procrustes_align
 from mocli.models.dstformer import DSTformer
-from mocli.models.mpm import MPM_HEAD, MPM_TASKS, Mpm2d3dModel, mpm_model_from_checkpoint, new_mpm_model
+from mocli.models.mpm2d3d import MPM_HEAD, MPM_TASKS, Mpm2d3dModel, mpm_model_from_checkpoint, new_mpm_model
+from mocli.training.lift_task import build_lift_data
+from mocli.training.lift_task import check_config as check_lift
+from mocli.training.runs import load_init
 
 __all__ = [
     "mask_counts",
@@ -189,8 +192,6 @@ class MpmClipDataset(torch.utils.data.Dataset):
 
 def build_data(cfg: RunConfig, sources: list[MotionSource] | None) -> tuple[MpmClipDataset, MpmClipDataset | None]:
     """Training and validation MpmClipDatasets from the config's files (or the given sources)."""
-    from mocli.train import build_lift_data
-
     base_data = dataclasses.replace(cfg.data, mask_joint_ratio=0.0, mask_frame_ratio=0.0, root_relative=False)
     train, val = build_lift_data(dataclasses.replace(cfg, data=base_data), sources)
     wrap = dict(cfg=cfg.mpm2d3d, seed=cfg.seed, root_relative=cfg.data.root_relative)
@@ -278,15 +279,13 @@ def _root_relative(joints: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# The pretext module interface (mocli.train.PRETEXTS)
+# The pretext interface (mocli.pretexts.Pretext)
 # ----------------------------------------------------------------------------------------------------------------------
 
 
 def check_config(cfg: RunConfig, world: int = 1, ckpt: dict[str, Any] | None = None) -> None:
     """One-line MocliErrors for settings that cannot work: the lift checks, then the mpm2d3d section."""
-    from mocli.train import check_config as check_lift
-
-    check_lift(dataclasses.replace(cfg, pretext="lift"), world, ckpt)
+    check_lift(cfg, world, ckpt)
     m = cfg.mpm2d3d
     parse_tasks(m.tasks)
     if m.schedule not in SCHEDULES:
@@ -310,7 +309,6 @@ def build(
     head when it has one); else a fresh ``cfg.model`` DSTformer with fresh MPM parts."""
     from mocli.models.checkpoint import model_from_checkpoint
     from mocli.models.registry import create_model
-    from mocli.train import load_init
     from mocli.utils.seed import seed_everything
 
     train_set, val_set = build_data(cfg, sources)

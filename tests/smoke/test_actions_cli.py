@@ -228,7 +228,7 @@ def test_eval_ntu120_oneshot_with_a_tiny_embedding_model(tmp_path):
 
 def test_infer_ranks_free_text_labels_with_a_text_aligned_checkpoint(tmp_path):
     from mocli.actions import window_inputs
-    from mocli.pretexts.action_text import ActionTextHead, ActionTextModel
+    from mocli.models.action_text import ActionTextHead, ActionTextModel
     from mocli.text import HashEmbedder, label_text
 
     torch.manual_seed(1)

@@ -105,7 +105,8 @@ def test_action_runs_two_steps_and_validates(fixtures, tmp_path):
     rows = _rows(run)
     assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2]
     val = [r for r in rows if r["kind"] == "val"]
-    assert len(val) == 1 and 0.0 <= val[0]["val_top1"] <= 1.0 and "val_loss" in val[0]
+    assert len(val) == 1
+    _check_action_validation(run, val[0])
     ckpt = _load(run / "model.pt")
     head = ckpt["heads"]["action"]
     assert head["kind"] == "action" and head["config"]["num_classes"] == 3
@@ -119,6 +120,28 @@ def test_action_runs_two_steps_and_validates(fixtures, tmp_path):
     encoder = model_from_checkpoint(best)  # the head rebuilt from its checkpoint entry, as docs/finetune.md shows
     kind, config, head = head_from_entry(best["heads"]["action"], encoder.cfg.dim_rep, encoder.cfg.num_joints)
     assert HeadModel(encoder, head, "action", kind, config).eval()(torch.zeros(1, 2, 12, 17, 3)).shape == (1, 3)
+
+
+def _check_action_validation(run: Path, row: dict) -> None:
+    """The loop's validation row equals top-1 and cross-entropy computed here from model.pt (the model after the
+    epoch's last step) on the same validation clips (data.val_max_clips=2 of 3: clips 0 and 2)."""
+    from mocli.config import finetune_config_from_dict
+    from mocli.models.checkpoint import model_from_checkpoint
+    from mocli.models.heads import HeadModel, head_from_entry
+    from mocli.training.task_data import build_finetune_data
+
+    final = _load(run / "model.pt")
+    val_set = build_finetune_data(finetune_config_from_dict(final["train_config"])).val
+    assert len(val_set) == 3
+    batch = torch.utils.data.default_collate([val_set[(0, c)] for c in (0, 2)])
+    encoder = model_from_checkpoint(final)
+    kind, config, head = head_from_entry(final["heads"]["action"], encoder.cfg.dim_rep, encoder.cfg.num_joints)
+    with torch.no_grad():
+        logits = HeadModel(encoder, head, "action", kind, config).eval()(batch["input"])
+    correct = int((logits.argmax(dim=1) == batch["label"]).sum())
+    assert row["val_top1"] == correct / 2 and row["val_top1_error"] == 1 - correct / 2
+    ce = float(torch.nn.functional.cross_entropy(logits, batch["label"]))
+    assert row["val_loss"] == pytest.approx(ce, rel=1e-5)
 
 
 def test_freeze_backbone_from_a_pretrain_checkpoint_trains_only_the_head(fixtures, tmp_path):
@@ -189,7 +212,9 @@ def test_mesh_runs_two_steps_with_a_synthetic_smpl(fixtures, tmp_path):
     assert {"head_pose.weight", "init_pose"} <= set(head) and not any(k.startswith("smpl.") for k in head)
 
 
-@pytest.mark.parametrize("problem", ["no_task", "no_smpl", "no_labels", "bad_init", "model_with_init"])
+@pytest.mark.parametrize(
+    "problem", ["no_task", "no_smpl", "no_labels", "bad_init", "model_with_init", "pretext_section"]
+)
 def test_bad_input_is_one_line(fixtures, tmp_path, monkeypatch, problem):
     monkeypatch.delenv("MOCLI_SMPL_DIR", raising=False)
     args = {
@@ -198,8 +223,12 @@ def test_bad_input_is_one_line(fixtures, tmp_path, monkeypatch, problem):
         "no_labels": ["action", "--data", str(fixtures["pose"]), *TINY],
         "bad_init": ["action", "--data", str(fixtures["action"]), "--init", str(tmp_path / "nope.pt")],
         "model_with_init": ["pose3d", "--init", str(fixtures["pretrain"]), "--model", "dstformer"],
+        "pretext_section": ["pose3d", "--data", str(fixtures["pose"]), *TINY, "--set", "text.temperature=0.2"],
     }[problem]
     result = CliRunner().invoke(_cli_app(), ["finetune", *args, "--out-dir", str(tmp_path)])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and "error:" in result.output
     assert len(result.output.split("error:", 1)[1].strip().splitlines()) == 1
+    if problem == "pretext_section":  # accepted and ignored before: refused, naming the key and the sections
+        assert "'text.temperature' does not apply" in result.output
+        assert "data, head, loss, mesh_loss, train" in result.output

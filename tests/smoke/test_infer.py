@@ -53,7 +53,7 @@ def test_infer_keypoints_npz_writes_metric_joints_and_summary_last(tmp_path, tin
     np.testing.assert_array_equal(data["joints3d"][13:, 0], 0)  # root-relative
     summary = json.loads((out / "walk" / "summary.json").read_text())
     assert summary["results"][0]["frames_without_person"] == 3 and summary["task"] == "pose3d"
-    assert not (out / "walk" / ".mocli.lock").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["walk"]  # no lock, no work folder left
     # complete results are skipped; --overwrite recomputes
     mtime = (out / "walk" / "joints3d.npz").stat().st_mtime_ns
     again = runner.invoke(app, ["infer", str(src), "--model", str(tiny_model), "--out", str(out)])
@@ -81,20 +81,24 @@ def test_bad_outputs_and_inputs_are_one_line_errors(tmp_path, tiny_model):
     assert r.exit_code == 1 and "is a file" in r.output
     (tmp_path / "empty").mkdir()
     r = runner.invoke(app, ["infer", str(tmp_path / "empty"), "--model", str(tiny_model)])
-    assert r.exit_code == 1 and "no video files" in r.output
+    assert r.exit_code == 1 and "no inputs in this folder" in r.output
     r = runner.invoke(app, ["infer", str(src), "--model", str(tmp_path / "missing.pt")])
     assert r.exit_code == 1 and "does not exist" in r.output
 
 
-def test_a_result_being_written_by_another_process_is_refused(tmp_path, tiny_model):
+def test_a_result_being_written_by_another_process_is_skipped_not_failed(tmp_path, tiny_model):
     src = _keypoints_npz(tmp_path / "a.npz")
+    other = _keypoints_npz(tmp_path / "b.npz")
     out = tmp_path / "res"
-    (out / "a").mkdir(parents=True)
-    (out / "a" / ".mocli.lock").write_text(json.dumps({"pid": os.getppid(), "host": os.uname().nodename}))
-    r = runner.invoke(app, ["infer", str(src), "--model", str(tiny_model), "--out", str(out)])
-    assert r.exit_code == 1 and "being written by another mocli process" in r.output
+    out.mkdir()
+    (out / ".a.mocli.lock").write_text(json.dumps({"pid": os.getppid(), "host": os.uname().nodename}))
+    r = runner.invoke(app, ["infer", str(src), str(other), "--model", str(tiny_model), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "being written by another mocli process" in r.output and "error" not in r.output
+    assert "skipped 1 input(s) being written by another mocli process" in r.output
+    assert not (out / "a").exists() and (out / "b" / "summary.json").is_file()
     # a lock left by a dead process is taken over
-    (out / "a" / ".mocli.lock").write_text(json.dumps({"pid": 2**22 + 12345, "host": os.uname().nodename}))
+    (out / ".a.mocli.lock").write_text(json.dumps({"pid": 2**22 + 12345, "host": os.uname().nodename}))
     r = runner.invoke(app, ["infer", str(src), "--model", str(tiny_model), "--out", str(out)])
     assert r.exit_code == 0, r.output
 

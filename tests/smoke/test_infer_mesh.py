@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import mocli
 from mocli.cli.main import app
-from mocli.data.finetune_data import normalise_persons
+from mocli.data.transforms import normalise_persons
 from mocli.evaluation.mesh import head_predictor, load_mesh_test_set, score_mesh
 from mocli.evaluation.runner import RunOptions
 from mocli.keypoints import load_keypoints_npz

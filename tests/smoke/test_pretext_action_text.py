@@ -15,24 +15,21 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from mocli.action_labels import rank_labels
 from mocli.config import RunConfig
 from mocli.data.clips import MotionSource
 from mocli.losses import LiftLossWeights
+from mocli.models.action_text import TASK, ActionTextModel, build_head, load_action_text_model
 from mocli.models.registry import create_model
 from mocli.pretexts.action_text import (
     BODY_PARTS,
-    TASK,
     ActionTextDataset,
-    ActionTextModel,
     ActionTextTask,
     LabelledMotion,
-    _build_head,
     _head_config,
     action_text_loss,
     body_part_keep,
-    load_action_text_model,
     mirror_label,
-    rank_labels,
     sample_text_masks,
     time_window_keep,
 )
@@ -132,7 +129,7 @@ def _model(labels: list[str], seed: int = 0) -> ActionTextModel:
     encoder = create_model("dstformer-tiny")
     emb = torch.from_numpy(HashEmbedder().embed([label_text(n) for n in labels]))
     config = _head_config(encoder, cfg, emb.shape[1], len(labels))
-    head = _build_head(config)
+    head = build_head(config)
     head.label_emb.copy_(emb)
     return ActionTextModel(encoder, head, config, labels)
 
@@ -172,6 +169,40 @@ def test_tiny_model_learns_the_labels_of_a_small_batch():
     assert float(terms["loss"]) < float(first["loss"]) / 5, (float(first["loss"]), float(terms["loss"]))
 
 
+def test_validation_top1_and_top5_over_seven_labels_have_known_values():
+    """Seven orthogonal labels; clip 0 ranks its label first, clip 1 third, clip 2 last: top-1 1/3, top-5 2/3; the
+    pose equals the target (MPJPE 0); the loss is the training loss of the same embeddings."""
+    from mocli.config import TextConfig
+
+    text = torch.eye(7)
+    scores = torch.tensor([[7.0, 6, 5, 4, 3, 2, 1], [7, 5, 6, 4, 3, 2, 1], [7, 6, 1, 5, 4, 3, 2]])
+    labels = torch.tensor([0, 1, 2])
+    target = torch.randn(3, 2, 17, 3, generator=torch.Generator().manual_seed(4))
+
+    class Fixed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.text_head = torch.nn.Module()
+            self.text_head.register_buffer("label_emb", text)
+
+        def forward(self, x: torch.Tensor, pose: bool = False) -> dict[str, torch.Tensor]:
+            return {"embedding": scores, "pose": target}
+
+    batch = {"input": torch.zeros(3, 2, 17, 3), "label": labels, "target": target, "weight_2d": torch.ones(3, 2, 17)}
+    batch.update(has_3d=torch.ones(3), factor=torch.ones(3, 2))
+    cfg = TextConfig()
+    task = ActionTextTask(cfg, LiftLossWeights())
+    sums = {k: float(v) for k, v in task.eval_sums(Fixed(), batch).items()}
+    out = task.summarise(sums)
+    assert out["top1"] == 1 / 3 and out["top5"] == 2 / 3 and out["top1_error"] == pytest.approx(2 / 3, abs=1e-15)
+    assert out["mpjpe_mm"] == 0.0 and sums["joints_3d"] == 3 * 2 * 17
+    loss, _ = action_text_loss(
+        scores, text, labels, temperature=cfg.temperature, focal_gamma=cfg.focal_gamma,
+        soft_temperature=cfg.soft_temperature, kl_weight=cfg.kl_weight,
+    )  # fmt: skip
+    assert out["loss"] == pytest.approx(float(loss), rel=1e-6)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # CLI and ranking
 # ----------------------------------------------------------------------------------------------------------------------
@@ -207,7 +238,8 @@ def test_cli_pretrain_action_text_runs_and_its_model_ranks_labels(tmp_path, labe
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2]
     val = [r for r in rows if r["kind"] == "val"]
-    assert len(val) == 2 and all(0 <= r["val_top1"] <= r["val_top5"] == 1.0 for r in val)  # 3 labels: top-5 is all
+    assert len(val) == 2 and all(r["val_top5"] == 1.0 for r in val)  # 3 labels: each is in the top 5
+    assert all(r["val_top1"] in (0.0, 1.0) and r["val_top1_error"] == 1 - r["val_top1"] for r in val)  # 1 val clip
     assert "focal" in rows[0] and "kl" in rows[0] and "lift" in rows[0]
     again = CliRunner().invoke(app, ["pretrain", "--resume", str(run)])  # the third epoch, labels from last.pt
     assert again.exit_code == 0, again.output

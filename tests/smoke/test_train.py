@@ -1,5 +1,5 @@
-"""The training loop end to end on CPU with dstformer-tiny: overfitting real mocap, exact resume, DDP equivalence,
-and `mocli pretrain` through the CLI."""
+"""The training loop end to end on CPU with dstformer-tiny: overfitting real mocap, exact resume (also from the
+time-based save), DDP equivalence, the pretext registry, and `mocli pretrain` through the CLI."""
 
 from __future__ import annotations
 
@@ -51,13 +51,11 @@ def tiny_config(tmp_path: Path, **train) -> RunConfig:
 @pytest.fixture(scope="module")
 def real_mocap() -> list[MotionSource]:
     """Real BVH clips (CMU martial arts 120 fps -> 30 fps; Bandai), H36M-17 in metres."""
+    from mocli.data.bvh import read_bvh
+    from mocli.data.rigs import bvh_to_h36m
+
     if not MOCAP.is_dir():
-        pytest.skip(f"{MOCAP} (real mocap samples in the shared folder) is absent")
-    try:
-        from mocli.data.bvh import read_bvh
-        from mocli.data.rigs import bvh_to_h36m
-    except ImportError as e:  # pragma: no cover - the BVH reader is another module of the project
-        pytest.skip(f"mocli.data.bvh / rigs not importable yet: {e}")
+        pytest.fail(f"{MOCAP} is absent: these tests need the shared data folder beside the project (../shared)")
     out = []
     for name, step in (("cmu_martial_08.bvh", 4), ("dataset-1_guide_sad_001.bvh", 1)):
         motion = bvh_to_h36m(read_bvh(MOCAP / name))
@@ -138,6 +136,76 @@ def test_resumed_runs_repeat_the_uninterrupted_run_exactly(tmp_path, real_mocap)
 
     model = mocli.load_model(tmp_path / "full" / "best.pt")
     assert model(torch.zeros(1, 16, 17, 3)).shape == (1, 16, 17, 3)
+
+
+class _ClockedCrash(_Crash):
+    """Advances the loop's fake clock by ``minutes_per_step`` at every step, then interrupts after ``at_step``."""
+
+    def __init__(self, at_step: int, minutes_per_step: float, clock: list[float]) -> None:
+        super().__init__(at_step)
+        self.minutes, self.clock = minutes_per_step, clock
+
+    def update(self, step: int, info: dict | None) -> None:
+        self.clock[0] = 60.0 * self.minutes * step
+        super().update(step, info)
+
+
+@pytest.mark.parametrize("save_minutes", [10.0, 0.0])
+def test_a_run_killed_inside_its_first_epoch_resumes_from_the_time_based_save(tmp_path, monkeypatch, save_minutes):
+    """train.save_minutes: with save_every off, a run killed at step 5 of a 6-step epoch, 4 minutes a step, has
+    last.pt of step 3 (12 minutes > 10 after the start) and its resumption repeats the uninterrupted run exactly;
+    with save_minutes 0 there is nothing to resume."""
+    from mocli.training import loop
+
+    clock = [0.0]
+    monkeypatch.setattr(loop, "_now", lambda: clock[0])
+    sources = sources_from_arrays([synthetic_motion(192, 1)])  # 12 clips of 16 frames, batch 2: 6 steps
+    full = run_pretrain(tiny_config(tmp_path, epochs=1, batch_size=2, save_every=0), run_dir=tmp_path / "full",
+                        sources=sources)  # fmt: skip
+    assert full.finished and full.global_step == 6
+    cfg = tiny_config(tmp_path, epochs=1, batch_size=2, save_every=0, save_minutes=save_minutes)
+    with pytest.raises(KeyboardInterrupt):
+        run_pretrain(cfg, run_dir=tmp_path / "killed", sources=sources, reporter=_ClockedCrash(5, 4.0, clock))
+    if save_minutes == 0:
+        assert not (tmp_path / "killed" / "last.pt").exists()
+        with pytest.raises(MocliError, match="no last.pt"):
+            resume_config(tmp_path / "killed")
+        return
+    cfg2, ckpt, run_dir = resume_config(tmp_path / "killed")
+    assert ckpt["data_position"] == {"epoch": 0, "step_in_epoch": 3, "global_step": 3}
+    assert cfg2.train.save_minutes == 10.0
+    run_pretrain(cfg2, resume=ckpt, run_dir=run_dir, sources=sources)
+    assert _train_rows(tmp_path / "killed") == _train_rows(tmp_path / "full")
+    params = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["model"]
+    other = torch.load(tmp_path / "killed" / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(params[k], other[k]) for k in params)
+
+
+def test_the_pretext_registry_names_what_the_command_offers():
+    from mocli.cli.pretrain import Pretext
+    from mocli.pretexts import PRETEXTS, get_pretext
+    from mocli.training import lift_task
+
+    assert [p.value for p in Pretext] == list(PRETEXTS) == ["lift", "mpm2d3d", "action-text", "mpm"]
+    assert get_pretext("lift") is lift_task
+    for name in PRETEXTS:
+        module = get_pretext(name)
+        assert callable(module.check_config) and callable(module.build), name
+    with pytest.raises(MocliError, match="unknown pretext 'lfit'; available: lift, mpm2d3d, action-text, mpm"):
+        get_pretext("lfit")
+
+
+def test_precision_is_resolved_in_one_place():
+    from mocli.utils.device import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert [resolve_precision(cpu, p) for p in ("auto", "fp32", "bf16")] == ["fp32", "fp32", "bf16"]
+    with pytest.raises(MocliError, match="fp16 needs CUDA"):
+        resolve_precision(cpu, "fp16")
+    with pytest.raises(MocliError, match="unknown precision 'fp64'"):
+        resolve_precision(cpu, "fp64")
+    cfg = tiny_config(Path("unused"), precision="bf16")
+    assert Trainer(create_model("dstformer-tiny"), LiftTask(), cfg, cpu).precision == "bf16"
 
 
 DDP_SCRIPT = """

@@ -3,6 +3,7 @@ tiny skeleton, the real HDM05 sample (read from ../shared at run time), one-line
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from mocli.data.amc import forward_kinematics, parse_amc, read_amc
 from mocli.data.asf import parse_asf, read_asf
+from mocli.data.bvh import read_bvh
 from mocli.data.converters import ConvertOptions, convert_dataset
 from mocli.data.converters.amc import clip_labels, find_asf, native_split
 from mocli.data.h5 import open_dataset
@@ -353,3 +355,12 @@ def test_convert_native_split_folders_and_tar_archive(sample, tmp_path):
             assert test.attrs["subject"] == "zz" and test.attrs["hdm05_class"] == 4 and ds.source == source
     report = convert_dataset("amc", [root], tmp_path / "all_train.h5", ConvertOptions(split_rule="train"))
     assert report.sequences == {"train": 3}
+
+
+def test_pipes_named_like_mocap_files_are_refused_at_once(tmp_path):
+    for name in ("a.amc", "b.bvh"):
+        os.mkfifo(tmp_path / name)  # reading would block until a writer comes
+    with pytest.raises(InputError, match="a.amc: not a regular file"):
+        read_amc(tmp_path / "a.amc", parse_asf(TINY_ASF, "tiny.asf"))
+    with pytest.raises(InputError, match="b.bvh: not a regular file"):
+        read_bvh(tmp_path / "b.bvh")

@@ -21,7 +21,7 @@ from mocli.data.rigs import (
 from mocli.errors import InputError
 
 SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mocap" / "sample"
-needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"mocap samples not found at {SAMPLE}")
+needs_sample = pytest.mark.usefixtures("mocap_sample")  # fails, not skips, without ../shared (conftest.py)
 RIGS = {  # file -> (units, virtual head top)
     "dataset-1_dash_normal_001.bvh": ("cm", False),
     "dataset-2_wave-left-hand_active_011.bvh": ("cm", True),
@@ -160,6 +160,25 @@ def test_malformed_bvh_gives_one_line_errors(text, match):
     with pytest.raises(InputError, match=match) as info:
         parse_bvh(text, "m.bvh")
     assert "\n" not in str(info.value) and str(info.value).startswith("m.bvh")
+
+
+def test_non_finite_values_are_refused_naming_line_frame_and_channel(tmp_path):
+    # THREE_JOINTS: line 8 is the knee's OFFSET, lines 19-22 the 4 frames
+    text = THREE_JOINTS.replace("1 2 3 90", "1 2 3 inf")
+    with pytest.raises(InputError, match=r"^m\.bvh: line 20 \(frame 2\): hips Zrotation is inf \(1 non-finite"):
+        parse_bvh(text, "m.bvh")
+    header, motion = THREE_JOINTS.split("Frame Time: 0.0333333\n")
+    all_inf = header + "Frame Time: 0.0333333\n" + "\n".join(["inf " * 9] * 4) + "\n"
+    path = tmp_path / "inf.bvh"
+    path.write_text(all_inf)
+    with pytest.raises(InputError, match=r"^inf\.bvh: line 19 \(frame 1\): hips Xposition is inf \(36 non-finite"):
+        read_bvh(path)
+    for old, new, match in (
+        ("OFFSET 0 -10 0", "OFFSET 0 nan 0", r"m\.bvh: line 8 holds NaN or infinite values"),
+        ("Frame Time: 0.0333333", "Frame Time: nan", "Frame Time must be a positive number, got nan"),
+    ):
+        with pytest.raises(InputError, match=match):
+            parse_bvh(THREE_JOINTS.replace(old, new), "m.bvh")
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,7 @@ def test_import_names_mismatched_keys(tmp_path):
 
 def test_not_a_checkpoint_and_release_file_hint(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(CheckpointError, match="not a loadable checkpoint"):
+    with pytest.raises(CheckpointError, match="junk.pt: is not a torch checkpoint"):
         mocli.load_model(tmp_path / "junk.pt")
     ref = RefDSTformer(dim_feat=32, dim_rep=32, depth=1, num_heads=4)
     _release_file(tmp_path / "release.bin", ref)
@@ -244,3 +244,53 @@ def test_missing_config_and_conflicting_heads_are_one_line_errors(tmp_path):
     result = _import(src, tmp_path / "mb.pt", "--config", str(tmp_path / "cfg.yaml"), "--num-heads", "8")
     assert result.exit_code == 1 and "--num-heads 8, but the config has num_heads: 4" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "mb.pt").exists()
+
+
+class _Payload:
+    """A pickle that would create a marker file when unpickled (it must never be)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_load_errors_say_what_the_file_is_and_never_advise_unsafe_loading(tmp_path):
+    good = save_checkpoint(build_checkpoint(mocli.create_model("dstformer-tiny"), "dstformer-tiny"), tmp_path / "g.pt")
+    data = good.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.pt").write_bytes(b"")
+    np.savez(tmp_path / "arrays.npz", a=np.zeros(3))
+    (tmp_path / "arrays.npz").rename(tmp_path / "arrays.pt")
+    marker = tmp_path / "ran"
+    torch.save({"format": "mocli-checkpoint", "model": _Payload(marker)}, tmp_path / "evil.pt")
+    torch.save({"model": {"fc.weight": torch.zeros(2, 2)}, "epoch": 3}, tmp_path / "other.pt")
+    expected = {
+        "cut.pt": "bytes: its zip index is missing); save or copy it again",
+        "empty.pt": "is empty (0 bytes); mocli expected a checkpoint written by torch.save",
+        "arrays.pt": "is a zip archive but not a torch checkpoint",
+        "evil.pt": "holds pickled Python code (io.open), which mocli never runs",
+        "other.pt": "not a mocli checkpoint (a dict with keys 'epoch', 'model'; mocli expected format",
+    }
+    for name, needle in expected.items():
+        with pytest.raises(CheckpointError) as info:
+            mocli.load_model(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(f"{tmp_path / name}: ") and needle in message, message
+        assert "weights_only" not in message and "\n" not in message and "MotionBERT checkpoint" not in message
+    assert not marker.exists()
+
+
+def test_run_folder_is_accepted_wherever_a_checkpoint_is(tmp_path):
+    run = tmp_path / "runs" / "pretrain" / "small"
+    run.mkdir(parents=True)
+    last = mocli.create_model("dstformer-tiny")
+    save_checkpoint(build_checkpoint(last, "dstformer-tiny", meta={"step": 2}), run / "last.pt")
+    assert load_checkpoint(run)["meta"]["step"] == 2  # only last.pt: taken
+    save_checkpoint(build_checkpoint(last, "dstformer-tiny", meta={"step": 1}), run / "best.pt")
+    assert load_checkpoint(run)["meta"]["step"] == 1  # best.pt before last.pt
+    save_checkpoint(build_checkpoint(last, "dstformer-tiny", meta={"step": 9}), run / "model.pt")
+    assert mocli.load_model(run).checkpoint_info["meta"]["step"] == 9  # model.pt first
+    with pytest.raises(MocliError, match="the folder holds no model.pt, best.pt or last.pt"):
+        load_checkpoint(tmp_path / "runs")

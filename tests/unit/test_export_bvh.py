@@ -212,8 +212,7 @@ def test_real_mocap_round_trip(tmp_path, shared_dir):
     from mocli.data.rigs import bvh_to_h36m
 
     sample = shared_dir / "data" / "mocap" / "sample" / "dataset-1_guide_sad_001.bvh"
-    if not sample.is_file():
-        pytest.skip(f"{sample} is absent")
+    assert sample.is_file(), f"{sample} (a real mocap sample) is absent"
     joints = camera_to_y_up(np.asarray(bvh_to_h36m(read_bvh(sample)).joints, np.float64))  # metres, camera axes
     joints -= joints[:, :1]
     got, _ = _read_back(write_bvh(_result(joints), tmp_path / "motion.bvh", units="m"))
@@ -222,3 +221,20 @@ def test_real_mocap_round_trip(tmp_path, shared_dir):
     cos = np.sum(_bone_directions(got) * _bone_directions(expected), axis=-1)
     single_child = [c - 1 for c in range(1, 17) if PARENTS.count(PARENTS[c]) == 1]  # bones of one-child joints
     assert np.arccos(np.clip(cos[:, single_child], -1, 1)).max() < 1e-3
+
+
+def test_a_walk_solved_from_2d_moves_the_bvh_root(tmp_path):
+    """2D of a body walking towards the camera -> trajectory (mocli.trajectory) -> BVH -> root read back."""
+    from mocli.trajectory import estimate_trajectory, make_camera, project
+
+    joints = posed_joints(30, seed=3) * 0.5  # the posed body, small rotations only matter for the 2D
+    joints -= joints[:, :1]
+    root = np.linspace([-1.0, 0.4, 6.0], [0.5, 0.4, 3.0], 30)
+    cam = make_camera((1280, 720))
+    uv = project(joints + root[:, None], cam)
+    kp = np.concatenate([uv, np.full((30, 17, 1), 0.9)], -1)
+    solved = estimate_trajectory(kp, joints, cam, fps=25.0)
+    np.testing.assert_allclose(solved, root, atol=0.01)
+    got, _ = _read_back(write_bvh(_result(joints, root=solved), tmp_path / "walk.bvh"))
+    np.testing.assert_allclose(got[:, 0], camera_to_y_up(solved) * 100, atol=1e-3)  # centimetres, Y up
+    assert got[-1, 0, 2] - got[0, 0, 2] == pytest.approx(300.0, abs=2.0)  # 3 m nearer the camera: +Z in BVH

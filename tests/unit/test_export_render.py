@@ -14,7 +14,7 @@ import mocli
 from mocli.cli.main import app
 from mocli.data.bvh import read_bvh
 from mocli.errors import InputError
-from mocli.export.render import panel_width, render_preview
+from mocli.export.render import PreviewStyle, panel_width, render_preview
 from mocli.keypoints import KeypointSequence, save_keypoints_npz
 from mocli.models.checkpoint import build_checkpoint, save_checkpoint
 from mocli.results import MotionResult
@@ -129,3 +129,62 @@ def test_infer_render_and_bvh_on_keypoints(tmp_path, tiny_model):
     last = max((folder / f).stat().st_mtime_ns for f in summary["files"])
     assert (folder / "summary.json").stat().st_mtime_ns >= last
     assert sorted(p.name for p in folder.iterdir()) == ["joints3d.npz", "motion.bvh", "preview.mp4", "summary.json"]
+
+
+# ------------------------------------------------------------------------------------------------ several people
+
+
+def test_people_colours_are_distinct_and_left_is_a_tint():
+    from mocli.export.render import person_colours
+
+    colours = [person_colours(k) for k in range(4)]
+    right = [c[1] for c in colours]  # right_hip
+    assert len(set(right)) == 4
+    assert all(c[4] != c[1] and sum(c[4]) > sum(c[1]) for c in colours)  # left_hip lighter than right_hip
+    assert person_colours(0) == person_colours(7)  # the palette cycles after 7 people
+
+
+def test_scene_places_people_at_their_trajectories_or_side_by_side():
+    from mocli.export.render import SIDE_BY_SIDE_M, scene_joints
+
+    a, b, c = _result(4), _result(4), _result(4)
+    a.root = np.tile([1.0, 0.5, 4.0], (4, 1))
+    b.root = np.tile([-1.0, 0.5, 6.0], (4, 1))
+    placed = scene_joints([a, b, c])
+    np.testing.assert_allclose(placed[0][0, 0], [1.0, 0.5, 4.0], atol=1e-6)  # pelvis at its root
+    np.testing.assert_allclose(placed[1][0, 0], [-1.0, 0.5, 6.0], atol=1e-6)
+    np.testing.assert_allclose(placed[2][0, 0], [0.0, 0.0, 5.0], atol=1e-6)  # no root: at the mean depth
+    loose = scene_joints([a, b], world=False)
+    np.testing.assert_allclose(loose[0][0, 0], [-SIDE_BY_SIDE_M / 2, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(loose[1][0, 0], [SIDE_BY_SIDE_M / 2, 0, 0], atol=1e-6)
+
+
+def test_render_people_draws_each_person_in_their_colour(tmp_path):
+    from mocli.export.render import PERSON_COLOURS, render_people
+
+    size = (320, 240)
+    people = []
+    for x in (-0.6, 0.6):  # two standing people 1.2 m apart, 4 m in front of a 60-degree camera
+        joints = np.repeat(STANDING[None], 3, axis=0).astype(np.float32)
+        root = np.tile([x, 0.0, 4.0], (3, 1))
+        f = 160 / np.tan(np.radians(30))
+        uv = f * (joints[..., :2] + root[:, None, :2]) / (joints[..., 2:] + 4.0) + [160, 120]
+        kp = np.concatenate([uv, np.ones((3, 17, 1))], -1).astype(np.float32)
+        people.append(MotionResult(joints, kp, 10.0, size, np.array([], int), root=root))
+    out = render_people(people, tmp_path / "p.mp4", style=PreviewStyle(max_height=240))
+    cap = cv2.VideoCapture(str(out))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape == (240, 320 + 240, 3)
+
+    def near(img, colour):  # pixels within 40 of a BGR colour (mp4v blurs colours a little)
+        return (np.abs(img.astype(int) - colour).sum(-1) < 40).sum()
+
+    video, panel = frame[:, :320], frame[:, 320:]
+    for k, colour in enumerate(PERSON_COLOURS[:2]):
+        left_half, right_half = (video[:, :160], video[:, 160:]) if k == 0 else (video[:, 160:], video[:, :160])
+        assert near(left_half, colour) > 20 and near(right_half, colour) < 5  # person k on their side only
+        assert near(panel, colour) > 10  # and in the 3D scene
+    # in the scene the first person stands left of the second (panel seen from the front-left, 40 deg yaw)
+    xs = [np.flatnonzero((np.abs(panel.astype(int) - c).sum(-1) < 40).any(0)).mean() for c in PERSON_COLOURS[:2]]
+    assert xs[0] < xs[1]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from mocli.config import MeshLossConfig
 from mocli.data.finetune_data import (
     LabelledSequence,
     class_balanced_order,
@@ -17,7 +18,8 @@ from mocli.data.finetune_data import (
     resample_indices,
     select_persons,
 )
-from mocli.finetune import MeshLossConfig, mesh_loss, nearest_exemplar, supcon_loss
+from mocli.finetune import nearest_exemplar
+from mocli.losses import mesh_loss, supcon_loss
 from mocli.models.rotations import axis_angle_to_matrix
 
 

@@ -20,7 +20,7 @@ from mocli.keypoints.base import Detection, Detector, box_from_keypoints
 
 
 def test_registry_names():
-    assert set(DETECTORS) == {"mediapipe", "yolo", "mmpose"}
+    assert set(DETECTORS) == {"mediapipe", "mediapipe-multi", "yolo", "mmpose"}
     with pytest.raises(InputError, match="unknown detector 'openpifpaf'"):
         create_detector("openpifpaf")
 

@@ -1,4 +1,4 @@
-"""Known-answer tests for mocli.keypoints.formats: the plain npz and imports of other tools' JSON.
+"""Known-answer tests for mocli.keypoints.npz (the plain npz) and mocli.keypoints.formats (other tools' JSON).
 
 Every fixture is written in the tool's exact layout inside tmp_path. Keypoint values are chosen so that H36M joints
 can be computed by hand: for joint j of the source layout in frame f, x = 10 j + f, y = 100 + 10 j + 2 f,
@@ -8,13 +8,14 @@ score = 0.5 + j / 100.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mocli.errors import InputError
-from mocli.keypoints.formats import import_keypoints, load_keypoints_npz, save_keypoints_npz
+from mocli.keypoints import import_keypoints, load_keypoints_npz, save_keypoints_npz
 from mocli.keypoints.sequence import KeypointSequence
 from mocli.skeleton import H36M_17
 
@@ -305,3 +306,82 @@ def test_npz_validation(tmp_path):
         load_keypoints_npz(tmp_path / "text.npz")
     two = load_keypoints_npz(save_raw("two.npz", **{**ok, "keypoints": np.ones((4, 17, 2))}))
     assert (two.keypoints[..., 2] == 1).all()
+
+
+# ------------------------------------------------------------------------------------- non-finite values
+
+
+def _raw_npz(path: Path, kp: np.ndarray, valid: np.ndarray | None = None) -> Path:
+    arrays = {"keypoints": kp, "image_size": np.array([640, 480]), "fps": np.float64(30)}
+    np.savez(path, **arrays, **({"valid": valid} if valid is not None else {}))
+    return path
+
+
+def _known_keypoints(T: int = 6) -> np.ndarray:
+    """(T, 17, 3): x = 10 j + t, y = 100 + j, confidence 0.9."""
+    kp = np.zeros((T, 17, 3), np.float32)
+    kp[..., 0] = 10.0 * np.arange(17) + np.arange(T)[:, None]
+    kp[..., 1] = 100.0 + np.arange(17)
+    kp[..., 2] = 0.9
+    return kp
+
+
+def test_npz_nan_confidence_drops_that_joint_only(tmp_path, caplog):
+    kp = _known_keypoints()
+    kp[2, 3, 2] = np.nan
+    seq = load_keypoints_npz(_raw_npz(tmp_path / "a.npz", kp, np.ones(6, bool)))
+    assert np.isnan(seq.keypoints[2, 3, :2]).all() and seq.keypoints[2, 3, 2] == 0
+    others = np.ones((6, 17), bool)
+    others[2, 3] = False
+    np.testing.assert_array_equal(seq.keypoints[others], kp[others])  # every other joint as in the file
+    assert seq.valid.all()
+    assert "1 keypoint confidence is NaN" in caplog.text
+
+
+def test_npz_nan_frames_marked_valid_become_missing(tmp_path, caplog):
+    kp = _known_keypoints()
+    kp[[1, 4], :, :2] = np.nan  # coordinates gone, confidence and `valid` still say "seen"
+    seq = load_keypoints_npz(_raw_npz(tmp_path / "a.npz", kp, np.ones(6, bool)))
+    assert seq.valid.tolist() == [True, False, True, True, False, True]
+    assert (seq.keypoints[[1, 4], :, 2] == 0).all()
+    assert "2 frames are marked valid but have no usable keypoint" in caplog.text
+    kp[:, :, :2] = np.nan
+    with pytest.raises(InputError, match="a.npz: no frame has a usable keypoint"):
+        load_keypoints_npz(_raw_npz(tmp_path / "a.npz", kp, np.ones(6, bool)))
+
+
+def test_npz_infinite_confidences_are_invalid(tmp_path, caplog):
+    kp = _known_keypoints()
+    kp[0, :, 2] = np.inf
+    kp[5, 0, 2] = -np.inf
+    seq = load_keypoints_npz(_raw_npz(tmp_path / "a.npz", kp))
+    assert seq.valid.tolist() == [False, True, True, True, True, True]
+    assert (seq.keypoints[0, :, 2] == 0).all() and np.isnan(seq.keypoints[5, 0, :2]).all()
+    np.testing.assert_array_equal(seq.keypoints[5, 1:], kp[5, 1:])
+    assert "18 keypoint confidences are infinite, which is invalid" in caplog.text
+    kp[..., 2] = np.inf
+    with pytest.raises(InputError, match="no frame has a usable keypoint"):
+        load_keypoints_npz(_raw_npz(tmp_path / "b.npz", kp))
+
+
+def test_json_import_nan_confidence_is_a_missing_joint(tmp_path):
+    entries = alphapose_results(17)
+    for e in entries:
+        e["keypoints"][3 * 9 + 2] = float("nan")  # COCO joint 9 (left wrist) has no confidence
+    path = tmp_path / "alphapose-results.json"
+    path.write_text(json.dumps(entries))  # Python's json writes and reads NaN
+    (seq,) = import_keypoints(path, "alphapose", image_size=(640, 480), fps=25.0, person=2)
+    assert seq.valid.all()
+    assert np.isnan(seq.keypoints[:, 13, :2]).all() and (seq.keypoints[:, 13, 2] == 0).all()  # H36M 13 = COCO 9
+    np.testing.assert_allclose(seq.keypoints[3, 9], [1003, 106, 0.5], rtol=1e-6)  # the nose is kept
+
+
+def test_fifo_named_npz_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "k.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        load_keypoints_npz(fifo)
+    json_fifo = tmp_path / "k.json"
+    os.mkfifo(json_fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        import_keypoints(json_fifo, "alphapose", image_size=(640, 480), fps=25.0)

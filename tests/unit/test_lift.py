@@ -49,6 +49,17 @@ def test_missing_frames_do_not_break_neighbours():
     assert np.isfinite(out).all()
 
 
+@pytest.mark.parametrize("seen", [5, 10, 13])
+def test_a_person_seen_in_part_of_a_window_keeps_their_size(seen):
+    """The window's metric scale comes from the frames with the person: the frames without anyone (an all-zero
+    input, lifted to a collapsed pose) do not shrink the median and blow the person up (they did, when the person
+    was absent from at least half of the window)."""
+    kp = _walking_skeleton(27)
+    kp[seen:] = np.nan  # the person leaves after ``seen`` frames of a single 27-frame window
+    out = lift_keypoints(_identity_model, kp, LiftOptions(clip_len=27, flip=False, bones="free"))
+    np.testing.assert_allclose(body_size(out[:seen]), CANONICAL_BODY_SIZE_M, rtol=1e-5)
+
+
 def test_flip_and_batching_do_not_change_a_real_model_much():
     model = create_model("dstformer-tiny", maxlen=27).eval()
     kp = _walking_skeleton(70)

@@ -194,7 +194,7 @@ def test_dataset_drops_exactly_the_occluded_entries_as_inference_gives_missing_j
     # what inference feeds the model for a keypoint missing from a video (NaN pixels, confidence 0)
     video = np.concatenate([np.random.default_rng(2).uniform(100, 900, (60, 17, 2)), np.ones((60, 17, 1))], -1)
     video[10:20, 13] = [np.nan, np.nan, 0.0]
-    missing_at_inference = _window_input(video, 0, 60, 60, 0.0)[10:20, 13]
+    missing_at_inference = _window_input(video, np.arange(60), 0.0)[10:20, 13]
     dropped = 0
     for i in range(len(data)):
         x = data[(0, i)]["input"].numpy()

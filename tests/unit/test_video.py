@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,7 @@ import pytest
 from mocli.errors import InputError
 from mocli.keypoints.base import Detection
 from mocli.keypoints.extract import extract_keypoints
-from mocli.video import probe_video, read_frames, resolve_video_inputs
+from mocli.video import decide_fps, probe_video, read_frames, resolve_video_inputs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sports2d_demo.mp4"
 
@@ -75,6 +76,33 @@ def test_synthetic_video_frames_in_order(tmp_path):
     assert (info.width, info.height, info.fps) == (96, 64, 25.0)
     means = [float(f.mean()) for f in read_frames(path)]
     np.testing.assert_allclose(means, 10 * np.arange(7), atol=2)
+
+
+def test_fifo_named_mp4_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "x.mp4"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer comes
+    with pytest.raises(InputError, match="x.mp4: not a regular file"):
+        probe_video(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        list(read_frames(fifo))
+
+
+def test_frame_rate_from_timestamps_when_the_header_is_nonsense(caplog):
+    # a time scale of 0 in the header, but frames 40 ms apart: 25 fps, said in a warning
+    assert decide_fps(0.002, [0.0, 40.0, 80.0, 120.0, 160.0], "v.mp4") == pytest.approx(25.0)
+    assert "reports 0.002 fps; using 25 fps from the frame timestamps" in caplog.text
+    # the median step, 0 ms steps left out
+    assert decide_fps(0.0, [0.0, 33.3, 66.7, 100.0, 100.0], "v.mp4") == pytest.approx(1000 / 33.3)
+    for reported, stamps in ((0.002, [0.0, 5e5, 1e6]), (0.0, [0.0, 0.0, 0.0]), (1e4, [0.0, 0.1, 0.2]), (0.0, [])):
+        with pytest.raises(InputError, match="v.mp4: the container reports .* fps and the frame timestamps give no"):
+            decide_fps(reported, stamps, "v.mp4")
+
+
+@pytest.mark.parametrize("fps", [0.002, 10000.0])
+def test_video_whose_stream_says_a_nonsense_rate_is_refused(tmp_path, fps):
+    path = write_video(tmp_path / "odd.mp4", 5, fps=fps)  # header and timestamps agree on the nonsense
+    with pytest.raises(InputError, match="odd.mp4: the container reports"):
+        probe_video(path)
 
 
 def test_resolve_inputs_files_folders_globs(tmp_path):

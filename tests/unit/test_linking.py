@@ -1,0 +1,93 @@
+"""Rejoining tracks broken by long detector misses (mocli.keypoints.linking) on synthetic people."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mocli.keypoints.base import Detection, box_from_keypoints
+from mocli.keypoints.linking import link_people, relink_tracks
+from mocli.keypoints.tracking import Track, track_detections
+
+# A COCO-17 stick figure, 1 unit = 100 px at scale 1 (x right, y down), centred on the pelvis: box 110 x 330 px,
+# so its size (sqrt of the box area) is 190.5 px.
+_TEMPLATE = np.array(
+    [
+        [0, -1.6], [-0.1, -1.7], [0.1, -1.7], [-0.2, -1.65], [0.2, -1.65],
+        [-0.4, -1.3], [0.4, -1.3], [-0.5, -0.8], [0.5, -0.8], [-0.55, -0.3], [0.55, -0.3],
+        [-0.2, 0.0], [0.2, 0.0], [-0.22, 0.8], [0.22, 0.8], [-0.25, 1.6], [0.25, 1.6],
+    ]
+)  # fmt: skip
+SIZE = float(np.sqrt(110 * 330))
+
+
+def person(cx: float, cy: float = 400.0, scale: float = 1.0) -> Detection:
+    kp = np.concatenate([_TEMPLATE * 100 * scale + [cx, cy], np.full((17, 1), 0.9)], axis=1)
+    return Detection(kp, box_from_keypoints(kp), score=0.9)
+
+
+def track(track_id: int, frames: range, x0: float, vx: float = 0.0, scale: float = 1.0, cy: float = 400.0) -> Track:
+    """A person at x0 + vx * (frame - first frame) in each of ``frames``."""
+    t = Track(track_id)
+    for f in frames:
+        t.add(f, person(x0 + vx * (f - frames[0]), cy, scale))
+    return t
+
+
+def test_walker_hidden_for_30_frames_is_one_person():
+    per_frame = [[person(100 + 5 * t)] if not 40 <= t < 70 else [] for t in range(100)]
+    assert len(track_detections(per_frame)) == 2  # the tracker alone loses him (gap > its max_age)
+    assert len(link_people(per_frame, fps=30.0, max_link_gap_s=0)[1]) == 2
+    linked, tracks = link_people(per_frame, fps=30.0)
+    assert [(t.track_id, t.frames[0], t.frames[-1], t.num_frames) for t in tracks] == [(1, 0, 99, 70)]
+    assert {d.track_id for f in linked for d in f} == {1}
+
+
+def test_jump_covers_distance_within_the_speed_limit():
+    # 30 frames missing, last seen 31 frames before: allowed distance = (0.5 + 3.0 x 31 / 30 s) x size = 685.8 px
+    a = track(7, range(0, 40), 200.0)
+    near, far = track(3, range(70, 100), 200.0 + 675.0), track(3, range(70, 100), 200.0 + 695.0)
+    assert [t.frames[0] for t in relink_tracks([a, near], fps=30.0)] == [0]
+    assert [t.frames[0] for t in relink_tracks([a, far], fps=30.0)] == [0, 70]
+
+
+def test_people_who_never_coexist_but_are_far_apart_stay_apart():
+    a = track(1, range(0, 40), 100.0)  # leaves at the left
+    b = track(2, range(50, 100), 1500.0)  # someone else enters at the right, 1400 px away after 10 missing frames
+    joined = relink_tracks([a, b], fps=30.0)
+    assert [(t.track_id, t.frames[0], t.frames[-1]) for t in joined] == [(1, 0, 39), (2, 50, 99)]
+
+
+def test_velocity_carries_a_fast_walker_through_the_gap():
+    # 20 px per frame, last seen 31 frames before: 620 px from where he was, where his velocity puts him
+    a = track(1, range(0, 20), 100.0, vx=20.0)
+    b = track(2, range(50, 80), 100.0 + 20.0 * 50, vx=20.0)
+    assert [t.num_frames for t in relink_tracks([a, b], fps=30.0, max_speed=1.0)] == [50]
+    assert [t.num_frames for t in relink_tracks([a, b], fps=30.0, max_speed=1.0, margin=0.0)] == [50]
+
+
+def test_coexisting_tracks_are_never_merged():
+    a = track(1, range(0, 50), 300.0)
+    b = track(2, range(45, 100), 300.0)  # same place, but overlapping in time (frames 45-49)
+    c = track(3, range(50, 100), 300.0, scale=1.0, cy=400.0)  # starts right after a, coexists with b
+    joined = relink_tracks([a, b, c], fps=30.0)
+    assert sorted((t.frames[0], t.frames[-1]) for t in joined) == [(0, 99), (45, 99)]
+    for t in joined:
+        assert len(set(t.frames)) == len(t.frames) and t.frames == sorted(t.frames)
+
+
+def test_different_sizes_are_not_joined_and_each_end_is_used_once():
+    a = track(1, range(0, 30), 500.0)
+    child = track(2, range(40, 60), 500.0, scale=0.4)  # 2.5 x smaller: someone else
+    assert len(relink_tracks([a, child], fps=30.0)) == 2
+    # two people vanish, one reappears: the nearer one continues, the other stays alone
+    b = track(3, range(0, 30), 800.0)
+    again = track(4, range(45, 70), 520.0)
+    joined = relink_tracks([a, b, again], fps=30.0)
+    assert sorted((t.track_id, t.num_frames) for t in joined) == [(1, 55), (3, 30)]
+
+
+def test_chains_of_breaks_are_followed_and_gaps_beyond_the_limit_are_not():
+    parts = [track(1, range(0, 20), 100.0), track(2, range(40, 60), 150.0), track(3, range(80, 100), 200.0)]
+    assert [(t.track_id, t.num_frames) for t in relink_tracks(parts, fps=30.0)] == [(1, 60)]
+    assert len(relink_tracks(parts, fps=30.0, max_gap_s=0.5)) == 3  # 20 missing frames = 0.67 s > 0.5 s
+    assert [t.num_frames for t in parts] == [20, 20, 20]  # the inputs are not modified
