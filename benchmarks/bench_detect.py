@@ -1,14 +1,15 @@
 """2D detector speed and agreement: the single-person ``mediapipe`` backend against ``mediapipe-multi``.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_detect.py [VIDEO] [--frames N]
+    OMP_NUM_THREADS=1 python benchmarks/bench_detect.py [VIDEO] [--frames N] [--detection-confidence X]
 
 Prints, for each backend, frames/s over the whole video and per number of people found in the frame (each frame's
 ``detect`` call timed), then the 2D agreement of the two on the frames where both see the same person (the
 multi-person detection whose box overlaps the single-person one most, IoU >= 0.5): mean pixel distance over the 33
 landmarks visible (> 0.5) in both, its median, and PCK (share of those landmarks within 5 % / 10 % of the
 single-person box diagonal); and, as a proxy for accuracy without ground truth, how steady each is (median landmark
-acceleration over the matched frames). ``mediapipe-multi`` is compared raw and as ``extract_people`` delivers it:
-linked into people and smoothed per track. Also the tracks ``mediapipe-multi`` + mocli's tracker make of the video.
+acceleration over the matched frames), for the image and the world (metric, hip-centred) landmarks.
+``mediapipe-multi`` is compared raw and as ``extract_people`` delivers it: linked into people and smoothed per track.
+Also the tracks ``mediapipe-multi`` + mocli's tracker make of the video.
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ def agreement(single: list[list[Detection]], multi: list[list[Detection]]) -> No
         print(
             f"median landmark acceleration (consecutive matched frames): mediapipe {np.median(accel[0]):.2f} px, "
             f"mediapipe-multi {np.median(accel[1]):.2f} px"
+        )
+        world = [np.stack([p[k].extras["world_landmarks33"] for p in pairs]) for k in (0, 1)]
+        world_accel = [1000 * np.median(np.abs(np.diff(w, 2, axis=0))) for w in world]
+        world_dist = 1000 * np.median(np.linalg.norm(world[0] - world[1], axis=-1))
+        print(
+            f"world landmarks: median acceleration mediapipe {world_accel[0]:.1f} mm, mediapipe-multi "
+            f"{world_accel[1]:.1f} mm; median distance {world_dist:.1f} mm"
         )
     print(f"same person in {frames} frames (single-person backend found someone in {single_frames})")
     if frames:

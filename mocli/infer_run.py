@@ -72,7 +72,7 @@ def infer(
     *,
     task: str = "pose3d",
     model: str | os.PathLike | None = None,
-    detector: str = "mediapipe",
+    detector: str = "mediapipe-multi",
     person: str | int = "largest",
     keypoint_format: str | None = None,
     shard: str | None = None,

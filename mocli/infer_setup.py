@@ -70,7 +70,7 @@ def check_options(**values: Any) -> None:
 
 
 def load_setup(
-    *, task: str = "pose3d", model: str | os.PathLike | None = None, detector: str = "mediapipe",
+    *, task: str = "pose3d", model: str | os.PathLike | None = None, detector: str = "mediapipe-multi",
     person: str | int = "largest", keypoint_format: str | None = None, flip: bool = True, bones: str = "fixed",
     precision: str = "auto", batch_size: int = 8, max_frames: int | None = None, render: bool = False,
     bvh: bool = False, labels: str | None = None, top_k: int = 5, action_model: str | os.PathLike | None = None,

@@ -70,7 +70,7 @@ class InferInput:
 
 @dataclass
 class InferOptions:
-    detector: str = "mediapipe"
+    detector: str = "mediapipe-multi"
     detector_options: Any = None  # mocli.keypoints.DetectorOptions
     person: Any = "largest"  # "largest" | "all" | track id
     max_gap: int = 10

@@ -346,3 +346,43 @@ def test_folder_of_keypoint_npz_is_inferred(tmp_path, tiny_model):
     result = infer(folder, tmp_path / "out", tiny_model)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "a" / "summary.json").is_file() and (tmp_path / "out" / "b" / "summary.json").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ result folders
+
+
+def test_input_being_written_by_another_process_is_skipped_not_failed(tmp_path, tiny_model):
+    src = write_npz(tmp_path / "a.npz", keypoints())
+    out = tmp_path / "out"
+    out.mkdir()
+    # a live lock of another mocli process (this test's parent process is alive) on the same result folder
+    (out / ".a.mocli.lock").write_text(json.dumps({"pid": os.getppid(), "host": os.uname().nodename}))
+    result = infer(src, out, tiny_model)
+    assert result.exit_code == 0, result.output
+    assert "being written by another mocli process" in " ".join(result.output.split())
+    assert not (out / "a").exists()
+    assert_nothing_half_written(tmp_path)
+
+
+def test_overwrite_replaces_the_whole_folder_and_a_failed_one_keeps_the_old(tmp_path, tiny_model, monkeypatch):
+    import errno
+
+    from mocli import infer_run
+
+    src = write_npz(tmp_path / "a.npz", keypoints())
+    out = tmp_path / "out"
+    assert infer(src, out, tiny_model, "--bvh").exit_code == 0
+    assert (out / "a" / "motion.bvh").is_file()
+    assert infer(src, out, tiny_model, "--overwrite").exit_code == 0
+    assert not (out / "a" / "motion.bvh").exists(), "a file of the earlier run was left in the new result"
+    before = {p.name: p.read_bytes() for p in (out / "a").iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(infer_run, "write_summary", disk_full)  # the last write of the new result fails
+    result = infer(src, out, tiny_model, "--overwrite", "--bvh")
+    assert_one_line_error(result, "No space left on device")
+    assert {p.name: p.read_bytes() for p in (out / "a").iterdir()} == before  # the complete result, untouched
+    assert_nothing_half_written(tmp_path)
+    assert sorted(p.name for p in out.iterdir()) == ["a"]

@@ -91,7 +91,7 @@ def infer(
     model: Annotated[
         str | None, typer.Option(help="Weights name (`mocli weights list`) or checkpoint path. Default: shipped.")
     ] = None,
-    detector: Annotated[Detector, typer.Option(help="2D detector for video inputs.")] = Detector.mediapipe,
+    detector: Annotated[Detector, typer.Option(help="2D detector for video inputs.")] = Detector.mediapipe_multi,
     person: Annotated[str, typer.Option(help="largest, all (one result per track) or a track ID.")] = "largest",
     keypoint_format: Annotated[
         str | None, typer.Option("--format", help="Format of JSON inputs: alphapose, coco, openpose, mmpose.")

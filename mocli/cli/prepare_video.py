@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 class DetectorName(str, Enum):
     mediapipe = "mediapipe"
+    mediapipe_multi = "mediapipe-multi"  # every person (MediaPipe's Tasks API on the same BlazePose models)
     yolo = "yolo"
     mmpose = "mmpose"
 
@@ -111,7 +112,7 @@ def video(
     ],
     detector: Annotated[
         DetectorName, typer.Option("--detector", "-d", help="2D pose backend.", rich_help_panel=_DETECTOR_PANEL)
-    ] = DetectorName.mediapipe,
+    ] = DetectorName.mediapipe_multi,
     person: PersonOpt = "largest",
     max_gap: VideoMaxGapOpt = 10,
     max_frames: Annotated[

@@ -63,12 +63,24 @@ GROUPS: tuple[Group, ...] = (
     Group("motions", "motion", description="HDM05 lieDownFloor, throwBasketball (all actors)"),
     Group("idle", "idle", description="ReActIdle person 012"),
     Group("high", "person", replace(STANDARD_VIEW, pitch_deg=(45.0, 60.0)), description="pitch 45-60 deg"),
-    Group("low", "person", replace(STANDARD_VIEW, pitch_deg=(-20.0, -5.0), distance_m=(2.0, 5.0)),
-          description="pitch -20 to -5 deg, 2-5 m"),  # fmt: skip
-    Group("tele", "person", replace(STANDARD_VIEW, fov_deg=(10.0, 20.0), distance_m=(10.0, 20.0)),
-          description="FOV 10-20 deg, 10-20 m"),  # fmt: skip
-    Group("wide", "person", replace(STANDARD_VIEW, fov_deg=(90.0, 110.0), distance_m=(1.5, 3.0)),
-          description="FOV 90-110 deg, 1.5-3 m"),  # fmt: skip
+    Group(
+        "low",
+        "person",
+        replace(STANDARD_VIEW, pitch_deg=(-20.0, -5.0), distance_m=(2.0, 5.0)),
+        description="pitch -20 to -5 deg, 2-5 m",
+    ),  # fmt: skip
+    Group(
+        "tele",
+        "person",
+        replace(STANDARD_VIEW, fov_deg=(10.0, 20.0), distance_m=(10.0, 20.0)),
+        description="FOV 10-20 deg, 10-20 m",
+    ),  # fmt: skip
+    Group(
+        "wide",
+        "person",
+        replace(STANDARD_VIEW, fov_deg=(90.0, 110.0), distance_m=(1.5, 3.0)),
+        description="FOV 90-110 deg, 1.5-3 m",
+    ),  # fmt: skip
     Group("60fps", "person", fps=60.0, description="people at 60 frames/s"),
 )
 
@@ -152,4 +164,3 @@ def score_generalisation(
     report_info = {"seed": seed, "clip_len": clip_len, "base_fps": BASE_FPS, "groups": details}
     report_info.update(info or {})
     return Report(benchmark="generalisation", headline=headline, tables=[table], info=report_info)
-

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from mocli.errors import InputError
-from mocli.evaluation.errors import frame_errors
+from mocli.evaluation.pose_errors import frame_errors
 from mocli.evaluation.report import Metric, Report, ScoreSums, build_table
 from mocli.evaluation.runner import RunOptions, plan_reference_clips, predict_clips, predict_sequence
 from mocli.models.motionbert import ASSUMED_CONVENTION

@@ -35,7 +35,7 @@ from mocli.data.clips import view_range
 from mocli.data.noise import NoiseModel, add_detection_noise
 from mocli.data.transforms import CropBox, crop_box, normalise_image_3d
 from mocli.errors import InputError, MocliError
-from mocli.evaluation.errors import acceleration_sum, frame_errors
+from mocli.evaluation.pose_errors import acceleration_sum, frame_errors
 from mocli.evaluation.report import Metric, Report, ScoreSums, Table, build_table
 from mocli.evaluation.runner import WindowPlan, gather_frames, pad_window, plan_sequence
 

@@ -12,12 +12,12 @@ In video mode the landmarker follows each person from frame to frame by their la
 previous frame's pose, as in the legacy solution), and on every frame where it follows fewer than ``num_poses``
 people it runs the person detector again, whose boxes then replace the crops of the people it finds. People seen by
 the detector in a single frame are followed from then on, even through frames where the detector misses them
-(often, on small or turned people), which a sparser search loses (a count every 10 frames found one person where
-there are two); the price is a detector run per frame. With ``num_poses`` > 1 the landmarks come out unsmoothed
-(the Tasks API smooths them only for one pose: ``benchmarks/bench_detect.py`` measures the legacy solution's
-steadiness with ``max_people=1`` and not above), so ``smooth_tracks`` asks mocli to smooth each linked track with
-the legacy solution's filter (``mocli.keypoints.smoothing``). The landmarker gives no identities: mocli's tracker
-(``mocli.keypoints.linking``) links the detections into people.
+(often, on small or turned people), which a sparser search would lose; the price is a detector run per frame.
+With ``num_poses`` > 1 the landmarks come out unsmoothed (the Tasks API smooths them only for one pose:
+``benchmarks/bench_detect.py`` measures the legacy solution's steadiness with ``max_people=1`` and not above), so
+``smooth_tracks`` asks mocli to smooth each linked track with the legacy solution's filter
+(``mocli.keypoints.smoothing``). The landmarker gives no identities: mocli's tracker (``mocli.keypoints.linking``)
+links the detections into people.
 """
 
 from __future__ import annotations

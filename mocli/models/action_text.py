@@ -26,7 +26,6 @@ from torch import nn
 from mocli.errors import CheckpointError, MocliError
 from mocli.models.checkpoint import check_state_dict, load_checkpoint, model_from_checkpoint
 from mocli.models.dstformer import DSTformer
-from mocli.models.registry import resolve_weights
 
 __all__ = ["TASK", "ClassTokenPool", "ActionTextHead", "ActionTextModel", "middle_level", "build_head",
            "load_action_text_model"]  # fmt: skip
@@ -157,7 +156,7 @@ def load_action_text_model(source: ActionTextModel | dict[str, Any] | str | os.P
     """An ActionTextModel (eval mode) from a model, a loaded checkpoint, a checkpoint path or a weights name."""
     if isinstance(source, ActionTextModel):
         return source
-    ckpt = source if isinstance(source, dict) else load_checkpoint(resolve_weights(source))
+    ckpt = source if isinstance(source, dict) else load_checkpoint(source)
     entry = ckpt.get("heads", {}).get(TASK)
     if entry is None:
         raise MocliError(f"this checkpoint has no {TASK} head (train one with `mocli pretrain --pretext action-text`)")

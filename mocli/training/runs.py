@@ -52,16 +52,8 @@ def load_init(init: str) -> dict[str, Any] | None:
     else last.pt); a mocli checkpoint file; or a weights name (``mocli weights list``, e.g. imported MotionBERT)."""
     if init.strip().lower() in ("", "scratch"):
         return None
-    path = Path(init).expanduser()
-    if path.is_dir():
-        found = [path / f for f in ("model.pt", "best.pt", "last.pt") if (path / f).is_file()]
-        if not found:
-            raise MocliError(f"--init {init}: the folder holds no model.pt, best.pt or last.pt")
-        path = found[0]
-    else:
-        path = resolve_weights(init)
-    log.info("initialising from %s", path)
-    return load_checkpoint(path)
+    log.info("initialising from %s", resolve_weights(init))
+    return load_checkpoint(init)
 
 
 def init_encoder(cfg: TrainingConfig) -> nn.Module:

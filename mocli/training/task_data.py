@@ -1,10 +1,10 @@
 """The training and validation sets of each finetune task (``build_finetune_data``), from the config's HDF5 files:
 
-    pose3d          3D sequences as lift clips (``mocli.training.lift_task.build_lift_data``; clean 2D input)
-    action          labelled 2D keypoints and 3D-only mocap (virtual cameras), resampled to clip_len, 2 persons
-    action-oneshot  the auxiliary classes in batches of head.samples_per_class per class; the novel classes' one
-                    exemplar each and their other sequences (queries, the validation set)
-    mesh            2D keypoints with SMPL pose and shape
+pose3d          3D sequences as lift clips (``mocli.training.lift_task.build_lift_data``; clean 2D input)
+action          labelled 2D keypoints and 3D-only mocap (virtual cameras), resampled to clip_len, 2 persons
+action-oneshot  the auxiliary classes in batches of head.samples_per_class per class; the novel classes' one
+                exemplar each and their other sequences (queries, the validation set)
+mesh            2D keypoints with SMPL pose and shape
 """
 
 from __future__ import annotations

@@ -168,9 +168,18 @@ def test_eval_mocap_standard_cameras_ignore_the_training_ranges(tmp_path, mocap_
 def test_eval_generalisation_scores_only_held_out_groups(tmp_path, tiny_model, mocap_h5):
     rng = np.random.default_rng(2)
     body = rng.uniform(-0.3, 0.3, (17, 3)) + np.array([0, 1.0, 0])
-    seqs = [Sequence(f"HDM_{who}_{what}_001_120", 120.0, joints3d=body + rng.normal(0, 0.01, (240, 17, 3)),
-                     split=split, source="hdm05", subject=who, action=what)
-            for who, what, split in (("mm", "jog", "test"), ("bd", "lieDownFloor", "train"), ("bd", "jog", "train"))]
+    seqs = [
+        Sequence(
+            f"HDM_{who}_{what}_001_120",
+            120.0,
+            joints3d=body + rng.normal(0, 0.01, (240, 17, 3)),
+            split=split,
+            source="hdm05",
+            subject=who,
+            action=what,
+        )
+        for who, what, split in (("mm", "jog", "test"), ("bd", "lieDownFloor", "train"), ("bd", "jog", "train"))
+    ]
     write_dataset(tmp_path / "hdm05.h5", seqs, kind="amc")
     out = tmp_path / "gen.json"
     args = ["eval", "generalisation", "--data", str(tmp_path / "hdm05.h5"), "--data", str(mocap_h5), "--model",

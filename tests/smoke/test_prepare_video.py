@@ -32,16 +32,17 @@ def test_help(command):
 
 
 @needs_mediapipe
-def test_video_to_keypoints_npz(tmp_path):
-    result = invoke("prepare", "video", str(EXAMPLE), "--out", str(tmp_path), "--max-frames", "60")
+@pytest.mark.parametrize("detector", ["mediapipe-multi", "mediapipe"])  # the default, and the legacy solution
+def test_video_to_keypoints_npz(tmp_path, detector):
+    result = invoke("prepare", "video", str(EXAMPLE), "--out", str(tmp_path), "--max-frames", "60", "-d", detector)
     assert result.exit_code == 0, result.output
     with np.load(tmp_path / "sports2d_demo.npz", allow_pickle=False) as npz:
         data = dict(npz)
     kp, valid = data["keypoints"], data["valid"]
     assert kp.shape == (60, 17, 3) and kp.dtype == np.float32
     assert data["image_size"].tolist() == [1768, 994] and float(data["fps"]) == 30.0
-    assert str(data["source"]) == "mediapipe" and int(data["track_id"]) == 1
-    assert valid.mean() >= 0.9  # MediaPipe misses only the first few frames of this video
+    assert str(data["source"]) == detector and int(data["track_id"]) == 1
+    assert valid.mean() >= 0.85  # MediaPipe misses only the first few frames of this video (multi: the first 8)
     assert data["landmarks33"].shape == (60, 33, 3) and data["world_landmarks33"].shape == (60, 33, 3)
     world = data["world_landmarks33"][valid]
     np.testing.assert_allclose((world[:, 23] + world[:, 24]) / 2, 0, atol=0.02)  # hip-centred metres

@@ -61,7 +61,7 @@ def test_help_at_80_columns_keeps_examples_and_choices_whole(path):
 def test_choices_and_defaults_stay_on_one_line():
     lines = runner.invoke(app, ["infer", "--help"], env=ENV, terminal_width=80).output.splitlines()
     assert any(line.strip().startswith("--task <pose3d|action|mesh|all>") for line in lines)
-    assert any(line.strip().startswith("--detector <mediapipe|yolo|mmpose>") for line in lines)
+    assert any(line.strip().startswith("--detector <mediapipe|mediapipe-multi|yolo|mmpose>") for line in lines)
     assert not any(line.rstrip().endswith("[default:") for line in lines)
 
 

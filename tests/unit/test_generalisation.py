@@ -12,8 +12,15 @@ from mocli.evaluation.mocap import MocapSequence, subsample_sequence
 from mocli.skeleton import H36M_17
 
 
-def _walker(name: str, source: str, subject: str = "", action: str = "walk", frames: int = 120, fps: float = 120.0,
-            seed: int = 0) -> MocapSequence:
+def _walker(
+    name: str,
+    source: str,
+    subject: str = "",
+    action: str = "walk",
+    frames: int = 120,
+    fps: float = 120.0,
+    seed: int = 0,
+) -> MocapSequence:
     """A standing skeleton (metres, y up) swinging its limbs, moving forward."""
     rng = np.random.default_rng(seed)
     rest = np.zeros((17, 3))
