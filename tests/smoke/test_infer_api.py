@@ -234,3 +234,42 @@ def test_every_stage_reports_progress(tmp_path, tiny_model):
                                                                    for s in per_input]  # fmt: skip
     assert rec.stages == [("start", 2, None)] + [s for path in sorted(stages) for s in stages[path]]  # sorted inputs
     assert rec.counts["sports2d_demo.mp4"] == 5
+
+
+def test_trajectory_in_joints_npz_follows_the_camera(tmp_path, tiny_model):
+    """Every result gets ``root`` (T,3) in the camera of --focal/--fov (recorded in summary.json). The lifted pose
+    does not depend on the focal length, so doubling it about doubles every depth (the 2D keypoints are the same
+    size: the body must be about twice as far; not exactly, as the body's own depth stays the same in metres) and
+    keeps where the pelvis projects, f x/z and f y/z (pixels from the image centre). mocli.trajectory's exact
+    cases are in tests/unit/test_trajectory.py."""
+    src = _keypoints_npz(tmp_path / "walk.npz")  # 1000 x 800 pixels, frames 10-12 missing
+    roots = {}
+    for focal in (800.0, 1600.0):
+        run = mocli.infer(src, out=tmp_path / f"f{focal:.0f}", model=tiny_model, focal=focal)
+        camera = run[0].summary["camera"]
+        assert camera == {"focal_px": focal, "fov_deg": round(float(np.degrees(2 * np.arctan(500 / focal))), 3),
+                          "principal_point_px": [500.0, 400.0], "focal_source": "focal"}  # fmt: skip
+        roots[focal] = run[0].motions()[0].root
+    near, far = roots[800.0], roots[1600.0]
+    assert near.shape == (50, 3) and np.isnan(near[10:13]).all() and np.isfinite(near[13:]).all()
+    ok = np.isfinite(near).all(-1)
+    assert (near[ok, 2] > 0).all()  # in front of the camera
+    np.testing.assert_allclose(far[ok, 2], 2 * near[ok, 2], rtol=0.1)
+    np.testing.assert_allclose(1600 * far[ok, :2] / far[ok, 2:], 800 * near[ok, :2] / near[ok, 2:], atol=10.0)
+    default = mocli.infer(src, out=tmp_path / "d", model=tiny_model)[0].summary["camera"]
+    assert default["focal_source"] == "default" and default["fov_deg"] == 60.0
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"focal": 800.0, "fov": 60.0}, "--focal and --fov both given"),
+        ({"focal": -1.0}, "--focal -1.0"),
+        ({"fov": 180.0}, "--fov 180.0"),
+    ],
+)
+def test_bad_camera_options_are_one_line(tmp_path, tiny_model, options, needle):
+    src = _keypoints_npz(tmp_path / "walk.npz")
+    with pytest.raises(MocliError, match=needle):
+        mocli.infer(src, out=tmp_path / "o", model=tiny_model, **options)
+    assert not (tmp_path / "o").exists()
