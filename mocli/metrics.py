@@ -105,7 +105,16 @@ def _mean_dist(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def _procrustes(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Batched similarity Procrustes (Umeyama 1991) of ``pred`` onto ``gt``, both (..., J, D); proper rotations only."""
+    """Batched similarity Procrustes (Umeyama 1991) of ``pred`` onto ``gt``, both (..., J, D); proper rotations only.
+
+    Computed in at least float32 with autocast off (an SVD has no bf16/fp16 kernel, and a validation pass inside
+    bf16 autocast hands in bf16 tensors); the result has that dtype."""
+    dtype = torch.promote_types(torch.promote_types(pred.dtype, gt.dtype), torch.float32)
+    with torch.autocast(pred.device.type, enabled=False):
+        return _procrustes_exact(pred.to(dtype), gt.to(dtype))
+
+
+def _procrustes_exact(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     mu_p = pred.mean(dim=-2, keepdim=True)
     mu_g = gt.mean(dim=-2, keepdim=True)
     x, y = pred - mu_p, gt - mu_g

@@ -56,7 +56,9 @@ class LiftTask:
 
 
 def _lift_eval_sums(pred: torch.Tensor, batch: Batch, weights: LiftLossWeights) -> dict[str, torch.Tensor]:
-    """LiftTask's validation sums of a prediction (B,T,J,3) for ``batch`` (target, weight_2d, factor over T)."""
+    """LiftTask's validation sums of a prediction (B,T,J,3) for ``batch`` (target, weight_2d, factor over T); in
+    float32 whatever the autocast precision of the forward pass (a bf16 run's metrics are not rounded to bf16)."""
+    pred = pred.float()
     loss, _ = lift_loss(pred, batch["target"], batch["weight_2d"], batch["has_3d"], weights)
     is_3d = batch["has_3d"] > 0.5
     scale = 1000.0 * batch["factor"][is_3d][..., None, None]  # (B3, T, 1, 1) mm per normalised unit

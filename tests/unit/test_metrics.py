@@ -132,6 +132,21 @@ def test_pa_mpjpe_removes_known_similarity() -> None:
     np.testing.assert_allclose(aligned32, gt, atol=1e-3)
 
 
+def test_pa_mpjpe_inside_bf16_autocast_with_bf16_poses() -> None:
+    """A validation pass under CPU bf16 autocast hands bf16 poses to PA-MPJPE: the alignment runs in float32 (an SVD
+    has no bf16 kernel; this raised NotImplementedError) and removes a known similarity up to bf16 rounding."""
+    gt = _rng(6).normal(size=(4, 17, 3)) * 0.3
+    rot = _rotation(np.array([0.0, 1.0, 0.0]), math.radians(40.0))
+    pred = 1.7 * gt @ rot.T + np.array([0.1, -0.2, 0.3])
+    p, g = torch.tensor(pred).bfloat16(), torch.tensor(gt).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        err = pa_mpjpe(p, g)
+        aligned = procrustes_align(p, g)
+    assert aligned.dtype == torch.float32
+    assert float(err) < 5e-3  # metres: bf16 keeps about 3 significant digits of poses of ~0.5 m
+    np.testing.assert_allclose(aligned.numpy(), g.float().numpy(), atol=5e-3)
+
+
 def test_pa_mpjpe_per_pose_transforms_batched() -> None:
     """Each pose gets its own rotation/scale/translation; all must be undone independently."""
     rng = _rng(6)
