@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mocli.data.cameras import focal_from_fov
+
 __all__ = [
     "DEFAULT_FOV_DEG",
     "Camera",
-    "focal_from_fov",
     "make_camera",
     "project",
     "solve_root",
@@ -59,13 +60,6 @@ class Camera:
     fov_deg: float = DEFAULT_FOV_DEG
 
 
-def focal_from_fov(width_px: float, fov_deg: float) -> float:
-    """Focal length in pixels of a camera that sees ``fov_deg`` degrees across ``width_px`` pixels."""
-    if not 0 < fov_deg < 180:
-        raise ValueError(f"field of view must be in (0, 180) degrees, got {fov_deg}")
-    return float(width_px / 2 / np.tan(np.radians(fov_deg) / 2))
-
-
 def make_camera(image_size: tuple[int, int], focal: float | None = None, fov: float | None = None) -> Camera:
     """The camera of a video: focal length from ``focal`` (pixels), else ``fov`` (degrees, horizontal), else
     ``DEFAULT_FOV_DEG``; principal point at the image centre.
@@ -87,7 +81,9 @@ def make_camera(image_size: tuple[int, int], focal: float | None = None, fov: fl
         fov_deg = float(np.degrees(2 * np.arctan(w / 2 / focal)))
         return Camera(float(focal), w / 2, h / 2, "focal", fov_deg)
     source, fov_deg = ("fov", float(fov)) if fov is not None else ("default", DEFAULT_FOV_DEG)
-    return Camera(focal_from_fov(w, fov_deg), w / 2, h / 2, source, fov_deg)
+    if not 0 < fov_deg < 180:
+        raise ValueError(f"field of view must be in (0, 180) degrees, got {fov_deg}")
+    return Camera(float(focal_from_fov(fov_deg, w)), w / 2, h / 2, source, fov_deg)
 
 
 def project(points: np.ndarray, camera: Camera) -> np.ndarray:

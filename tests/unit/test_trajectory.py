@@ -8,7 +8,6 @@ import pytest
 from mocli.trajectory import (
     DEFAULT_FOV_DEG,
     estimate_trajectory,
-    focal_from_fov,
     make_camera,
     project,
     smooth_trajectory,
@@ -48,7 +47,6 @@ def observe(joints, root, camera, noise_px: float = 0.0, seed: int = 1) -> np.nd
 
 
 def test_focal_and_fov_known_values():
-    assert focal_from_fov(1000, 90) == pytest.approx(500.0)
     cam = make_camera(IMAGE)
     assert cam.source == "default" and cam.fov_deg == DEFAULT_FOV_DEG
     assert cam.focal_px == pytest.approx(640 / np.tan(np.radians(30)))  # 1108.5 px
