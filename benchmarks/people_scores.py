@@ -13,12 +13,14 @@ DEPTH_MARGIN_M = 0.2  # depth order is scored for pairs of people whose true dep
 
 
 def match_tracks(track_px: np.ndarray, gt_px: np.ndarray, gate_px: np.ndarray) -> np.ndarray:
-    """Per frame, the track that is each ground-truth person: the assignment of least total 2D pelvis distance
-    (Hungarian) among pairs closer than the person's gate.
+    """Per frame, the track that is each ground-truth person: the assignment of least total 2D distance (Hungarian)
+    among pairs closer than the person's gate. The distance of a track to a person is the mean over the joints of
+    the pixel distance (joints NaN in the track left out): the whole body, so that a pose that slips off its
+    person, or two pelvises that meet when one person passes in front of another, are not mistaken.
 
     Args:
-        track_px: (N,T,2) each track's pelvis, pixels; NaN where the track has no output.
-        gt_px: (G,T,2) each person's projected pelvis, pixels; NaN where not in the scene.
+        track_px: (N,T,J,2) each track's joints, pixels; NaN where the track has no output.
+        gt_px: (G,T,J,2) each person's projected joints, pixels.
         gate_px: (G,T) the largest distance, pixels, at which a track can be that person.
     Returns:
         (T,G) int: index of the track matched to each person, -1 where none is.
@@ -28,12 +30,14 @@ def match_tracks(track_px: np.ndarray, gt_px: np.ndarray, gate_px: np.ndarray) -
     if n == 0:
         return out
     for t in range(gt_px.shape[1]):
-        dist = np.linalg.norm(gt_px[:, None, t] - track_px[None, :, t], axis=-1)  # (G,N)
+        per_joint = np.linalg.norm(gt_px[:, None, t] - track_px[None, :, t], axis=-1)  # (G,N,J)
+        seen = np.isfinite(per_joint)
+        with np.errstate(invalid="ignore"):
+            dist = np.where(seen, per_joint, 0.0).sum(-1) / seen.sum(-1)  # (G,N), NaN for a track without joints
         allowed = np.isfinite(dist) & (dist < gate_px[:, t, None])
         if not allowed.any():
             continue
-        cost = np.where(allowed, dist, 1e9)
-        rows, cols = linear_sum_assignment(cost)
+        rows, cols = linear_sum_assignment(np.where(allowed, dist, 1e9))
         for r, c in zip(rows, cols, strict=True):
             if allowed[r, c]:
                 out[t, r] = c
@@ -131,4 +135,39 @@ def score_trajectories(pred: np.ndarray, gt: np.ndarray, margin_m: float = DEPTH
                    scaled_distance_error_mm=1000 * float(np.abs(scale * d[:, 0] - d[:, 1]).mean()))  # fmt: skip
     if len(right):
         out["depth_order_pct"] = 100 * float(right.mean())
+    return out
+
+
+def _weighted(rows: list[dict], key: str, weight: str) -> float | None:
+    """Mean of ``row[key]`` weighted by ``row[weight]`` over the rows where both are known and the weight > 0."""
+    pairs = [(r[key], r[weight]) for r in rows if r.get(key) is not None and r.get(weight)]
+    total = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / total if total else None
+
+
+def pool_scenes(scenes: list[dict], timings: list[dict[str, tuple[list[int], list[float]]]]) -> dict:
+    """Figures over several scenes (each: "people" rows with "num_frames" and "frames" scored, "identity",
+    "trajectory"; and per scene {table: (people found per frame, seconds per frame)}): frames/s from every timed
+    frame; per-person rates weighted by frames, joint errors by scored frames; identity counts summed; trajectory
+    errors weighted by their (pair-)frames (each scene keeps its own scale)."""
+    people = [r for s in scenes for r in s["people"]]
+    fps: dict[str, dict] = {}
+    for name in dict.fromkeys(k for t in timings for k in t):
+        runs = [t[name] for t in timings if name in t]
+        fps[name] = fps_by_count([c for r in runs for c in r[0]], [x for r in runs for x in r[1]])
+    out = {"people": len(people), "tracks": sum(s["identity"]["tracks"] for s in scenes), "detector_fps": fps}
+    out.update({k: _weighted(people, k, "num_frames") for k in ("in_view_pct", "detected_pct", "output_pct")})
+    out.update({k: _weighted(people, k, "frames") for k in ("keypoints_2d_px", "mocli_pa_mpjpe_mm", "mocli_mpjpe_mm",
+                                                           "mediapipe_pa_mpjpe_mm")})  # fmt: skip
+    ident = [s["identity"] for s in scenes]
+    out.update(id_switches=sum(sum(i["id_switches"]) for i in ident),
+               fragmented_people=sum(i["fragmented_people"] for i in ident),
+               impure_tracks=sum(len(i["impure_tracks"]) for i in ident),
+               unmatched_tracks=sum(len(i["unmatched_tracks"]) for i in ident))  # fmt: skip
+    traj = [s["trajectory"] for s in scenes]
+    out["trajectory"] = {k: _weighted(traj, k, "frames") for k in ("root_error_mm", "depth_error_mm",
+                                                                   "scaled_root_error_mm")}  # fmt: skip
+    out["trajectory"].update({k: _weighted(traj, k, "pair_frames") for k in ("distance_error_mm",
+                                                                            "scaled_distance_error_mm")})  # fmt: skip
+    out["trajectory"]["depth_order_pct"] = _weighted(traj, "depth_order_pct", "depth_order_frames")
     return out

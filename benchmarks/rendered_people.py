@@ -19,13 +19,14 @@ with the machinery of ``rendered_mocap.py`` (``raster.py``, ``rendered_scores.py
    also the detector alone on a video of one person of the scene alone (same camera and background; ``--no-solo``:
    not), for frames/s with 1 person; ``--detection-confidence`` sets another person-detector threshold than
    mocli's default;
-5. scores: detector frames/s per number of people found in the frame; per person the raw detection rate (a
-   detection's mid-hip within the gate of the person's projected pelvis) and the output rate (a track matched);
-   tracks matched to people per frame by 2D pelvis distance (Hungarian, gate ``GATE`` x the person's 2D box
-   diagonal): identity switches, people split over several tracks, tracks that were several people; per person
-   PA-MPJPE, MPJPE (root-relative, mm) and MediaPipe's PA-MPJPE (``rendered_scores.score_sequence``) on the frames
-   a track is matched; trajectories (``root``): pelvis error (mm) as output and after one scale per video (depth
-   is known up to the body's size), the error of the distances between people and their depth order.
+5. scores: detector frames/s per number of people found in the frame; tracks matched to people per frame by 2D
+   distance (``people_scores.match_tracks``: Hungarian on the mean distance of the 17 joints to the person's
+   projected ones, within ``GATE`` x the person's 2D box diagonal; the raw detections alike): per person the
+   frames in view (every joint inside the image), the detection rate (a raw detection matched) and the output rate
+   (a track matched); identity switches, people split over several tracks, tracks that were several people; per
+   person PA-MPJPE, MPJPE (root-relative, mm) and MediaPipe's PA-MPJPE (``rendered_scores.score_sequence``) on
+   the frames a track is matched; trajectories (``root``): pelvis error (mm) as output and after one scale per
+   video (depth is known up to the body's size), the error of the distances between people and their depth order.
 
 Caveats: as ``rendered_mocap.py`` (synthetic look, ground truth is the mocap skeleton, the pixels show the Anny fit);
 the bodies may pass through one another (nothing keeps them apart); the crossing walk slides the mocap motion.
@@ -48,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 from people_scene import plan_scene, render_alone, render_scene, scene_camera, scene_joints
-from people_scores import fps_by_count, gather, identity_counts, match_tracks, score_trajectories
+from people_scores import fps_by_count, gather, identity_counts, match_tracks, pool_scenes, score_trajectories
 from raster import region_colours
 from rendered_mocap import _f, parse_range, pick_held_out, pick_sequences
 from rendered_scores import score_sequence
@@ -58,16 +59,18 @@ from mocli.errors import InputError, MocliError
 from mocli.skeleton import to_h36m
 
 DETECTOR = "mediapipe-multi"
-GATE = 0.25  # a track or detection is a person when its pelvis is within this x the person's 2D box diagonal
-HIPS = [23, 24]  # MediaPipe landmarks: left and right hip
+GATE = 0.25  # a track or detection can be a person when its joints are (on average) within this x the person's
+# 2D box diagonal
+KEYS = ("joints3d", "keypoints2d", "root", "mediapipe")  # read_result's arrays
 
 
 class TimedDetector:
-    """A detector that times each ``detect`` call and keeps each detection's mid-hip (pixels); the rest is the
-    wrapped detector's."""
+    """A detector that times each ``detect`` call and keeps each frame's detections as (D,17,2) H36M-17 pixels in
+    ``found`` (the detector's skeleton converted by ``mocli.skeleton.to_h36m``); the rest is the wrapped
+    detector's."""
 
     def __init__(self, inner) -> None:
-        self.inner, self.seconds, self.hips = inner, [], []
+        self.inner, self.seconds, self.found = inner, [], []
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
@@ -76,7 +79,8 @@ class TimedDetector:
         t0 = time.perf_counter()
         found = self.inner.detect(frame)
         self.seconds.append(time.perf_counter() - t0)
-        self.hips.append(np.array([d.keypoints[HIPS, :2].mean(0) for d in found], np.float64).reshape(-1, 2))
+        poses = [to_h36m(np.asarray(d.keypoints, np.float64), self.inner.skeleton)[:, :2] for d in found]
+        self.found.append(np.stack(poses) if poses else np.zeros((0, 17, 2)))
         return found
 
     def close(self) -> None:
@@ -85,7 +89,7 @@ class TimedDetector:
 
 def make_detector(options=None, detection_confidence: float | None = None):
     """mocli's ``mediapipe-multi`` detector (``options``: ``DetectorOptions``), or one with another person-detector
-    threshold than its default."""
+    threshold than its default (not inside ``timed_detectors`` without a threshold: that would wrap itself)."""
     from mocli.keypoints import DetectorOptions, create_detector
     from mocli.keypoints.mediapipe_multi import MediaPipeMultiDetector
 
@@ -132,7 +136,7 @@ def read_result(folder: Path) -> tuple[dict, list[int], dict[str, np.ndarray]]:
     from mocli.results import load_joints_npz
 
     summary = json.loads((folder / "summary.json").read_text())
-    ids, arrays = [], {"joints3d": [], "keypoints2d": [], "root": [], "mediapipe": []}
+    ids, arrays = [], {k: [] for k in KEYS}
     for entry in summary["results"]:
         data = load_joints_npz(folder / entry["file"])
         ids.append(int(entry["person"]))
@@ -150,31 +154,40 @@ def gates(gt_px: np.ndarray) -> np.ndarray:
     return GATE * np.linalg.norm(span, axis=-1)
 
 
-def score_scene(gt_cam, camera, ids, arrays, hips: list[np.ndarray]) -> tuple[list[dict], dict, np.ndarray]:
-    """Per-person rows, the scene's identity and trajectory scores, and the (T,G) matching."""
+def score_scene(gt_cam, camera, ids, arrays, found: list[np.ndarray]) -> tuple[list[dict], dict]:
+    """Per-person rows and the scene's identity and trajectory scores.
+
+    Args:
+        gt_cam: (G,T,17,3) ground truth, metres, camera frame; camera: the scene's ``Camera``.
+        ids, arrays: ``read_result``'s track ids and (N,T',...) arrays.
+        found: per frame the detector's raw detections, (D,17,2) pixels (``TimedDetector.found``).
+    """
     n = min(gt_cam.shape[1], arrays["joints3d"].shape[1])
     gt = gt_cam[:, :n]
     gt_px = project_perspective(gt, camera.focal, camera.centre)  # (G,n,17,2)
     gate = gates(gt_px)
-    matched = match_tracks(arrays["keypoints2d"][:, :n, 0, :2], gt_px[:, :, 0], gate)
-    most = max((len(h) for h in hips[:n]), default=0)
-    raw = np.full((most, n, 2), np.nan)
-    for t, h in enumerate(hips[:n]):
-        raw[: len(h), t] = h
-    raw_rate = (match_tracks(raw, gt_px[:, :, 0], gate) >= 0).mean(0)
+    w, h = camera.image_size
+    in_view = ((gt_px >= 0) & (gt_px < [w, h])).all((2, 3)) & (gt[..., 2] > 0).all(-1)  # (G,n) every joint in
+    matched = match_tracks(arrays["keypoints2d"][:, :n, :, :2], gt_px, gate)
+    most = max((len(f) for f in found[:n]), default=0)
+    raw = np.full((most, n, 17, 2), np.nan)
+    for t, poses in enumerate(found[:n]):
+        raw[: len(poses), t] = poses
+    raw_rate = (match_tracks(raw, gt_px, gate) >= 0).mean(0)
     per = {k: gather(v[:, :n], matched) for k, v in arrays.items()}
     rows = []
     for g in range(len(gt)):
-        found = np.isfinite(per["joints3d"][g]).all((1, 2))
-        row = score_sequence(gt[g], per["joints3d"][g], per["mediapipe"][g], found, per["keypoints2d"][g], gt_px[g])
+        output = np.isfinite(per["joints3d"][g]).all((1, 2))
+        row = score_sequence(gt[g], per["joints3d"][g], per["mediapipe"][g], output, per["keypoints2d"][g], gt_px[g])
         row.pop("plausibility")
         tracks = sorted({ids[i] for i in matched[:, g] if i >= 0})
-        row.update(detected_pct=100 * float(raw_rate[g]), output_pct=100 * float(found.mean()), tracks=tracks,
-                   trajectory=score_trajectories(per["root"][g : g + 1], gt[g : g + 1, :, 0]))  # fmt: skip
+        trajectory = score_trajectories(per["root"][g : g + 1], gt[g : g + 1, :, 0])
+        row.update(num_frames=n, in_view_pct=100 * float(in_view[g].mean()), detected_pct=100 * float(raw_rate[g]),
+                   output_pct=100 * float(output.mean()), tracks=tracks, trajectory=trajectory)  # fmt: skip
         rows.append(row)
     identity = identity_counts(matched, ids)
     identity.update(tracks=len(ids), people=len(gt))
-    return rows, {"identity": identity, "trajectory": score_trajectories(per["root"], gt[:, :, 0])}, matched
+    return rows, {"identity": identity, "trajectory": score_trajectories(per["root"], gt[:, :, 0])}
 
 
 def print_scene(label: str, rows: list[dict], scene: dict, fps: dict) -> None:
@@ -182,14 +195,16 @@ def print_scene(label: str, rows: list[dict], scene: dict, fps: dict) -> None:
     for name, table in fps.items():
         parts = [f"{k} people {v['fps']:.1f} fps ({v['frames']} frames)" for k, v in table.items()]
         print(f"  detector frames/s, {name}: " + " | ".join(parts))
-    print(f"  {'person':26} {'tracks':>8} {'det %':>6} {'out %':>6} {'IDsw':>4} {'2D px':>6} {'PA mm':>6} "
-          f"{'MPJPE':>6} {'MP PA':>6} {'fit mm':>6} {'root mm':>7} {'depth mm':>8}")  # fmt: skip
+    print(f"  {'person':26} {'tracks':>8} {'view %':>6} {'det %':>6} {'out %':>6} {'IDsw':>4} {'2D px':>6} "
+          f"{'PA mm':>6} {'MPJPE':>6} {'MP PA':>6} {'fit mm':>6} {'root mm':>7} {'depth mm':>8}")  # fmt: skip
     for g, r in enumerate(rows):
         tr = r["trajectory"]
-        print(f"  {r['name'][:26]:26} {','.join(map(str, r['tracks'])) or '-':>8} {r['detected_pct']:>6.1f} "
+        print(f"  {r['name'][:26]:26} {','.join(map(str, r['tracks'])) or '-':>8} {r['in_view_pct']:>6.1f} "
+              f"{r['detected_pct']:>6.1f} "
               f"{r['output_pct']:>6.1f} {scene['identity']['id_switches'][g]:>4} {_f(r['keypoints_2d_px']):>6} "
               f"{_f(r['mocli_pa_mpjpe_mm']):>6} {_f(r['mocli_mpjpe_mm']):>6} {_f(r['mediapipe_pa_mpjpe_mm']):>6} "
-              f"{_f(r['fit_error_mm']):>6} {_f(tr['root_error_mm'], 0):>7} {_f(tr['depth_error_mm'], 0):>8}")  # fmt: skip
+              f"{_f(r['fit_error_mm']):>6} {_f(tr['root_error_mm'], 0):>7} "
+              f"{_f(tr['depth_error_mm'], 0):>8}")  # fmt: skip
     i, tr = scene["identity"], scene["trajectory"]
     print(f"  identity: {i['people']} people, {i['tracks']} tracks; switches {sum(i['id_switches'])}, people split "
           f"over tracks {i['fragmented_people']}, tracks of several people {i['impure_tracks'] or '-'}, tracks of "
@@ -199,6 +214,23 @@ def print_scene(label: str, rows: list[dict], scene: dict, fps: dict) -> None:
           f"distance between people {_f(tr['distance_error_mm'], 0)} mm, scaled "
           f"{_f(tr['scaled_distance_error_mm'], 0)} mm ({tr['pair_frames']} pair-frames); depth order right "
           f"{_f(tr['depth_order_pct'])} % ({tr['depth_order_frames']} pair-frames apart > 0.2 m)")  # fmt: skip
+
+
+def print_overall(o: dict) -> None:
+    tr = o["trajectory"]
+    print(f"\nall scenes: {o['people']} people, {o['tracks']} tracks")
+    for name, table in o["detector_fps"].items():
+        parts = [f"{k} people {v['fps']:.1f} fps ({v['frames']} frames)" for k, v in table.items()]
+        print(f"  detector frames/s, {name}: " + " | ".join(parts))
+    print(f"  in view {_f(o['in_view_pct'])} %, detected {_f(o['detected_pct'])} %, output {_f(o['output_pct'])} %; "
+          f"2D {_f(o['keypoints_2d_px'])} px, PA-MPJPE {_f(o['mocli_pa_mpjpe_mm'])} mm, MPJPE "
+          f"{_f(o['mocli_mpjpe_mm'])} mm (MediaPipe PA {_f(o['mediapipe_pa_mpjpe_mm'])} mm)")  # fmt: skip
+    print(f"  identity: switches {o['id_switches']}, people split over tracks {o['fragmented_people']}, tracks of "
+          f"several people {o['impure_tracks']}, tracks of nobody {o['unmatched_tracks']}")  # fmt: skip
+    print(f"  trajectory: root {_f(tr['root_error_mm'], 0)} mm (depth {_f(tr['depth_error_mm'], 0)} mm), per-scene "
+          f"scale -> {_f(tr['scaled_root_error_mm'], 0)} mm; distance between people {_f(tr['distance_error_mm'], 0)}"
+          f" mm, scaled {_f(tr['scaled_distance_error_mm'], 0)} mm; depth order right "
+          f"{_f(tr['depth_order_pct'])} %")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,7 +311,9 @@ def _run(args: argparse.Namespace) -> int:
     camera = scene_camera(*size, args.fov, args.pitch)
     print(f"{args.scenes} scene(s) of {args.people} people, {args.frames} frames, {size[0]}x{size[1]} px, fov "
           f"{args.fov:g} deg; outputs in {out} (setup {time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
-    scenes = []
+    conf = args.detection_confidence
+    make = None if conf is None else (lambda o: make_detector(o, conf))  # None: the registry's own factory
+    scenes, timings = [], []
     for s in range(args.scenes):
         seqs = chosen[s * args.people : (s + 1) * args.people]
         frames = min(args.frames, *(q.num_frames for q in seqs))
@@ -291,20 +325,28 @@ def _run(args: argparse.Namespace) -> int:
         rendered = render_scene(gt_cam, body, colours, camera, fps, video, args.seed, FitOptions(args.fit_iterations))
         made: list[TimedDetector] = []
         t1 = time.perf_counter()
-        with timed_detectors(DETECTOR, made, lambda o: make_detector(o, args.detection_confidence)):
+        with timed_detectors(DETECTOR, made, make):
             result = run_input(InferInput(video, "video"), out / "infer" / video.stem, setup, overwrite=True)
-        if result.status != "written":
-            raise MocliError(f"infer on {video}: {result.status} {result.message or ''}".strip())
         rendered.seconds["infer"] = time.perf_counter() - t1
-        summary, ids, arrays = read_result(result.out_dir)
-        rows, scores, _ = score_scene(gt_cam, camera, ids, arrays, made[0].hips)
-        fps_tables = {"scene": fps_by_count([len(h) for h in made[0].hips], made[0].seconds)}
+        if not made:  # infer stopped before it made a detector
+            raise MocliError(f"infer on {video}: {result.status} {result.message or ''}".strip())
+        if result.status == "written":
+            summary, ids, arrays = read_result(result.out_dir)
+        elif any(len(h) for h in made[0].found):  # anything but finding nobody is the pipeline failing
+            raise MocliError(f"infer on {video}: {result.status} {result.message or ''}".strip())
+        else:
+            summary, ids, arrays = {}, [], {k: np.full((0, frames, 17, 3), np.nan) for k in KEYS}
+            arrays["root"] = np.full((0, frames, 3), np.nan)
+        rows, scores = score_scene(gt_cam, camera, ids, arrays, made[0].found)
+        timed = {"scene": ([len(h) for h in made[0].found], made[0].seconds)}
         if not args.no_solo:
             alone = args.people - 1  # not the one who walks across
             solo = render_alone(rendered, alone, body, colours, camera, fps, out / "videos" / f"scene{s}_alone.mp4",
                                 args.seed)  # fmt: skip
-            timed = detect_alone(solo, make_detector(None, args.detection_confidence))
-            fps_tables["one person alone"] = fps_by_count([len(h) for h in timed.hips], timed.seconds)
+            alone_run = detect_alone(solo, make_detector(None, args.detection_confidence))
+            timed["one person alone"] = ([len(h) for h in alone_run.found], alone_run.seconds)
+        timings.append(timed)
+        fps_tables = {name: fps_by_count(*run) for name, run in timed.items()}
         for g, (row, q, p) in enumerate(zip(rows, seqs, placements, strict=True)):
             heights = np.ptp(project_perspective(gt_cam[g], camera.focal, camera.centre)[..., 1], axis=1)
             row.update(name=q.name, source=q.source, action=q.action, fit_error_mm=float(np.nanmean(
@@ -317,11 +359,14 @@ def _run(args: argparse.Namespace) -> int:
         print_scene(f"scene {s} ({frames} frames; fit {rendered.seconds['fit']:.0f} s, render "
                     f"{rendered.seconds['render']:.0f} s, infer {rendered.seconds['infer']:.0f} s)", rows, scores,
                     fps_tables)  # fmt: skip
+    overall = pool_scenes(scenes, timings)
+    if len(scenes) > 1:
+        print_overall(overall)
     if args.json:
         info = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
         info["data"] = [str(p) for p in args.data]
         with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps({"info": info, "scenes": scenes}, indent=2, default=str))
+            tmp.write_text(json.dumps({"info": info, "overall": overall, "scenes": scenes}, indent=2, default=str))
     return 0
 
 

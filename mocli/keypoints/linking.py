@@ -86,6 +86,9 @@ def relink_tracks(
     return sorted(joined, key=lambda t: (t.frames[0], t.track_id))
 
 
+SHORT_GAP_S = 0.2  # seconds: pieces of a track this close in time are joined before short tracks are dropped
+
+
 def link_people(
     per_frame: Sequence[Sequence[Detection]],
     min_frames: int = 5,
@@ -96,10 +99,12 @@ def link_people(
     """Identities for a multi-person detector's output: track, drop flickers, rejoin broken tracks, number the
     people 1, 2, ...
 
-    Tracks seen in fewer than ``min_frames`` frames (false positives, a pose found for a frame or two) are dropped,
-    unless every track is that short (then the longest one is kept). Tracks of one person broken by a detector miss
-    of up to ``max_link_gap_s`` seconds are joined (``relink_tracks``; 0 turns that off). The kept people are
-    numbered 1, 2, ... in order of first appearance.
+    Three steps: pieces of one track broken across at most ``SHORT_GAP_S`` (a person moving faster between frames
+    than the tracker follows) are joined (``relink_tracks``); tracks then seen in fewer than ``min_frames`` frames
+    (false positives, a pose found for a frame or two) are dropped, unless every track is that short (then the
+    longest one is kept); the kept tracks broken by a detector miss of up to ``max_link_gap_s`` seconds are joined
+    (0 turns both joins off). A short piece is never joined across a long gap: alone it says too little about who
+    it was. The kept people are numbered 1, 2, ... in order of first appearance.
 
     Args:
         per_frame: for each of the T frames, the detections in it.
@@ -111,6 +116,8 @@ def link_people(
         (T lists of copies of the kept detections with ``track_id`` set, the kept tracks).
     """
     tracks = track_detections(per_frame, **tracker)
+    if max_link_gap_s > 0:
+        tracks = relink_tracks(tracks, fps, max_gap_s=min(SHORT_GAP_S, max_link_gap_s))
     kept = [t for t in tracks if t.num_frames >= min_frames]
     if tracks and not kept:
         kept = [max(tracks, key=lambda t: (t.num_frames, -t.track_id))]

@@ -91,3 +91,27 @@ def test_chains_of_breaks_are_followed_and_gaps_beyond_the_limit_are_not():
     assert [(t.track_id, t.num_frames) for t in relink_tracks(parts, fps=30.0)] == [(1, 60)]
     assert len(relink_tracks(parts, fps=30.0, max_gap_s=0.5)) == 3  # 20 missing frames = 0.67 s > 0.5 s
     assert [t.num_frames for t in parts] == [20, 20, 20]  # the inputs are not modified
+
+
+def test_a_fast_mover_broken_into_short_pieces_is_one_person():
+    """A person crossing the frame at 60 px per frame (more than the tracker follows: its track breaks every frame)
+    is rejoined before short tracks are dropped as flickers: one person over all 30 frames (dropping first kept
+    one frame of 30)."""
+    per_frame = [[person(100 + 60 * t)] for t in range(30)]
+    assert max(t.num_frames for t in track_detections(per_frame)) < 5  # the tracker alone breaks him up
+    _, tracks = link_people(per_frame, min_frames=5, fps=30.0)
+    assert [(t.track_id, t.num_frames) for t in tracks] == [(1, 30)]
+
+
+def test_a_two_frame_flicker_beside_a_person_is_still_dropped():
+    per_frame = [[person(200 + 2 * t)] + ([person(900, scale=0.5)] if t in (10, 11) else []) for t in range(40)]
+    _, tracks = link_people(per_frame, min_frames=5, fps=30.0)
+    assert [(t.track_id, t.num_frames) for t in tracks] == [(1, 40)]
+
+
+def test_a_short_piece_is_not_joined_across_a_long_gap():
+    """A 3-frame detection (frames 0-2) and a person who enters 50 frames later, 700 px away: within the long-gap
+    rule's reach (6 body sizes after 1.7 s), but a short piece says too little about who it was; it is dropped."""
+    per_frame = [[person(600)] if t < 3 else [person(1300 - 5 * (t - 50))] if t >= 50 else [] for t in range(90)]
+    _, tracks = link_people(per_frame, min_frames=5, fps=30.0)
+    assert [(t.track_id, t.frames[0], t.num_frames) for t in tracks] == [(1, 50, 40)]

@@ -138,10 +138,12 @@ def test_scene_frame_nearer_body_hides_the_farther_one():
 # --- who is who ------------------------------------------------------------------------------------------------------
 
 
-def _crossing(t: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Two people crossing: A from x=0 to 900, B from 900 to 0 (y = 300), pixels, (2,T,2)."""
+def _crossing(t: int = 10) -> np.ndarray:
+    """Two people crossing, (2,T,3,2) pixels: 3 joints (pelvis, head 200 px above, a foot 200 px below), A's pelvis
+    from x=0 to 900, B's from 900 to 0, at y = 300."""
     x = np.linspace(0.0, 900.0, t)
-    return np.stack([np.stack([x, np.full(t, 300.0)], -1), np.stack([x[::-1], np.full(t, 300.0)], -1)])
+    pelvis = np.stack([np.stack([x, np.full(t, 300.0)], -1), np.stack([x[::-1], np.full(t, 300.0)], -1)])
+    return pelvis[:, :, None] + np.array([[0.0, 0.0], [0.0, -200.0], [0.0, 200.0]])
 
 
 def test_identity_switch_when_tracks_swap_at_a_crossing():
@@ -160,22 +162,29 @@ def test_identity_kept_through_crossing_and_fragments_counted():
     right = scores.identity_counts(scores.match_tracks(gt + 2.0, gt, np.full((2, 10), 50.0)), [1, 2])
     assert right["id_switches"] == [0, 0] and right["fragmented_people"] == 0 and right["impure_tracks"] == []
     # person A: track 0 on frames 0-3, lost on 4-5, then a new track 1 on 6-9; a far-away track 2 is nobody
-    tracks = np.full((3, 10, 2), np.nan)
-    tracks[0, :4], tracks[1, 6:], tracks[2] = gt[0, :4], gt[0, 6:], [2000.0, 2000.0]
+    tracks = np.full((3, 10, 3, 2), np.nan)
+    tracks[0, :4], tracks[1, 6:], tracks[2] = gt[0, :4], gt[0, 6:], 2000.0
     matched = scores.match_tracks(tracks, gt[:1], np.full((1, 10), 50.0))
     assert matched[:, 0].tolist() == [0, 0, 0, 0, -1, -1, 1, 1, 1, 1]
     counts = scores.identity_counts(matched, [4, 5, 6])
     assert counts["id_switches"] == [1] and counts["fragmented_people"] == 1 and counts["unmatched_tracks"] == [6]
 
 
-def test_match_tracks_respects_the_gate_and_gather_follows_it():
-    gt = np.array([[[0.0, 0.0], [0.0, 0.0]]])  # one person, 2 frames
-    tracks = np.array([[[30.0, 0.0], [60.0, 0.0]]])
-    matched = scores.match_tracks(tracks, gt, np.array([[50.0, 50.0]]))
-    assert matched.tolist() == [[0], [-1]]
-    values = np.array([[[1.0], [2.0]]])  # (N=1,T=2,1)
-    assert scores.gather(values, matched)[0, :, 0] == pytest.approx([1.0, np.nan], nan_ok=True)
-    assert (scores.match_tracks(np.zeros((0, 2, 2)), gt, np.ones((1, 2))) == -1).all()
+def test_match_tracks_uses_the_whole_body_and_the_gate():
+    gt = np.zeros((2, 1, 3, 2))
+    gt[0, 0] = [[0.0, 0.0], [0.0, -200.0], [0.0, 200.0]]  # A standing at x = 0
+    gt[1, 0] = [[60.0, 0.0], [260.0, 0.0], [-140.0, 0.0]]  # B lying, pelvis 60 px to the right
+    track = gt[:1].copy()
+    track[0, 0, 0] = [50.0, 0.0]  # A's pose with its pelvis off by 50 px, 10 px from B's pelvis
+    matched = scores.match_tracks(track, gt, np.full((2, 1), 100.0))
+    assert matched.tolist() == [[0, -1]]  # mean joint distance: 16.7 px to A, far more to B
+    track[0, 0, 1:] = np.nan  # only the pelvis known: then it is B's (10 px) rather than A's (50 px)
+    assert scores.match_tracks(track, gt, np.full((2, 1), 100.0)).tolist() == [[-1, 0]]
+    assert scores.match_tracks(track, gt, np.full((2, 1), 5.0)).tolist() == [[-1, -1]]  # beyond the gate
+    values = np.array([[[1.0]]])  # (N=1,T=1,1)
+    matched = np.array([[-1, 0]])
+    assert scores.gather(values, matched)[:, 0, 0] == pytest.approx([np.nan, 1.0], nan_ok=True)
+    assert (scores.match_tracks(np.zeros((0, 1, 3, 2)), gt, np.ones((2, 1))) == -1).all()
 
 
 def test_fps_by_count_and_gates():
@@ -229,8 +238,8 @@ class _FakeDetector:
     name, skeleton, multi_person = "fake", "mediapipe", True
 
     def detect(self, frame):
-        kp = np.zeros((33, 3), np.float32)
-        kp[23, :2], kp[24, :2] = [10.0, 20.0], [30.0, 40.0]
+        kp = np.ones((33, 3), np.float32)
+        kp[23, :2], kp[24, :2] = [10.0, 20.0], [30.0, 40.0]  # left, right hip
         return [SimpleNamespace(keypoints=kp)] * int(frame)
 
     def close(self):
@@ -248,7 +257,9 @@ def test_timed_detectors_wraps_the_registry_entry_and_restores_it(monkeypatch):
         assert det.multi_person and det.name == "fake"  # the wrapped detector's attributes
         assert len(det.detect(2)) == 2 and det.detect(0) == []
     assert registry.DETECTORS["fake"] is factory and made == [det]
-    assert [len(h) for h in det.hips] == [2, 0] and det.hips[0][0] == pytest.approx([20.0, 30.0])
+    assert [f.shape for f in det.found] == [(2, 17, 2), (0, 17, 2)]
+    assert det.found[0][0, 0] == pytest.approx([20.0, 30.0])  # the H36M pelvis: the mid-hip
+    assert det.found[0][0, 1] == pytest.approx([30.0, 40.0])  # the right hip
     assert len(det.seconds) == 2
 
 
@@ -276,3 +287,57 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     assert rp.main(["--data", str(tmp_path / "x.h5"), "--size", "big"]) == 1
     assert "--size" in capsys.readouterr().err
     assert rp.main(["--data", str(tmp_path / "x.h5"), "--depth", "0.5,2"]) == 1
+
+
+def test_pool_scenes_weights_by_frames_and_sums_counts():
+    def person(frames, detected, pa):
+        return {"num_frames": 10, "frames": frames, "in_view_pct": 100.0, "detected_pct": detected,
+                "output_pct": detected, "keypoints_2d_px": 1.0, "mocli_pa_mpjpe_mm": pa, "mocli_mpjpe_mm": pa,
+                "mediapipe_pa_mpjpe_mm": None}  # fmt: skip
+
+    def traj(frames, err, pairs, order):
+        return {"frames": frames, "root_error_mm": err, "depth_error_mm": err, "scaled_root_error_mm": err,
+                "pair_frames": pairs, "distance_error_mm": err, "scaled_distance_error_mm": err,
+                "depth_order_frames": pairs, "depth_order_pct": order}  # fmt: skip
+
+    ident = {"tracks": 2, "id_switches": [1, 0], "fragmented_people": 1, "impure_tracks": [2], "unmatched_tracks": []}
+    scenes = [
+        {"people": [person(10, 100.0, 50.0), person(0, 0.0, None)], "identity": ident,
+         "trajectory": traj(10, 100, 0, None)},
+        {"people": [person(30, 50.0, 90.0)], "identity": dict(ident, id_switches=[2], impure_tracks=[]),
+         "trajectory": traj(30, 200, 4, 50.0)},
+    ]  # fmt: skip
+    timings = [{"scene": ([3, 3], [0.1, 0.1])}, {"scene": ([1], [0.05]), "alone": ([1], [0.025])}]
+    o = scores.pool_scenes(scenes, timings)
+    assert o["people"] == 3 and o["tracks"] == 4
+    assert o["detected_pct"] == pytest.approx(50.0) and o["in_view_pct"] == 100.0  # (100 + 0 + 50) / 3
+    assert o["mocli_pa_mpjpe_mm"] == pytest.approx((10 * 50 + 30 * 90) / 40) and o["mediapipe_pa_mpjpe_mm"] is None
+    assert (o["id_switches"], o["fragmented_people"], o["impure_tracks"]) == (3, 2, 1)
+    assert o["trajectory"]["root_error_mm"] == pytest.approx((10 * 100 + 30 * 200) / 40)
+    assert o["trajectory"]["distance_error_mm"] == pytest.approx(200.0) and o["trajectory"]["depth_order_pct"] == 50.0
+    assert o["detector_fps"]["scene"] == {1: {"frames": 1, "fps": pytest.approx(20.0)},
+                                          3: {"frames": 2, "fps": pytest.approx(10.0)}}  # fmt: skip
+    assert o["detector_fps"]["alone"] == {1: {"frames": 1, "fps": pytest.approx(40.0)}}
+
+
+def test_score_scene_perfect_tracks_score_zero(monkeypatch):
+    cam = scene.scene_camera(640, 360, 60.0, 5.0)
+    rng = np.random.default_rng(0)
+    body = rng.normal(0.0, 0.15, (1, 4, 17, 3)) * [1, 2, 0.5]  # within the image
+    body -= body[:, :, :1]  # pelvis-relative
+    gt = np.concatenate([body + [-1.0, 0.5, 5.0], body[:, ::-1] + [1.0, 0.5, 6.0]])  # (G=2,T=4,17,3)
+    px = project_perspective(gt, cam.focal, cam.centre)
+    order = [1, 0]  # the tracks come in another order than the people
+    arrays = {"keypoints2d": np.concatenate([px, np.ones((2, 4, 17, 1))], -1)[order],
+              "joints3d": (gt - gt[:, :, :1])[order], "root": gt[order, :, 0],
+              "mediapipe": (gt - gt[:, :, :1])[order]}  # fmt: skip
+    found = [px[:, t] for t in range(4)]
+    rows, s = rp.score_scene(gt, cam, [5, 8], arrays, found)
+    assert [r["tracks"] for r in rows] == [[8], [5]]
+    assert [(r["detected_pct"], r["output_pct"], r["in_view_pct"]) for r in rows] == [(100.0, 100.0, 100.0)] * 2
+    assert all(r["mocli_mpjpe_mm"] == pytest.approx(0.0, abs=1e-6) for r in rows)
+    assert all(r["mocli_pa_mpjpe_mm"] == pytest.approx(0.0, abs=1e-3) for r in rows)
+    assert s["identity"]["id_switches"] == [0, 0] and s["identity"]["tracks"] == 2
+    t = s["trajectory"]
+    assert t["root_error_mm"] == pytest.approx(0.0, abs=1e-6) and t["scale"] == pytest.approx(1.0)
+    assert t["depth_order_pct"] == 100.0 and t["pair_frames"] == 4
