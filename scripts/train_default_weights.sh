@@ -16,6 +16,7 @@ for src in bandai cmu_dance reactidle; do
     [ "$src" = cmu_dance ] && extra=(--native-fps 'salsa/*=60' --min-frames 10)  # salsa headers say 120 fps
     $M prepare dataset bvh "$MOCAP/$src.tar.xz" --out "$WORK/h5/$src.h5" "${extra[@]}"
 done
+[ -f "$WORK/h5/hdm05.h5" ] || $M prepare dataset amc "$MOCAP/hdm05.tar.xz" --out "$WORK/h5/hdm05.h5"
 DATA=(--data "$WORK/h5/bandai.h5" --data "$WORK/h5/cmu_dance.h5" --data "$WORK/h5/reactidle.h5")
 # The lifter: two epochs from scratch (v1), then five more stages, each continued from the best checkpoint of the
 # one before (v2 to v6; v4 to v6 take clips every 54 frames instead of 81: the later --stride wins).
@@ -44,11 +45,21 @@ stage small-mocap-v5 4 --init "$WORK/pretrain/small-mocap-v4/best.pt" --batch 16
     --stride 54 --save-every 25 --set train.warmup_steps=20
 stage small-mocap-v6 5 --init "$WORK/pretrain/small-mocap-v5/best.pt" --batch 16 --epochs 1 --lr 3e-4 \
     --stride 54 --save-every 25 --set train.warmup_steps=20
+# v7 and v8: the generalisation recipe (preset pretrain_dstformer-small_generalise: wider cameras, other bodies,
+# tilted and lying bodies, other frame rates, detector faults; HDM05 added; what `mocli eval generalisation` scores
+# left out), continued from v6 (v7: clips every 108 frames, fp32) and from v7 (v8: every 54 frames, bf16).
+GEN=(--data "$WORK/h5/hdm05.h5" --preset pretrain_dstformer-small_generalise --batch 16 --save-every 25)
+stage small-gen-v7 7 --init "$WORK/pretrain/small-mocap-v6/best.pt" "${GEN[@]}" --stride 108 --epochs 1 \
+    --lr 3e-4 --set train.warmup_steps=15
+stage small-gen-v8 8 --init "$WORK/pretrain/small-gen-v7/best.pt" "${GEN[@]}" --stride 54 --epochs 2 \
+    --lr 2e-4 --precision bf16 --set train.warmup_steps=10
 $M weights export "$WORK/pretrain/small-mocap-v1/best.pt" --out "$WORK/dstformer-small.mocap-v1.pt" --half \
     --overwrite --license "$LIC"
-$M weights export "$WORK/pretrain/small-mocap-v6/best.pt" --out weights/dstformer-small.mocap.pt --half \
+$M weights export "$WORK/pretrain/small-gen-v8/best.pt" --out weights/dstformer-small.mocap.pt --half \
     --overwrite --license "$LIC"
 $M --seed 0 eval mocap "${DATA[@]}" --model weights/dstformer-small.mocap.pt --json "$WORK/eval_mocap.json"
+$M --seed 0 eval generalisation --data "$WORK/h5/hdm05.h5" --data "$WORK/h5/reactidle.h5" \
+    --model weights/dstformer-small.mocap.pt --json "$WORK/eval_generalisation.json"
 
 # The action classifier on Bandai's content labels (frozen v1 lifter encoder) and the text-aligned variant.
 ACT="$WORK/finetune/bandai-content"
