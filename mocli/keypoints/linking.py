@@ -34,16 +34,23 @@ def relink_tracks(
     max_speed: float = 3.0,
     margin: float = 0.5,
     max_size_ratio: float = 2.0,
+    size_weight: float = 0.0,
 ) -> list[Track]:
     """Join tracks of one person broken by a longer detector miss (a jump, an occlusion) than the tracker bridges.
 
-    Track B continues track A when B starts after A ends, within ``max_gap_s`` seconds, with a size within
-    ``max_size_ratio`` x A's, and B's first pose centre lies within (``margin`` + ``max_speed`` x gap seconds) x
-    size of A's last pose centre, or of where A's last velocity would have taken it (size = the larger of the two
-    ends' median sqrt box area); the gap is counted from A's last frame to B's first. Tracks that coexist in any
-    frame are never joined. Each track continues at most one and is continued by at most one: going through the
-    starts in time order, each joins the free end closest to it (distance / allowed distance), so a person broken
-    several times is joined piece by piece.
+    Track B can continue track A when B starts after A ends, within ``max_gap_s`` seconds, with a size within
+    ``max_size_ratio`` x A's, and its cost ``distance / allowed distance + size_weight x log(size ratio) /
+    log(max_size_ratio)`` is at most 1: the distance from A's last pose centre, or from where A's last velocity
+    would have taken it, to B's first one; the allowed distance (``margin`` + ``max_speed`` x gap seconds) x size;
+    the size ratio the larger over the smaller of the two ends' median sqrt box area (size = the larger). The gap
+    is counted from A's last frame to B's first. Tracks that coexist in any frame are never joined. Each track
+    continues at most one and is continued by at most one: going through the starts in time order, each joins the
+    free end of least cost, so a person broken several times is joined piece by piece.
+
+    ``size_weight`` 1 suits short gaps: a body's sqrt box area changes little within a few frames, even when it
+    bends or lies down, so a piece of another person (one who hid behind a crosser and shows again where the
+    crosser was lost) that starts near the end but at another size is not taken, and the nearer the allowed
+    distance, the closer the sizes must be. Over a longer miss the size may change more (a jump off a box).
 
     Args:
         tracks: tracks with increasing frames (e.g. from ``track_detections``).
@@ -60,15 +67,17 @@ def relink_tracks(
             if a == b or gap <= 0 or gap > max_gap_s * fps + 1:
                 continue
             (end, size_a, velocity), (start, size_b, _) = ends[a], starts[b]
-            if not max(size_a, size_b) / max(min(size_a, size_b), 1e-6) <= max_size_ratio:
+            ratio = max(size_a, size_b) / max(min(size_a, size_b), 1e-6)
+            if not ratio <= max_size_ratio:
                 continue
             dist = min(np.linalg.norm(start - end), np.linalg.norm(start - (end + velocity * gap)))
             allowed = (margin + max_speed * gap / fps) * max(size_a, size_b)
-            if dist <= allowed:
-                candidates.append((track_b.frames[0], dist / allowed, a, b))
+            cost = dist / allowed + size_weight * np.log(ratio) / np.log(max_size_ratio)
+            if cost <= 1.0:
+                candidates.append((track_b.frames[0], cost, a, b))
     after: dict[int, int] = {}
     before: dict[int, int] = {}
-    for _, _, a, b in sorted(candidates):  # starts in time order, each taking the closest end still free
+    for _, _, a, b in sorted(candidates):  # starts in time order, each taking the end of least cost still free
         if a not in after and b not in before:
             after[a], before[b] = b, a
     joined = []
@@ -100,11 +109,11 @@ def link_people(
     people 1, 2, ...
 
     Three steps: pieces of one track broken across at most ``SHORT_GAP_S`` (a person moving faster between frames
-    than the tracker follows) are joined (``relink_tracks``); tracks then seen in fewer than ``min_frames`` frames
-    (false positives, a pose found for a frame or two) are dropped, unless every track is that short (then the
-    longest one is kept); the kept tracks broken by a detector miss of up to ``max_link_gap_s`` seconds are joined
-    (0 turns both joins off). A short piece is never joined across a long gap: alone it says too little about who
-    it was. The kept people are numbered 1, 2, ... in order of first appearance.
+    than the tracker follows) are joined (``relink_tracks``, sizes weighed in: ``size_weight`` 1); tracks then seen
+    in fewer than ``min_frames`` frames (false positives, a pose found for a frame or two) are dropped, unless
+    every track is that short (then the longest one is kept); the kept tracks broken by a detector miss of up to
+    ``max_link_gap_s`` seconds are joined (0 turns both joins off). A short piece is never joined across a long
+    gap: alone it says too little about who it was. The kept people are numbered 1, 2, ... in order of first appearance.
 
     Args:
         per_frame: for each of the T frames, the detections in it.
@@ -117,7 +126,7 @@ def link_people(
     """
     tracks = track_detections(per_frame, **tracker)
     if max_link_gap_s > 0:
-        tracks = relink_tracks(tracks, fps, max_gap_s=min(SHORT_GAP_S, max_link_gap_s))
+        tracks = relink_tracks(tracks, fps, max_gap_s=min(SHORT_GAP_S, max_link_gap_s), size_weight=1.0)
     kept = [t for t in tracks if t.num_frames >= min_frames]
     if tracks and not kept:
         kept = [max(tracks, key=lambda t: (t.num_frames, -t.track_id))]

@@ -115,3 +115,26 @@ def test_a_short_piece_is_not_joined_across_a_long_gap():
     per_frame = [[person(600)] if t < 3 else [person(1300 - 5 * (t - 50))] if t >= 50 else [] for t in range(90)]
     _, tracks = link_people(per_frame, min_frames=5, fps=30.0)
     assert [(t.track_id, t.frames[0], t.num_frames) for t in tracks] == [(1, 50, 40)]
+
+
+def test_a_crouching_crosser_and_the_person_they_hide_keep_their_identities():
+    """A crouching person (scale 0.65: box 71.5 x 214.5 px, size 123.8 px) walks right at 10 px per frame past a
+    standing one (x = 600, size 190.5 px) who is hidden in frames 10-39 (longer than the tracker bridges); the
+    walker is missed in frames 39-44 and comes back 50 px behind where their speed would have taken them (a stop),
+    so the tracker breaks their track. The walker's piece ends (frame 38, x = 680; pose centre 28 px lower) 2
+    frames before the hidden person's starts again (frame 40, x = 600): from where the walker's velocity would have
+    taken it, sqrt(80^2 + 28^2) = 84.8 px, within the allowed (0.5 + 3 x 2 / 30) x 190.5 = 133.4 px, but the sizes
+    differ by 1.54 x: cost 84.8 / 133.4 + log(1.54) / log(2) = 1.26 > 1, not joined (it was, and the hidden
+    person's first piece then took the walker's second). Each end takes its own person back: two people, neither
+    mixed."""
+    per_frame = []
+    for t in range(60):
+        dets = [person(300 + 10 * t, scale=0.65)] if t < 39 else [] if t < 45 else [person(250 + 10 * t, scale=0.65)]
+        if not 10 <= t < 40:
+            dets.append(person(600))
+        per_frame.append(dets)
+    assert len(track_detections(per_frame)) == 4  # walker 0-38, 45-59; standing person 0-9, 40-59
+    _, tracks = link_people(per_frame, min_frames=5, fps=30.0)
+    widths = [sorted({round(float(d.box[2] - d.box[0]), 1) for d in t.detections}) for t in tracks]
+    assert widths == [[71.5], [110.0]]
+    assert [(t.track_id, t.frames[0], t.num_frames) for t in tracks] == [(1, 0, 60 - 6), (2, 0, 60 - 30)]
