@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mocli.data.cameras import focal_from_fov
+from mocli.data.cameras import focal_from_fov, project_perspective
 
 __all__ = [
     "DEFAULT_FOV_DEG",
@@ -87,9 +87,8 @@ def make_camera(image_size: tuple[int, int], focal: float | None = None, fov: fl
 
 
 def project(points: np.ndarray, camera: Camera) -> np.ndarray:
-    """(..., 3) metres, camera frame -> (..., 2) pixels."""
-    z = points[..., 2:3]
-    return camera.focal_px * points[..., :2] / z + np.array([camera.cx, camera.cy])
+    """(..., 3) metres, camera frame -> (..., 2) pixels (``mocli.data.cameras.project_perspective``)."""
+    return project_perspective(points, camera.focal_px, np.array([camera.cx, camera.cy]))
 
 
 def _linear_root(joints: np.ndarray, xy: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,18 +241,37 @@ def render_preview(
     thickness = max(1, round(out_h / 240))
     keypoints = result.keypoints2d.astype(np.float64) * np.array([out_w / width, out_h / height, 1.0])
     fps = result.fps if result.fps > 0 else style.fallback_fps
-    frames = _input_frames(video, (out_w, out_h), result.num_frames)
+
+    def compose(t: int, frame: np.ndarray) -> np.ndarray:
+        draw_skeleton_2d(frame, keypoints[t], style.min_confidence, thickness)
+        return np.hstack([frame, _draw_panel(base, result.joints3d[t], view, thickness)])
+
+    return _write_preview(path, video, (out_w, out_h), size, fps, result.num_frames, compose)
+
+
+def _write_preview(
+    path: str | Path,
+    video: Path | None,
+    frame_size: tuple[int, int],
+    panel: int,
+    fps: float,
+    num_frames: int,
+    compose: Callable[[int, np.ndarray], np.ndarray],
+) -> Path:
+    """Write ``num_frames`` frames of ``compose(t, frame)`` (the input frame, or a blank canvas, at ``frame_size``
+    (w, h) with the ``panel`` pixels wide 3D panel beside it) to ``path`` (mp4v, atomic); returns ``path``."""
+    out_w, out_h = frame_size
+    frames = _input_frames(video, frame_size, num_frames)
     with atomic_path(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (out_w + size, out_h))
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (out_w + panel, out_h))
         if not writer.isOpened():
             raise OSError(f"{path}: OpenCV cannot open an mp4v video writer")
         try:
-            for t in range(result.num_frames):
+            for t in range(num_frames):
                 frame = next(frames)
                 if frame.shape[:2] != (out_h, out_w):
                     frame = cv2.resize(frame, (out_w, out_h), interpolation=cv2.INTER_AREA)
-                draw_skeleton_2d(frame, keypoints[t], style.min_confidence, thickness)
-                writer.write(np.hstack([frame, _draw_panel(base, result.joints3d[t], view, thickness)]))
+                writer.write(compose(t, frame))
         finally:
             writer.release()
     return Path(path)
@@ -357,25 +376,16 @@ def render_people(
     scale = np.array([out_w / width, out_h / height, 1.0])
     keypoints = [r.keypoints2d.astype(np.float64) * scale for r in results]
     fps = first.fps if first.fps > 0 else style.fallback_fps
-    frames = _input_frames(video, (out_w, out_h), first.num_frames)
-    with atomic_path(path) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (out_w + size, out_h))
-        if not writer.isOpened():
-            raise OSError(f"{path}: OpenCV cannot open an mp4v video writer")
-        try:
-            for t in range(first.num_frames):
-                frame = next(frames)
-                if frame.shape[:2] != (out_h, out_w):
-                    frame = cv2.resize(frame, (out_w, out_h), interpolation=cv2.INTER_AREA)
-                for kp, col, label in zip(keypoints, colours, labels, strict=True):
-                    draw_skeleton_2d(frame, kp[t], style.min_confidence, thickness, col)
-                    head = kp[t, 10]
-                    if np.isfinite(head).all() and head[2] >= style.min_confidence:
-                        org = _pt(head[:2] - [4 * thickness, 6 * thickness])
-                        cv2.putText(frame, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, col[0], thickness)
-                panel = base.copy()
-                _draw_3d_people(panel, [p[t] for p in people], colours, view, thickness)
-                writer.write(np.hstack([frame, panel]))
-        finally:
-            writer.release()
-    return Path(path)
+
+    def compose(t: int, frame: np.ndarray) -> np.ndarray:
+        for kp, col, label in zip(keypoints, colours, labels, strict=True):
+            draw_skeleton_2d(frame, kp[t], style.min_confidence, thickness, col)
+            head = kp[t, 10]
+            if np.isfinite(head).all() and head[2] >= style.min_confidence:
+                org = _pt(head[:2] - [4 * thickness, 6 * thickness])
+                cv2.putText(frame, label, org, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, col[0], thickness)
+        panel = base.copy()
+        _draw_3d_people(panel, [p[t] for p in people], colours, view, thickness)
+        return np.hstack([frame, panel])
+
+    return _write_preview(path, video, (out_w, out_h), size, fps, first.num_frames, compose)

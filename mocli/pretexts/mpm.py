@@ -33,14 +33,14 @@ import torch
 from torch import nn
 
 from mocli.config import DataConfig, MpmConfig, RunConfig
-from mocli.data.clips import LiftClipDataset, MotionSource, load_sources
+from mocli.data.clips import LiftClipDataset, MotionSource
 from mocli.errors import MocliError
 from mocli.models.checkpoint import model_from_checkpoint
 from mocli.models.dstformer import DSTformer
 from mocli.models.mpm import HEAD_NAME, MaskedPoseDecoder, MaskedPoseModel, feature_dim
 from mocli.models.registry import arch_config, arch_kind, create_model
 from mocli.models.stmo import STMO
-from mocli.training.runs import load_init, split_sources
+from mocli.training.runs import build_datasets, load_init
 from mocli.utils.seed import seed_everything
 
 __all__ = [
@@ -140,22 +140,11 @@ class MaskedPoseDataset(LiftClipDataset):
 
 
 def _build_data(cfg: RunConfig, sources: list[MotionSource] | None):
-    d = cfg.data
-    if sources is None:
-        if not d.paths:
-            raise MocliError("no training data: give --data FILE.h5 (see `mocli prepare dataset --help`)")
-        sources = load_sources(d.paths, fps=d.fps, holdout=d.holdout)
-    train, val = split_sources(sources, d.paths or ["the given sources"])
-    train_set = MaskedPoseDataset(train, d, cfg.mpm, seed=cfg.seed, train=True)
-    if len(train_set) == 0:
-        longest = max(s.num_frames for s in train)
-        raise MocliError(
-            f"no training clips: the longest training sequence has {longest} frames < clip_len {d.clip_len}"
-        )
-    val_set = None
-    if val:
-        val_set = MaskedPoseDataset(val, d, cfg.mpm, seed=cfg.seed, train=False, stride=d.val_stride or d.clip_len)
-    return train_set, val_set
+    return build_datasets(
+        cfg.data,
+        sources,
+        lambda s, train, stride: MaskedPoseDataset(s, cfg.data, cfg.mpm, seed=cfg.seed, train=train, stride=stride),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -12,14 +12,14 @@ import torch
 from torch import nn
 
 from mocli.config import RunConfig, TrainingConfig, config_to_dict
-from mocli.data.clips import LiftClipDataset, MotionSource, load_sources
+from mocli.data.clips import LiftClipDataset, MotionSource
 from mocli.errors import MocliError
 from mocli.losses import LiftLossWeights, lift_loss
 from mocli.metrics import procrustes_align
 from mocli.models.checkpoint import model_from_checkpoint
 from mocli.models.registry import arch_config, arch_kind, create_model
 from mocli.models.stmo import STMO
-from mocli.training.runs import init_encoder, split_sources
+from mocli.training.runs import build_datasets, init_encoder
 from mocli.training.trainer import Batch
 from mocli.utils.seed import seed_everything
 
@@ -128,20 +128,11 @@ def lift_task(model: nn.Module, cfg: TrainingConfig) -> LiftTask:
 
 def build_lift_data(cfg: TrainingConfig, sources: list[MotionSource] | None = None):
     """Training and validation LiftClipDatasets from the config's files (or from given sources)."""
-    d = cfg.data
-    if sources is None:
-        if not d.paths:
-            raise MocliError("no training data: give --data FILE.h5 (see `mocli prepare dataset --help`)")
-        sources = load_sources(d.paths, fps=d.fps, holdout=d.holdout)
-    train, val = split_sources(sources, d.paths or ["the given sources"])
-    train_set = LiftClipDataset(train, d, seed=cfg.seed, train=True)
-    if len(train_set) == 0:
-        longest = max(s.num_frames for s in train)
-        raise MocliError(
-            f"no training clips: the longest training sequence has {longest} frames < clip_len {d.clip_len}"
-        )
-    val_set = LiftClipDataset(val, d, seed=cfg.seed, train=False, stride=d.val_stride or d.clip_len) if val else None
-    return train_set, val_set
+    return build_datasets(
+        cfg.data,
+        sources,
+        lambda s, train, stride: LiftClipDataset(s, cfg.data, seed=cfg.seed, train=train, stride=stride),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------

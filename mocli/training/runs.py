@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from mocli.config import TrainingConfig, config_to_dict
-from mocli.data.clips import MotionSource
+from mocli.config import DataConfig, TrainingConfig, config_to_dict
+from mocli.data.clips import MotionSource, load_sources
 from mocli.errors import MocliError
 from mocli.models.checkpoint import load_checkpoint, model_from_checkpoint
 from mocli.models.registry import resolve_weights
@@ -94,6 +95,26 @@ def split_sources(sources: list[MotionSource], paths: list[str]) -> tuple[list[M
     if not train:
         raise MocliError(f"no training sequences (split 'train') with 3D joints or 2D keypoints in {', '.join(paths)}")
     return train, val
+
+
+def build_datasets(data: DataConfig, sources: list[MotionSource] | None, make: Callable[..., Any]) -> tuple[Any, Any]:
+    """(training set, validation set or None) of a clip dataset: ``make(sources, train=..., stride=...)`` over the
+    config's files (or the given sources), split by their 'train'/'val' split; validation clips every
+    ``data.val_stride`` frames (else ``data.clip_len``). One-line MocliErrors: no files, no training sequence, no
+    training sequence as long as a clip."""
+    if sources is None:
+        if not data.paths:
+            raise MocliError("no training data: give --data FILE.h5 (see `mocli prepare dataset --help`)")
+        sources = load_sources(data.paths, fps=data.fps, holdout=data.holdout)
+    train, val = split_sources(sources, data.paths or ["the given sources"])
+    train_set = make(train, train=True, stride=None)
+    if len(train_set) == 0:
+        longest = max(s.num_frames for s in train)
+        raise MocliError(
+            f"no training clips: the longest training sequence has {longest} frames < clip_len {data.clip_len}"
+        )
+    val_set = make(val, train=False, stride=data.val_stride or data.clip_len) if val else None
+    return train_set, val_set
 
 
 def check_common(cfg: TrainingConfig, world: int) -> None:
