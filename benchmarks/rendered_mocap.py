@@ -18,7 +18,7 @@ Real video has no 3D ground truth here, so real motion capture is turned into vi
 4. every frame drawn by a small painter's-algorithm rasteriser (numpy + OpenCV: perspective projection, back-face
    culling, triangles far to near, Lambert shading) of a clothed-looking body (skin, shirt, dark trousers, shoes)
    over a smooth random background, written as ``<out>/videos/<sequence>.mp4`` at the sequence's frame rate;
-5. ``mocli infer``'s own steps on each video with the MediaPipe detector (``mocli.pipeline.load_sequences`` and
+5. ``mocli infer``'s own steps on each video with the MediaPipe detector (``mocli.pipeline.load_people`` and
    ``run_pose3d``, the same options as the command; ``<out>/infer/<sequence>/joints3d.npz``);
 6. both scored against the ground truth (root-relative, metres -> mm) on the frames where MediaPipe detected the
    person: PA-MPJPE (per-frame similarity Procrustes) for both; for mocli also MPJPE as output (it is metric, in
@@ -279,12 +279,12 @@ def run_infer(video: Path, out_dir: Path, pipe: Pipeline, num_frames: int) -> In
 
     A video where MediaPipe finds nobody gives NaN everywhere and no detection.
     """
-    from mocli.pipeline import InferInput, load_sequences, run_pose3d
+    from mocli.pipeline import InferInput, load_people, run_pose3d
     from mocli.results import write_joints_npz
 
     t0 = time.perf_counter()
     try:
-        found = load_sequences(InferInput(video, "video"), pipe.options)
+        found, _ = load_people(InferInput(video, "video"), pipe.options)
     except InputError:  # MediaPipe found nobody in any frame
         nothing = np.full((num_frames, 17, 3), np.nan)
         return InferOutput(nothing, nothing, nothing, np.zeros(num_frames, bool), time.perf_counter() - t0)

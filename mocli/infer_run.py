@@ -2,7 +2,7 @@
 
 infer(inputs, out=..., task=..., ...) -> InferRun      load the models once (InferSetup), then for each input:
   run_input(item, out_dir, setup)      -> InputResult
-    load_sequences                     2D keypoints: the detector on a video, a reader otherwise (mocli.pipeline)
+    load_people                        2D keypoints: the detector on a video, a reader otherwise (mocli.pipeline)
     for each person: _write_person     run_pose3d -> joints3d.npz, motion.bvh, preview.mp4, actions.json, mesh
     summary.json, last                 in a hidden sibling folder swapped in whole (mocli.result_folder)
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from mocli.errors import MocliError
 from mocli.infer_setup import Exports, InferSetup, check_options, load_setup
-from mocli.keypoints import KeypointSequence
+from mocli.keypoints import DEFAULT_DETECTOR, KeypointSequence
 from mocli.pipeline import (
     InferInput,
     InferOptions,
@@ -41,6 +41,7 @@ from mocli.pipeline import (
 )
 from mocli.result_folder import SUMMARY, OutputBusy, failure_message, is_complete, staged_result
 from mocli.results import InferRun, InputResult, MotionResult, write_joints_npz
+from mocli.trajectory import Camera
 
 __all__ = ["infer", "Reporter", "run_input", "InferSetup", "Exports", "load_setup"]
 
@@ -72,7 +73,7 @@ def infer(
     *,
     task: str = "pose3d",
     model: str | os.PathLike | None = None,
-    detector: str = "mediapipe-multi",
+    detector: str = DEFAULT_DETECTOR,
     person: str | int = "largest",
     keypoint_format: str | None = None,
     shard: str | None = None,
@@ -272,7 +273,7 @@ def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
 
 def _write_person(
     item: InferInput, unit: str, seq: KeypointSequence, work: Path, setup: InferSetup, reporter: Reporter,
-    timings: dict[str, float], camera=None, together: bool = False,
+    timings: dict[str, float], camera: Camera | None = None, together: bool = False,
 ) -> tuple[dict[str, Any], list[str], MotionResult]:  # fmt: skip
     """One person's 3D joints (and trajectory in ``camera``'s frame) and files into ``work``; returns (their summary
     entry, the file names written, the result)."""

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from mocli.errors import MocliError
+from mocli.keypoints import DEFAULT_DETECTOR
 from mocli.pipeline import InferOptions
 
 __all__ = ["TASKS", "Exports", "InferSetup", "check_options", "load_setup"]
@@ -70,7 +71,7 @@ def check_options(**values: Any) -> None:
 
 
 def load_setup(
-    *, task: str = "pose3d", model: str | os.PathLike | None = None, detector: str = "mediapipe-multi",
+    *, task: str = "pose3d", model: str | os.PathLike | None = None, detector: str = DEFAULT_DETECTOR,
     person: str | int = "largest", keypoint_format: str | None = None, flip: bool = True, bones: str = "fixed",
     precision: str = "auto", batch_size: int = 8, max_frames: int | None = None, render: bool = False,
     bvh: bool = False, labels: str | None = None, top_k: int = 5, action_model: str | os.PathLike | None = None,

@@ -1,7 +1,7 @@
 """The ``infer`` pipeline: inputs -> 2D keypoint sequences -> 3D joints -> files under OUT/<name>/.
 
 resolve_inputs(specs)            files, folders (recursive), globs -> InferInput list (video/npz/h5/json)
-load_sequences(input, ...)       -> [(name, KeypointSequence)]  (detector for videos; readers otherwise)
+load_people(input, ...)          -> [(name, KeypointSequence)], who was found (detector for videos; readers otherwise)
 input_camera(size, options)      -> Camera shared by every person of an input (mocli.trajectory)
 run_pose3d(seq, model, ...)      -> MotionResult  (mocli.lift; + the camera-space trajectory)
 joints_file, write_summary       the files of a result folder, summary.json last
@@ -25,7 +25,7 @@ import torch
 
 from mocli._version import __version__
 from mocli.errors import InputError, MocliError
-from mocli.keypoints import KeypointSequence
+from mocli.keypoints import DEFAULT_DETECTOR, KeypointSequence
 from mocli.lift import LiftOptions, lift_keypoints
 from mocli.result_folder import SUMMARY, OutputLock, is_complete
 from mocli.results import MotionResult, write_json
@@ -39,7 +39,6 @@ __all__ = [
     "resolve_inputs",
     "select_shard",
     "parse_shard",
-    "load_sequences",
     "load_people",
     "run_pose3d",
     "input_camera",
@@ -70,7 +69,7 @@ class InferInput:
 
 @dataclass
 class InferOptions:
-    detector: str = "mediapipe-multi"
+    detector: str = DEFAULT_DETECTOR
     detector_options: Any = None  # mocli.keypoints.DetectorOptions
     person: Any = "largest"  # "largest" | "all" | track id
     max_gap: int = 10
@@ -165,13 +164,6 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     if not 0 <= k < n:
         raise MocliError(f"--shard {text}: K must be in 0..N-1")
     return k, n
-
-
-def load_sequences(
-    item: InferInput, options: InferOptions, on_frame: Callable[[], None] | None = None
-) -> list[tuple[str, KeypointSequence]]:
-    """The 2D keypoint sequences of one input, each with its output name."""
-    return load_people(item, options, on_frame)[0]
 
 
 def load_people(

@@ -13,7 +13,7 @@ from mocli.keypoints.base import Detection, Detector
 from mocli.keypoints.extract import PeopleFound, detect_video, extract_keypoints, extract_people
 from mocli.keypoints.formats import IMPORT_FORMATS, import_keypoints
 from mocli.keypoints.npz import load_keypoints_npz, save_keypoints_npz
-from mocli.keypoints.registry import DETECTORS, DetectorOptions, create_detector
+from mocli.keypoints.registry import DEFAULT_DETECTOR, DETECTORS, DetectorOptions, create_detector
 from mocli.keypoints.sequence import KeypointSequence, build_sequences
 from mocli.keypoints.tracking import parse_person
 
@@ -22,6 +22,7 @@ __all__ = [
     "Detector",
     "DetectorOptions",
     "DETECTORS",
+    "DEFAULT_DETECTOR",
     "IMPORT_FORMATS",
     "KeypointSequence",
     "PeopleFound",

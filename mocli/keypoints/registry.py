@@ -9,7 +9,9 @@ from pathlib import Path
 from mocli.errors import InputError
 from mocli.keypoints.base import Detector
 
-__all__ = ["DetectorOptions", "DETECTORS", "create_detector"]
+__all__ = ["DetectorOptions", "DETECTORS", "DEFAULT_DETECTOR", "create_detector"]
+
+DEFAULT_DETECTOR = "mediapipe-multi"  # every person, with the models of the mediapipe wheel (docs/keypoints.md)
 
 
 @dataclass(frozen=True)

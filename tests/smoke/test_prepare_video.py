@@ -42,7 +42,8 @@ def test_video_to_keypoints_npz(tmp_path, detector):
     assert kp.shape == (60, 17, 3) and kp.dtype == np.float32
     assert data["image_size"].tolist() == [1768, 994] and float(data["fps"]) == 30.0
     assert str(data["source"]) == detector and int(data["track_id"]) == 1
-    assert valid.mean() >= 0.85  # MediaPipe misses only the first few frames of this video (multi: the first 8)
+    # MediaPipe misses only the first few frames of this video (the legacy solution 3, mediapipe-multi about 8)
+    assert valid.mean() >= (0.9 if detector == "mediapipe" else 0.85)
     assert data["landmarks33"].shape == (60, 33, 3) and data["world_landmarks33"].shape == (60, 33, 3)
     world = data["world_landmarks33"][valid]
     np.testing.assert_allclose((world[:, 23] + world[:, 24]) / 2, 0, atol=0.02)  # hip-centred metres

@@ -14,10 +14,6 @@ from mocli.cli.main import app
 runner = CliRunner()
 ENV = {"COLUMNS": "80", "NO_COLOR": "1", "TERM": "dumb"}
 
-# Commands whose help text lives in modules being reworked elsewhere, with examples still longer than
-# EXAMPLE_WIDTH; strict, so the marker has to go as soon as their examples are shortened.
-LONG_EXAMPLES_ELSEWHERE: dict[str, str] = {}  # command -> file, for examples not yet shortened
-
 
 def _command(path: list[str]):
     import typer
@@ -34,13 +30,7 @@ def _examples(help_text: str) -> list[str]:
 
 def _cases():
     for path in command_paths(app):
-        name = " ".join(path) or "mocli"
-        owner = LONG_EXAMPLES_ELSEWHERE.get(path[0] if path else "")
-        long = owner and any(len(e) > EXAMPLE_WIDTH for e in _examples(_command(path).help or ""))
-        marks = (
-            [pytest.mark.xfail(strict=True, reason=f"examples over {EXAMPLE_WIDTH} chars in {owner}")] if long else []
-        )
-        yield pytest.param(path, id=name, marks=marks)
+        yield pytest.param(path, id=" ".join(path) or "mocli")
 
 
 @pytest.mark.parametrize("path", list(_cases()))
