@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -47,7 +46,7 @@ from mocli.training.logs import Reporter
 from mocli.training.loop import FitResult, fit
 from mocli.training.runs import check_common, load_init, load_training_state, new_run_dir, write_config
 from mocli.training.task_data import FinetuneData, build_finetune_data
-from mocli.training.trainer import Trainer, init_distributed
+from mocli.training.trainer import Trainer, init_distributed, leave_distributed
 from mocli.utils.seed import seed_everything
 
 __all__ = [
@@ -349,7 +348,7 @@ def run_finetune(
         reporter: progress display (default: logging).
     """
     info, device = init_distributed(cfg.device)
-    owns_group = info.world > 1
+    owns_group, completed = info.world > 1, False
     try:
         ckpt = resume if resume is not None else load_init(cfg.init)
         if ckpt is not None:
@@ -371,7 +370,9 @@ def run_finetune(
                 train_samples=len(data.train), val_samples=len(data.val) if data.val is not None else 0,
                 num_classes=data.num_classes, class_names=data.class_names,
             )  # fmt: skip
-        return fit(trainer, data.train, data.val, run_dir, arch=cfg.model, reporter=reporter, resume_from=resume)
+        result = fit(trainer, data.train, data.val, run_dir, arch=cfg.model, reporter=reporter, resume_from=resume)
+        completed = True
+        return result
     finally:
-        if owns_group and dist.is_initialized():
-            dist.destroy_process_group()
+        if owns_group:
+            leave_distributed(completed)

@@ -25,8 +25,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch.distributed as dist
-
 from mocli.config import RunConfig, config_from_dict
 from mocli.data.clips import MotionSource
 from mocli.pretexts import PRETEXTS, get_pretext
@@ -34,7 +32,7 @@ from mocli.training.lift_task import LiftTask, StmoLiftTask
 from mocli.training.logs import Reporter
 from mocli.training.loop import FitResult, fit
 from mocli.training.runs import check_common, load_training_state, new_run_dir, write_config
-from mocli.training.trainer import Trainer, init_distributed
+from mocli.training.trainer import Trainer, init_distributed, leave_distributed
 
 __all__ = ["PRETEXTS", "check_config", "resume_config", "run_pretrain"]
 __all__ += ["FitResult", "LiftTask", "StmoLiftTask", "Trainer"]  # from mocli.training, for scripts and tests
@@ -71,7 +69,7 @@ def run_pretrain(
         sources: in-memory sequences instead of ``cfg.data.paths`` (tests, scripts).
     """
     info, device = init_distributed(cfg.device)
-    owns_group = info.world > 1
+    owns_group, completed = info.world > 1, False
     try:
         check_config(cfg, info.world, resume)
         model, task, train_set, val_set = get_pretext(cfg.pretext).build(cfg, sources, resume)
@@ -83,7 +81,9 @@ def run_pretrain(
                 run_dir, cfg, trainer, train_clips=len(train_set), train_clips_2d=int(train_set.index.is_2d.sum()),
                 val_clips=len(val_set) if val_set is not None else 0,
             )  # fmt: skip
-        return fit(trainer, train_set, val_set, run_dir, arch=cfg.model, reporter=reporter, resume_from=resume)
+        result = fit(trainer, train_set, val_set, run_dir, arch=cfg.model, reporter=reporter, resume_from=resume)
+        completed = True
+        return result
     finally:
-        if owns_group and dist.is_initialized():
-            dist.destroy_process_group()
+        if owns_group:
+            leave_distributed(completed)

@@ -84,6 +84,17 @@ def init_distributed(device_spec: str) -> tuple[DistInfo, torch.device]:
     return info, device
 
 
+def leave_distributed(completed: bool) -> None:
+    """Leave the process group joined by ``init_distributed``. After a completed run every process first waits for the
+    others (a barrier), so no process tears down its connections while another still finishes its last step;
+    after an error it leaves at once (the others are stopped by torchrun)."""
+    if not dist.is_initialized():
+        return
+    if completed:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def lr_factor(cfg_train: TrainConfig, epoch: int, step: int, total_steps: int) -> float:
     """Learning-rate multiplier at a global ``step`` (0-based) in ``epoch``: warm-up, then the schedule.
 
