@@ -25,6 +25,7 @@ import numpy as np
 from mocli.errors import MocliError
 from mocli.infer_setup import Exports, InferSetup, check_options, load_setup
 from mocli.keypoints import DEFAULT_DETECTOR, KeypointSequence
+from mocli.lift import lift_phases
 from mocli.pipeline import (
     InferInput,
     InferOptions,
@@ -82,6 +83,7 @@ def infer(
     bones: str = "fixed",
     precision: str = "auto",
     batch_size: int = 8,
+    max_lift_fps: float = 60.0,
     max_frames: int | None = None,
     render: bool = False,
     bvh: bool = False,
@@ -125,6 +127,8 @@ def infer(
             rank and world size when set, else every input).
         flip, bones, precision, batch_size: lifting options (flip test-time augmentation; ``fixed`` or ``free``
             bone lengths; ``auto``, ``fp32`` or ``bf16``; windows per forward pass).
+        max_lift_fps: inputs faster than this (frames/s) are lifted as interleaved sequences at or below it, the
+            rates the lifter was trained at (``mocli.lift.lift_phases``); 0: every input at its own rate.
         labels, top_k, action_model: task action: free-text labels (comma-separated or a list), classes listed per
             window, the action checkpoint (default: ``model``, else the shipped one).
         body_model, smpl_dir: task mesh: ``auto``, ``smpl`` or ``anny``, and the folder of the SMPL files.
@@ -144,7 +148,8 @@ def infer(
     reporter = reporter or Reporter()
     specs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     check_options(task=task, bones=bones, precision=precision, body_model=body_model, batch_size=batch_size,
-                  top_k=top_k, max_frames=max_frames, detector=detector, focal=focal, fov=fov)  # fmt: skip
+                  top_k=top_k, max_frames=max_frames, detector=detector, focal=focal, fov=fov,
+                  max_lift_fps=max_lift_fps)  # fmt: skip
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MocliError(f"--out {out} is a file; give a folder for the results")
@@ -160,9 +165,9 @@ def infer(
         labels = ",".join(labels)
     setup = load_setup(
         task=task, model=model, detector=detector, person=person, keypoint_format=keypoint_format, flip=flip,
-        bones=bones, precision=precision, batch_size=batch_size, max_frames=max_frames, render=render, bvh=bvh,
-        labels=labels, top_k=top_k, action_model=action_model, body_model=body_model, smpl_dir=smpl_dir,
-        device=device, seed=seed, focal=focal, fov=fov, world=world,
+        bones=bones, precision=precision, batch_size=batch_size, max_lift_fps=max_lift_fps, max_frames=max_frames,
+        render=render, bvh=bvh, labels=labels, top_k=top_k, action_model=action_model, body_model=body_model,
+        smpl_dir=smpl_dir, device=device, seed=seed, focal=focal, fov=fov, world=world,
     )  # fmt: skip
     run = InferRun()
     reporter.start(len(items))
@@ -293,7 +298,8 @@ def _write_person(
             name = _export_name("actions", ".json", unit)
             files.append(exports.action.write(result, work / name, person=int(seq.track_id)).name)
     facts = {"file": joints_file(unit), "person": int(seq.track_id), "frames": result.num_frames, "fps": result.fps,
-             "frames_without_person": int(len(result.missing))}  # fmt: skip
+             "frames_without_person": int(len(result.missing)),
+             "lift_phases": lift_phases(result.fps, setup.options.lift.max_fps)}  # fmt: skip
     if result.root is not None:
         solved = np.isfinite(result.root).all(-1)
         facts["trajectory_frames"] = int(solved.sum())

@@ -68,15 +68,19 @@ def check_options(**values: Any) -> None:
         raise MocliError(f"--focal {focal}: the focal length must be a positive number of pixels")
     if fov is not None and not 0 < float(fov) < 180:
         raise MocliError(f"--fov {fov}: the horizontal field of view must be between 0 and 180 degrees")
+    max_lift_fps = values.get("max_lift_fps", 0.0)
+    if not 0 <= float(max_lift_fps) < float("inf"):
+        raise MocliError(f"--max-lift-fps {max_lift_fps}: give a frame rate >= 0 (0: lift every input at its own rate)")
 
 
 def load_setup(
     *, task: str = "pose3d", model: str | os.PathLike | None = None, detector: str = DEFAULT_DETECTOR,
     person: str | int = "largest", keypoint_format: str | None = None, flip: bool = True, bones: str = "fixed",
-    precision: str = "auto", batch_size: int = 8, max_frames: int | None = None, render: bool = False,
-    bvh: bool = False, labels: str | None = None, top_k: int = 5, action_model: str | os.PathLike | None = None,
-    body_model: str = "auto", smpl_dir: str | os.PathLike | None = None, device: str = "auto", seed: int = 0,
-    focal: float | None = None, fov: float | None = None, world: bool = False,
+    precision: str = "auto", batch_size: int = 8, max_lift_fps: float = 60.0, max_frames: int | None = None,
+    render: bool = False, bvh: bool = False, labels: str | None = None, top_k: int = 5,
+    action_model: str | os.PathLike | None = None, body_model: str = "auto",
+    smpl_dir: str | os.PathLike | None = None, device: str = "auto", seed: int = 0, focal: float | None = None,
+    fov: float | None = None, world: bool = False,
 ) -> InferSetup:  # fmt: skip
     """Load the lifter and what the exports need (action model, body model), once for every input."""
     from mocli.api import load_lifter, model_clip_len
@@ -102,6 +106,7 @@ def load_setup(
             bones=bones,
             batch_size=batch_size,
             precision=resolve_precision(torch_device, precision),
+            max_fps=float(max_lift_fps),
         ),
         max_frames=max_frames,
         focal=focal,

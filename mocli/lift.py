@@ -24,7 +24,7 @@ from mocli.data.transforms import crop_scale
 from mocli.predict import Runtime, plan_sequence, read_frames, run_batches, window_inputs
 from mocli.skeleton import H36M_17, median_bone_lengths, set_bone_lengths
 
-__all__ = ["LiftOptions", "lift_keypoints", "body_size", "CANONICAL_BODY_SIZE_M"]
+__all__ = ["LiftOptions", "lift_keypoints", "lift_phases", "merge_phases", "body_size", "CANONICAL_BODY_SIZE_M"]
 
 # Metric scale of the output: mean leg length (hip-knee-ankle) plus the pelvis-spine-thorax chain of an average
 # adult, in metres (0.80 + 0.49; the mean of mocli's mocap sources lies within 5 %).
@@ -42,6 +42,7 @@ class LiftOptions:
     precision: str = "fp32"  # fp32 | bf16
     min_conf: float = 0.0  # keypoints at or below this confidence are treated as missing
     bones: str = "fixed"  # fixed: one symmetric length per bone for the sequence | free: the lifter's own lengths
+    max_fps: float = 60.0  # a faster input is lifted as interleaved sequences at or below this rate (0: never)
 
 
 def body_size(joints: np.ndarray) -> np.ndarray:
@@ -73,11 +74,51 @@ def _window_input(keypoints: np.ndarray, frames: np.ndarray, min_conf: float) ->
     return norm.astype(np.float32)
 
 
+def lift_phases(fps: float | None, max_fps: float) -> int:
+    """How many interleaved sequences an input of ``fps`` frames/s is lifted as: k = ceil(fps / max_fps), so each
+    (frames p, p+k, p+2k, ...) plays at fps / k <= max_fps; 1 when the rate is unknown or ``max_fps`` is 0."""
+    if not fps or max_fps <= 0 or fps <= max_fps:
+        return 1
+    return int(np.ceil(fps / max_fps - 1e-9))
+
+
+def merge_phases(phases: list[np.ndarray]) -> np.ndarray:
+    """Interleave k lifted phases back into one sequence and remove the steps between them.
+
+    Args:
+        phases: k arrays (T_p,...) with phase p holding frames p, p+k, p+2k, ... of the sequence (T_0 >= T_1 >= ...
+            >= T_0 - 1), e.g. (T_p,17,3) metres.
+    Returns:
+        (T,...) float32, T = sum of T_p: frame t from phase t % k, then smoothed over time by a symmetric kernel
+        that cancels every pattern repeating each k frames (the k phases are lifted separately, so each has its
+        own small offset): a box of k frames (k odd) or a box of k convolved with a box of 2 (k even), edges held.
+        A constant or linear motion passes unchanged (away from the ends); at the input's rate of more than 60
+        frames/s the kernel spans under 1/20 s for k = 2, 3.
+    """
+    k = len(phases)
+    T = sum(len(p) for p in phases)
+    merged = np.empty((T,) + phases[0].shape[1:], np.float32)
+    for p, values in enumerate(phases):
+        merged[p::k] = values
+    if k == 1 or T < 2:
+        return merged
+    kernel = np.ones(k) / k
+    if k % 2 == 0:
+        kernel = np.convolve(kernel, [0.5, 0.5])
+    half = len(kernel) // 2
+    padded = np.concatenate([np.repeat(merged[:1], half, 0), merged, np.repeat(merged[-1:], half, 0)])
+    out = np.zeros_like(merged, dtype=np.float64)
+    for i, w in enumerate(kernel):
+        out += w * padded[i : i + T]
+    return out.astype(np.float32)
+
+
 def lift_keypoints(
     model: torch.nn.Module,
     keypoints: np.ndarray,
     options: LiftOptions | None = None,
     device: str | torch.device = "cpu",
+    fps: float | None = None,
 ) -> np.ndarray:
     """3D joints for a whole sequence of 2D keypoints.
 
@@ -85,7 +126,11 @@ def lift_keypoints(
         model: maps (B,T,17,3) normalised 2D + conf to (B,T,17,3) normalised 3D (a DSTformer, or an STMO in
             ``mocli.models.stmo.ManyToOne``: each frame the centre of its own window, within this lift window).
         keypoints: (T,17,3) pixels + confidence, H36M-17 order; NaN or conf 0 where a joint or frame is missing.
-        options: windowing, flip TTA, batching, precision, bone lengths.
+        options: windowing, flip TTA, batching, precision, bone lengths, the fastest rate lifted as is.
+        fps: the input's frame rate (None: unknown). Above ``options.max_fps`` the sequence is lifted as
+            k = ``lift_phases(fps, max_fps)`` interleaved sequences (frames p, p+k, ...), so that a window spans as
+            much time as in training (the lifters are trained at 15-60 frames/s; at 120 frames/s a window of 81
+            frames is 0.7 s of motion), and the phases are merged back into one sequence (``merge_phases``).
     Returns:
         (T,17,3) float32 metres, root-relative (pelvis at 0), camera axes (x right, y down, z forward).
         Frames are returned for every input frame; callers mark frames without a person.
@@ -94,17 +139,27 @@ def lift_keypoints(
     if opts.bones not in ("fixed", "free"):
         raise ValueError(f"bones must be 'fixed' or 'free', got {opts.bones!r}")
     device = torch.device(device)
-    T = len(keypoints)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (H36M_17.num_joints, 3):
         raise ValueError(f"expected (T,17,3) keypoints, got {keypoints.shape}")
+    k = lift_phases(fps, opts.max_fps)
+    if k == 1:
+        joints = _lift_windows(model, keypoints, opts, device)
+    else:
+        joints = merge_phases([_lift_windows(model, keypoints[p::k], opts, device) for p in range(k)])
+    seen = (np.isfinite(keypoints[..., :2]).all(-1) & (keypoints[..., 2] > opts.min_conf)).any(-1)
+    if opts.bones == "fixed":
+        if seen.any():
+            joints = set_bone_lengths(joints, median_bone_lengths(joints[seen], symmetric=True))
+    return joints.astype(np.float32)
+
+
+def _lift_windows(model: torch.nn.Module, keypoints: np.ndarray, opts: LiftOptions, device: torch.device) -> np.ndarray:
+    """(T,17,3) pixels + conf -> (T,17,3) metres, root-relative: blended windows, each scaled to the average body."""
+    T = len(keypoints)
     plan = plan_sequence(T, opts.clip_len, "blend", stride=opts.stride)
     inputs = window_inputs(plan, make=lambda frames: _window_input(keypoints, frames, opts.min_conf))
     pred = run_batches(model, inputs, Runtime(opts.batch_size, device, opts.precision, opts.flip))
     pred = pred - pred[:, :, :1]  # root-relative
     seen = (np.isfinite(keypoints[..., :2]).all(-1) & (keypoints[..., 2] > opts.min_conf)).any(-1)
     per_window = [_to_metres(p[: e - s], seen[s:e]) for p, (s, e) in zip(pred, plan.windows, strict=True)]
-    joints = read_frames(plan, per_window)
-    if opts.bones == "fixed":
-        if seen.any():
-            joints = set_bone_lengths(joints, median_bone_lengths(joints[seen], symmetric=True))
-    return joints.astype(np.float32)
+    return read_frames(plan, per_window)

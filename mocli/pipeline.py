@@ -272,7 +272,7 @@ def run_pose3d(
     present = seq.valid | seq.interpolated
     if not present.any():
         raise InputError("no frame with the person")
-    joints = lift_keypoints(model, seq.keypoints, lift, device=device)
+    joints = lift_keypoints(model, seq.keypoints, lift, device=device, fps=seq.fps)
     joints[~present] = np.nan
     extras = {k: v for k, v in seq.extras.items() if k == "world_landmarks33"}
     root = None
@@ -316,6 +316,7 @@ def base_summary(item: InferInput, model_info: dict[str, Any], options: InferOpt
         "bones": options.lift.bones,
         "precision": options.lift.precision,
         "clip_len": options.lift.clip_len,
+        "max_lift_fps": options.lift.max_fps,
         "units": "metres, root-relative, camera axes (x right, y down, z forward)",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -109,6 +109,10 @@ def infer(
         Precision, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16 autocast.")
     ] = Precision.auto,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per forward pass.")] = 8,
+    max_lift_fps: Annotated[
+        float,
+        typer.Option(min=0, help="Lift faster inputs as interleaved sequences at or below this rate (0: off)."),
+    ] = 60.0,
     max_frames: Annotated[int | None, typer.Option(min=1, help="Only the first N frames of videos.")] = None,
     render: Annotated[
         bool, typer.Option("--render", help="Also write preview.mp4: the 2D skeleton on the video beside the 3D one.")
@@ -149,9 +153,10 @@ def infer(
         infer_inputs(
             inputs, out, task=task.value, model=model, detector=detector.value, person=person,
             keypoint_format=keypoint_format, shard=shard, overwrite=overwrite, flip=flip, bones=bones.value,
-            precision=precision.value, batch_size=batch_size, max_frames=max_frames, render=render, bvh=bvh,
-            labels=labels, top_k=top_k, action_model=action_model, body_model=body_model.value, smpl_dir=smpl_dir,
-            device=settings.device, seed=settings.seed, focal=focal, fov=fov, world=world,
+            precision=precision.value, batch_size=batch_size, max_lift_fps=max_lift_fps, max_frames=max_frames,
+            render=render, bvh=bvh, labels=labels, top_k=top_k, action_model=action_model,
+            body_model=body_model.value, smpl_dir=smpl_dir, device=settings.device, seed=settings.seed, focal=focal,
+            fov=fov, world=world,
             reporter=InferReporter(progress, batch, settings.quiet),
         )  # fmt: skip
     if not settings.quiet:

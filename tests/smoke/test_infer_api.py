@@ -266,6 +266,7 @@ def test_trajectory_in_joints_npz_follows_the_camera(tmp_path, tiny_model):
         ({"focal": 800.0, "fov": 60.0}, "--focal and --fov both given"),
         ({"focal": -1.0}, "--focal -1.0"),
         ({"fov": 180.0}, "--fov 180.0"),
+        ({"max_lift_fps": -1.0}, "--max-lift-fps -1.0"),
     ],
 )
 def test_bad_camera_options_are_one_line(tmp_path, tiny_model, options, needle):
@@ -273,3 +274,22 @@ def test_bad_camera_options_are_one_line(tmp_path, tiny_model, options, needle):
     with pytest.raises(MocliError, match=needle):
         mocli.infer(src, out=tmp_path / "o", model=tiny_model, **options)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_fast_input_is_lifted_in_phases_as_summary_json_says(tmp_path, tiny_model):
+    """A 120 frames/s input is lifted as two interleaved 60 frames/s sequences by default (mocli.lift.lift_phases;
+    the exact merge is in tests/unit/test_lift.py), and at its own rate with max_lift_fps=0."""
+    import dataclasses
+
+    from mocli.keypoints.npz import load_keypoints_npz, save_keypoints_npz
+
+    seq = load_keypoints_npz(_keypoints_npz(tmp_path / "k.npz"))
+    fast = save_keypoints_npz(dataclasses.replace(seq, fps=120.0), tmp_path / "fast.npz")
+    phased = mocli.infer(fast, out=tmp_path / "a", model=tiny_model)[0]
+    direct = mocli.infer(fast, out=tmp_path / "b", model=tiny_model, max_lift_fps=0)[0]
+    assert phased.summary["max_lift_fps"] == 60.0 and direct.summary["max_lift_fps"] == 0.0
+    assert [r["lift_phases"] for r in phased.summary["results"]] == [2]
+    assert [r["lift_phases"] for r in direct.summary["results"]] == [1]
+    a, b = phased.motions()[0].joints3d, direct.motions()[0].joints3d
+    assert np.isnan(a[10:13]).all() and np.isnan(b[10:13]).all()
+    assert not np.allclose(a[13:], b[13:], atol=1e-4)

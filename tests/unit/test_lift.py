@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mocli import create_model
-from mocli.lift import CANONICAL_BODY_SIZE_M, LiftOptions, body_size, lift_keypoints
+from mocli.lift import CANONICAL_BODY_SIZE_M, LiftOptions, body_size, lift_keypoints, lift_phases, merge_phases
 from mocli.skeleton import H36M_17, median_bone_lengths
 
 
@@ -114,3 +114,35 @@ def test_missing_joints_reach_the_model_as_masked_joints():
     centre, scale = (lo + hi) / 2, 2.0 / (hi - lo).max()
     np.testing.assert_allclose(x[good][:, :2], (kp[good][:, :2] - centre) * scale, atol=1e-5)
     np.testing.assert_allclose(x[good][:, 2], 0.9, atol=1e-6)
+
+
+@pytest.mark.parametrize(("fps", "max_fps", "k"), [(None, 60, 1), (30, 60, 1), (60, 60, 1), (100, 60, 2),
+                                                   (120, 60, 2), (240, 60, 4), (120, 40, 3), (120, 0, 1)])  # fmt: skip
+def test_lift_phases_keep_each_phase_at_or_below_the_highest_rate(fps, max_fps, k):
+    assert lift_phases(fps, max_fps) == k
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_merge_phases_cancels_per_phase_offsets_and_keeps_linear_motion(k):
+    T = 23
+    motion = np.linspace(0.0, 2.2, T)[:, None] * np.array([1.0, -0.5, 0.25])  # (T,3) linear in time
+    offsets = [0.03, -0.02, 0.05, -0.04][:k]  # each phase lifted with its own small error
+    merged = merge_phases([motion[p::k] + offsets[p] for p in range(k)])
+    half = (k + (k % 2 == 0)) // 2  # the kernel's reach: the ends see held edges
+    assert merged.shape == motion.shape and merged.dtype == np.float32
+    np.testing.assert_allclose(merged[half : T - half], motion[half : T - half] + np.mean(offsets), atol=1e-6)
+    np.testing.assert_array_equal(merge_phases([motion.astype(np.float32)]), motion.astype(np.float32))
+
+
+def test_a_fast_input_is_lifted_as_interleaved_phases():
+    """At 120 frames/s with the default highest rate of 60, frames 0, 2, 4, ... and 1, 3, 5, ... are lifted as two
+    sequences and merged: the same as lifting each phase on its own and merging."""
+    kp = _walking_skeleton(70)
+    kp[1::2, 5, :2] += 6.0  # a joint of the odd frames differs, so the phases give different poses
+    opts = LiftOptions(clip_len=27, bones="free")
+    fast = lift_keypoints(_identity_model, kp, opts, fps=120.0)
+    phases = [lift_keypoints(_identity_model, kp[p::2], opts, fps=60.0) for p in range(2)]
+    np.testing.assert_allclose(fast, merge_phases(phases), atol=1e-6)
+    assert not np.allclose(fast, lift_keypoints(_identity_model, kp, opts, fps=60.0), atol=1e-4)
+    np.testing.assert_array_equal(lift_keypoints(_identity_model, kp, opts, fps=60.0),
+                                  lift_keypoints(_identity_model, kp, opts))  # fmt: skip
