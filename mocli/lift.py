@@ -141,25 +141,27 @@ def lift_keypoints(
     device = torch.device(device)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (H36M_17.num_joints, 3):
         raise ValueError(f"expected (T,17,3) keypoints, got {keypoints.shape}")
+    seen = (np.isfinite(keypoints[..., :2]).all(-1) & (keypoints[..., 2] > opts.min_conf)).any(-1)  # (T,) a person
     k = lift_phases(fps, opts.max_fps)
     if k == 1:
-        joints = _lift_windows(model, keypoints, opts, device)
+        joints = _lift_windows(model, keypoints, seen, opts, device)
     else:
-        joints = merge_phases([_lift_windows(model, keypoints[p::k], opts, device) for p in range(k)])
-    seen = (np.isfinite(keypoints[..., :2]).all(-1) & (keypoints[..., 2] > opts.min_conf)).any(-1)
+        joints = merge_phases([_lift_windows(model, keypoints[p::k], seen[p::k], opts, device) for p in range(k)])
     if opts.bones == "fixed":
         if seen.any():
             joints = set_bone_lengths(joints, median_bone_lengths(joints[seen], symmetric=True))
     return joints.astype(np.float32)
 
 
-def _lift_windows(model: torch.nn.Module, keypoints: np.ndarray, opts: LiftOptions, device: torch.device) -> np.ndarray:
-    """(T,17,3) pixels + conf -> (T,17,3) metres, root-relative: blended windows, each scaled to the average body."""
+def _lift_windows(
+    model: torch.nn.Module, keypoints: np.ndarray, seen: np.ndarray, opts: LiftOptions, device: torch.device
+) -> np.ndarray:
+    """(T,17,3) pixels + conf -> (T,17,3) metres, root-relative: blended windows, each scaled to the average body
+    from the frames where ``seen`` (T,) has the person."""
     T = len(keypoints)
     plan = plan_sequence(T, opts.clip_len, "blend", stride=opts.stride)
     inputs = window_inputs(plan, make=lambda frames: _window_input(keypoints, frames, opts.min_conf))
     pred = run_batches(model, inputs, Runtime(opts.batch_size, device, opts.precision, opts.flip))
     pred = pred - pred[:, :, :1]  # root-relative
-    seen = (np.isfinite(keypoints[..., :2]).all(-1) & (keypoints[..., 2] > opts.min_conf)).any(-1)
     per_window = [_to_metres(p[: e - s], seen[s:e]) for p, (s, e) in zip(pred, plan.windows, strict=True)]
     return read_frames(plan, per_window)

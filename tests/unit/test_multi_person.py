@@ -10,21 +10,7 @@ from mocli.keypoints.linking import link_people
 from mocli.keypoints.mediapipe_multi import suppress_duplicates
 from mocli.keypoints.sequence import build_sequences
 from mocli.keypoints.tracking import select_tracks, track_detections
-
-# A COCO-17 stick figure, 1 unit = 100 px at scale 1 (x right, y down), centred on the pelvis.
-_TEMPLATE = np.array(
-    [
-        [0, -1.6], [-0.1, -1.7], [0.1, -1.7], [-0.2, -1.65], [0.2, -1.65],  # nose, eyes, ears
-        [-0.4, -1.3], [0.4, -1.3], [-0.5, -0.8], [0.5, -0.8], [-0.55, -0.3], [0.55, -0.3],  # arms
-        [-0.2, 0.0], [0.2, 0.0], [-0.22, 0.8], [0.22, 0.8], [-0.25, 1.6], [0.25, 1.6],  # legs
-    ]
-)  # fmt: skip
-
-
-def person(cx: float, cy: float, scale: float = 1.0, conf: float = 0.9) -> Detection:
-    """A synthetic COCO-17 detection centred at (cx, cy) pixels."""
-    kp = np.concatenate([_TEMPLATE * 100 * scale + [cx, cy], np.full((17, 1), conf)], axis=1)
-    return Detection(kp, box_from_keypoints(kp), score=conf)
+from tests.unit.test_keypoints_tracking import person  # the synthetic COCO-17 detection
 
 
 def identity_switches(tracks, truth: dict[int, list]) -> int:
