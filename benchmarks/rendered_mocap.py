@@ -33,7 +33,7 @@ derived from its 33 landmarks (``mocli.skeleton.to_h36m``), which differ from th
 
     python benchmarks/rendered_mocap.py --data bandai.h5 --data cmu_dance.h5 [--pick val|held-out] [--sequences 6]
         [--frames 150] [--pitch LO,HI] [--distance LO,HI] [--fov LO,HI] [--model NAME|CKPT] [--bones fixed|free]
-        [--out DIR] [--json FILE]
+        [--no-upright] [--out DIR] [--json FILE]
     python benchmarks/rendered_mocap.py --data hdm05.h5 --data reactidle.h5 --pick held-out --pitch 35,60
 """
 
@@ -238,7 +238,9 @@ class Pipeline:
     weights: Path
 
 
-def load_pipeline(model: str | None, device: str = "auto", seed: int = 0, bones: str = "fixed") -> Pipeline:
+def load_pipeline(
+    model: str | None, device: str = "auto", seed: int = 0, bones: str = "fixed", upright: bool = True
+) -> Pipeline:
     """The lifter (``--model`` name or checkpoint, default the shipped one) and infer's default options."""
     from mocli.api import load_lifter, model_clip_len
     from mocli.keypoints import DetectorOptions
@@ -252,7 +254,9 @@ def load_pipeline(model: str | None, device: str = "auto", seed: int = 0, bones:
     seed_everything(seed)
     weights = resolve_weights(model) if model else default_weights()
     lifter = load_lifter(weights, device=str(dev))
-    lift = LiftOptions(clip_len=model_clip_len(lifter), precision=resolve_precision(dev, "auto"), bones=bones)
+    lift = LiftOptions(
+        clip_len=model_clip_len(lifter), precision=resolve_precision(dev, "auto"), bones=bones, upright=upright
+    )
     options = InferOptions(detector="mediapipe", detector_options=DetectorOptions(device=device), lift=lift)
     return Pipeline(lifter, options, dev, weights)
 
@@ -327,7 +331,8 @@ def print_report(rows: list[dict], overall: dict, groups: dict[str, dict] | None
 def run_info(args: argparse.Namespace, view: ViewRange, weights: Path) -> dict:
     """The choices of a run, for the JSON file: data, pick, frames, seed, look, model, bones, camera ranges, fit."""
     return {"data": [str(p) for p in args.data], "pick": args.pick, "frames": args.frames, "seed": args.seed,
-            "look": args.look, "model": str(weights), "bones": args.bones, "view": dict(view.__dict__),
+            "look": args.look, "model": str(weights), "bones": args.bones, "upright": args.upright,
+            "view": dict(view.__dict__),
             "fit_iterations": args.fit_iterations}  # fmt: skip
 
 
@@ -350,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--look", choices=("person", "grey"), default="person", help="body colours")
     ap.add_argument("--fit-iterations", type=int, default=200, help="L-BFGS iterations of the Anny pose fit")
     ap.add_argument("--bones", choices=("fixed", "free"), default="fixed", help="as infer's --bones")
+    ap.add_argument("--upright", action=argparse.BooleanOptionalAction, default=True, help="as infer's --upright")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, help="folder for videos and infer outputs (default: a temporary folder)")
     ap.add_argument("--json", type=Path)
@@ -391,7 +397,7 @@ def _run(args: argparse.Namespace) -> int:
     body = AnnyBody()
     dominant = body.model.vertex_bone_indices.gather(1, body.model.vertex_bone_weights.argmax(1, keepdim=True))
     colours = region_colours(body.bone_labels, dominant[:, 0].numpy(), np.asarray(body.faces), args.look)
-    pipe = load_pipeline(args.model, args.device, args.seed, args.bones)
+    pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright)
     setup = time.perf_counter() - t0
     print(f"{len(chosen)} sequences, model {pipe.weights.name}, outputs in {out} (setup {setup:.1f} s)", flush=True)
     print(f"pick {args.pick}, seed {args.seed}, cameras: {describe_view(view)}", flush=True)

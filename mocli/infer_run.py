@@ -80,6 +80,7 @@ def infer(
     shard: str | None = None,
     overwrite: bool = False,
     flip: bool = True,
+    upright: bool = True,
     bones: str = "fixed",
     precision: str = "auto",
     batch_size: int = 8,
@@ -125,8 +126,9 @@ def infer(
         detector, person, keypoint_format, max_frames: as ``mocli infer``'s --detector, --person, --format,
             --max-frames. ``shard``: ``"K/N"``, only the K-th of N parts of the sorted inputs (None: the torchrun
             rank and world size when set, else every input).
-        flip, bones, precision, batch_size: lifting options (flip test-time augmentation; ``fixed`` or ``free``
-            bone lengths; ``auto``, ``fp32`` or ``bf16``; windows per forward pass).
+        flip, upright, bones, precision, batch_size: lifting options (flip test-time augmentation; a body lying
+            across the image lifted rolled upright, ``mocli.models.tta.upright``; ``fixed`` or ``free`` bone
+            lengths; ``auto``, ``fp32`` or ``bf16``; windows per forward pass).
         max_lift_fps: inputs faster than this (frames/s) are lifted as interleaved sequences at or below it, the
             rates the lifter was trained at (``mocli.lift.lift_phases``); 0: every input at its own rate.
         labels, top_k, action_model: task action: free-text labels (comma-separated or a list), classes listed per
@@ -165,9 +167,9 @@ def infer(
         labels = ",".join(labels)
     setup = load_setup(
         task=task, model=model, detector=detector, person=person, keypoint_format=keypoint_format, flip=flip,
-        bones=bones, precision=precision, batch_size=batch_size, max_lift_fps=max_lift_fps, max_frames=max_frames,
-        render=render, bvh=bvh, labels=labels, top_k=top_k, action_model=action_model, body_model=body_model,
-        smpl_dir=smpl_dir, device=device, seed=seed, focal=focal, fov=fov, world=world,
+        upright=upright, bones=bones, precision=precision, batch_size=batch_size, max_lift_fps=max_lift_fps,
+        max_frames=max_frames, render=render, bvh=bvh, labels=labels, top_k=top_k, action_model=action_model,
+        body_model=body_model, smpl_dir=smpl_dir, device=device, seed=seed, focal=focal, fov=fov, world=world,
     )  # fmt: skip
     run = InferRun()
     reporter.start(len(items))

@@ -75,8 +75,9 @@ def check_options(**values: Any) -> None:
 
 def load_setup(
     *, task: str = "pose3d", model: str | os.PathLike | None = None, detector: str = DEFAULT_DETECTOR,
-    person: str | int = "largest", keypoint_format: str | None = None, flip: bool = True, bones: str = "fixed",
-    precision: str = "auto", batch_size: int = 8, max_lift_fps: float = 60.0, max_frames: int | None = None,
+    person: str | int = "largest", keypoint_format: str | None = None, flip: bool = True, upright: bool = True,
+    bones: str = "fixed", precision: str = "auto", batch_size: int = 8, max_lift_fps: float = 60.0,
+    max_frames: int | None = None,
     render: bool = False, bvh: bool = False, labels: str | None = None, top_k: int = 5,
     action_model: str | os.PathLike | None = None, body_model: str = "auto",
     smpl_dir: str | os.PathLike | None = None, device: str = "auto", seed: int = 0, focal: float | None = None,
@@ -103,6 +104,7 @@ def load_setup(
         lift=LiftOptions(
             clip_len=model_clip_len(lifter),
             flip=flip,
+            upright=upright,
             bones=bones,
             batch_size=batch_size,
             precision=resolve_precision(torch_device, precision),

@@ -6,7 +6,8 @@ Pure orchestration around a model: no file I/O. The data flow per sequence:
       -> windows of the model's clip length (``mocli.predict``, policy 'blend': overlapping by a third, the last one
          ending at the last frame; a window shorter than the clip length padded with its last frame)
       -> per window: MotionBERT's crop-scale normalisation (T_w,17,3) in [-1,1] + conf
-      -> the model (flip test-time augmentation), windows batched -> (T_w,17,3) normalised 3D, root-relative
+      -> the model (flip TTA; a body lying across the image rolled upright and back), windows batched
+         -> (T_w,17,3) normalised 3D, root-relative
       -> per window: scaled to metres with an average adult's body size (monocular 2D cannot observe scale)
       -> blended across overlaps -> (T,17,3) metres, root-relative, camera axes (x right, y down, z forward)
       -> (bones="fixed") every bone set to one length for the whole sequence, the same on the left and the right:
@@ -38,6 +39,7 @@ class LiftOptions:
     clip_len: int = 243  # frames per window (the model's training clip length)
     stride: int | None = None  # default: clip_len * 2 // 3 (a third of each window overlaps the next)
     flip: bool = True  # flip test-time augmentation
+    upright: bool = True  # windows of a body lying across the image lifted rolled upright (models.tta.upright)
     batch_size: int = 8  # windows per forward pass
     precision: str = "fp32"  # fp32 | bf16
     min_conf: float = 0.0  # keypoints at or below this confidence are treated as missing
@@ -161,7 +163,7 @@ def _lift_windows(
     T = len(keypoints)
     plan = plan_sequence(T, opts.clip_len, "blend", stride=opts.stride)
     inputs = window_inputs(plan, make=lambda frames: _window_input(keypoints, frames, opts.min_conf))
-    pred = run_batches(model, inputs, Runtime(opts.batch_size, device, opts.precision, opts.flip))
+    pred = run_batches(model, inputs, Runtime(opts.batch_size, device, opts.precision, opts.flip, opts.upright))
     pred = pred - pred[:, :, :1]  # root-relative
     per_window = [_to_metres(p[: e - s], seen[s:e]) for p, (s, e) in zip(pred, plan.windows, strict=True)]
     return read_frames(plan, per_window)

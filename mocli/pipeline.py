@@ -313,6 +313,7 @@ def base_summary(item: InferInput, model_info: dict[str, Any], options: InferOpt
         "model": model_info,
         "detector": options.detector if item.kind == "video" else None,
         "flip_tta": options.lift.flip,
+        "upright_tta": options.lift.upright,
         "bones": options.lift.bones,
         "precision": options.lift.precision,
         "clip_len": options.lift.clip_len,

@@ -18,7 +18,7 @@ The policies (``plan_sequence``):
 
 Windows shorter than L (a sequence shorter than L) are padded by repeating their last frame; only real frames are
 read back. ``run_batches`` is the one place where a model meets a device: ``Runtime`` holds the windows per forward
-pass, the device, the precision (autocast) and flip test-time averaging. Nothing is random.
+pass, the device, the precision (autocast), flip test-time averaging and upright rolling. Nothing is random.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mocli.models.tta import flip_average
+from mocli.models.tta import flip_average, upright
 from mocli.utils.device import autocast
 from mocli.windows import assign_frames, merge_windows, plan_windows
 
@@ -44,13 +44,15 @@ Outputs = np.ndarray | dict[str, np.ndarray]
 
 @dataclass(frozen=True)
 class Runtime:
-    """How a model runs: windows per forward pass, device, precision ('fp32', 'bf16', 'fp16': autocast) and flip
-    test-time averaging (``models.tta.flip_average``; for models mapping (B,T,J,C) to (B,T,J,3))."""
+    """How a model runs: windows per forward pass, device, precision ('fp32', 'bf16', 'fp16': autocast), flip
+    test-time averaging (``models.tta.flip_average``) and upright rolling of lying bodies (``models.tta.upright``,
+    outside the flip); both for models mapping (B,T,J,C) 2D to (B,T,J,3) 3D."""
 
     batch_size: int = 8
     device: str | torch.device = "cpu"
     precision: str = "fp32"
     flip: bool = False
+    upright: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,10 +199,15 @@ def run_batches(fn: ModelFn, inputs: np.ndarray | torch.Tensor, runtime: Runtime
         inputs: (N, ...) array or tensor (any device; cast to float32).
     Returns:
         (N, ...) float32 numpy outputs on the CPU (a dict of them when ``fn`` returns a dict); with
-        ``runtime.flip`` the mean of fn(x) and the flipped fn(flipped x).
+        ``runtime.flip`` the mean of fn(x) and the flipped fn(flipped x); with ``runtime.upright`` lying windows
+        rolled upright before and back after (``models.tta.upright``).
     """
     device = torch.device(runtime.device)
     size = max(1, int(runtime.batch_size))
+
+    def lifted(x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        return flip_average(fn, x) if runtime.flip else fn(x)
+
     outputs = []
     for i in range(0, len(inputs), size):
         batch = inputs[i : i + size]
@@ -209,7 +216,7 @@ def run_batches(fn: ModelFn, inputs: np.ndarray | torch.Tensor, runtime: Runtime
         else:
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
         with autocast(device, runtime.precision):
-            y = flip_average(fn, x) if runtime.flip else fn(x)
+            y = upright(lifted, x) if runtime.upright else lifted(x)
         outputs.append(_to_numpy(y))
     if not outputs:
         return np.zeros((0,), dtype=np.float32)

@@ -106,6 +106,9 @@ ClipLenOption = Annotated[
 ]
 BatchOption = Annotated[int, typer.Option(min=1, help="Windows per forward pass.")]
 FlipOption = Annotated[bool, typer.Option(help="Flip test-time augmentation.")]
+UprightOption = Annotated[
+    bool, typer.Option(help="Lift a body lying across the image rolled upright, as `mocli infer` does.")
+]
 RootrelOption = Annotated[
     bool | None, typer.Option("--rootrel/--no-rootrel", help="Set the predicted root to 0 (default: the checkpoint's).")
 ]
@@ -218,6 +221,7 @@ def mocap(
         Cameras, typer.Option(help="model: the model's training ranges; standard: the first lifters' (to compare).")
     ] = Cameras.model,
     flip: FlipOption = True,
+    upright: UprightOption = True,
     json_path: JsonOption = None,
     clip_len: ClipLenOption = None,
     batch_size: BatchOption = 8,
@@ -258,9 +262,9 @@ def mocap(
         variants["clean"] = None
     if noise:
         variants["noisy"] = load_noise_model(data_cfg.noise_file or None)
-    run = RunOptions(clip_len=opts.clip_len, flip=flip, batch_size=batch_size, device=str(device))
-    info = {"model": model_info, "data": [str(p) for p in data], "flip": flip, "device": str(device),
-            "cameras": cameras.value,
+    run = RunOptions(clip_len=opts.clip_len, flip=flip, batch_size=batch_size, device=str(device), upright=upright)
+    info = {"model": model_info, "data": [str(p) for p in data], "flip": flip, "upright": upright,
+            "device": str(device), "cameras": cameras.value,
             "noise_file": data_cfg.noise_file or "motionbert_noise.json (shipped)"}  # fmt: skip
     with progress_bar(settings.quiet) as progress:
         task = progress.add_task("mocap", total=sum(s.num_frames for s in sequences))
@@ -292,6 +296,7 @@ def generalisation(
     ] = None,
     noise: Annotated[bool, typer.Option(help="Also score inputs with MotionBERT's detection noise.")] = True,
     flip: FlipOption = True,
+    upright: UprightOption = True,
     json_path: JsonOption = None,
     batch_size: BatchOption = 8,
 ) -> None:
@@ -315,8 +320,9 @@ def generalisation(
     variants = {"clean": None}
     if noise:
         variants["noisy"] = load_noise_model()
-    run = RunOptions(clip_len=clip_len, flip=flip, batch_size=batch_size, device=str(device))
-    info = {"model": model_info, "data": [str(p) for p in data], "flip": flip, "device": str(device)}
+    run = RunOptions(clip_len=clip_len, flip=flip, batch_size=batch_size, device=str(device), upright=upright)
+    info = {"model": model_info, "data": [str(p) for p in data], "flip": flip, "upright": upright,
+            "device": str(device)}  # fmt: skip
     with progress_bar(settings.quiet) as progress:
         task = progress.add_task("groups", total=len(GROUPS))
         report = score_generalisation(

@@ -101,6 +101,9 @@ def infer(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Recompute results that are already complete.")] = False,
     flip: Annotated[bool, typer.Option(help="Flip test-time augmentation.")] = True,
+    upright: Annotated[
+        bool, typer.Option(help="Lift a body lying across the image rolled upright, then roll the 3D back.")
+    ] = True,
     bones: Annotated[
         Bones,
         typer.Option(help="fixed: one length per bone for each person, equal left and right; free: as lifted."),
@@ -152,8 +155,9 @@ def infer(
     with progress_bar(settings.quiet) as progress:
         infer_inputs(
             inputs, out, task=task.value, model=model, detector=detector.value, person=person,
-            keypoint_format=keypoint_format, shard=shard, overwrite=overwrite, flip=flip, bones=bones.value,
-            precision=precision.value, batch_size=batch_size, max_lift_fps=max_lift_fps, max_frames=max_frames,
+            keypoint_format=keypoint_format, shard=shard, overwrite=overwrite, flip=flip, upright=upright,
+            bones=bones.value, precision=precision.value, batch_size=batch_size, max_lift_fps=max_lift_fps,
+            max_frames=max_frames,
             render=render, bvh=bvh, labels=labels, top_k=top_k, action_model=action_model,
             body_model=body_model.value, smpl_dir=smpl_dir, device=settings.device, seed=settings.seed, focal=focal,
             fov=fov, world=world,

@@ -40,17 +40,19 @@ plan_reference_clips = plan_reference
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How the model runs: clip length (frames per window), flip TTA, windows per forward pass, device, precision."""
+    """How the model runs: clip length (frames per window), flip TTA, windows per forward pass, device, precision,
+    upright rolling of lying bodies (``models.tta.upright``; off for the reference protocols)."""
 
     clip_len: int
     flip: bool = True
     batch_size: int = 8
     device: str = "cpu"
     precision: str = "fp32"
+    upright: bool = False
 
     @property
     def runtime(self) -> Runtime:
-        return Runtime(self.batch_size, self.device, self.precision, self.flip)
+        return Runtime(self.batch_size, self.device, self.precision, self.flip, self.upright)
 
 
 def plan_sequence(num_frames: int, clip_len: int) -> SequencePlan:
