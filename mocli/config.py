@@ -66,6 +66,9 @@ class DataConfig:
     body_scale: tuple[float, float] = (1.0, 1.0)  # whole-body length factor
     bone_scale: tuple[float, float] = (1.0, 1.0)  # length factor of each bone group (legs, arms, torso, ...)
     bone_asymmetry: float = 0.0  # largest left/right length difference within a bone group (fraction)
+    bend_prob: float = 0.0  # probability of folding a clip's legs further (kneeling, sitting, crouching)
+    bend_hip_deg: tuple[float, float] = (-10.0, 90.0)  # extra hip flexion (thigh forward), both legs, degrees
+    bend_knee_deg: tuple[float, float] = (0.0, 110.0)  # extra knee flexion (shin backward), degrees
     tilt_prob: float = 0.0  # probability of tilting the body about a horizontal axis through its pelvis
     tilt_deg: tuple[float, float] = (0.0, 90.0)  # tilt angle range (90: lying)
     speed_fps: tuple[float, float] = (0.0, 0.0)  # play clips as if filmed at a rate in this range (0, 0: off)

@@ -1,4 +1,5 @@
-"""Augmentations of 3D motion for the lift pretext: body proportions, global tilts and playback speed (pure numpy).
+"""Augmentations of 3D motion for the lift pretext: body proportions, bent legs, global tilts and playback speed
+(pure numpy).
 
 Each one changes the 3D motion of a training clip *before* it is seen through a virtual camera, so the 2D input and
 the 3D target stay consistent; the random draws come from a ``numpy.random.Generator`` passed in (one per clip).
@@ -23,6 +24,15 @@ The ranges that mocli's preset uses (``pretrain_dstformer-small_generalise``) an
   and their combinations, and also the differences between rigs and detectors in where a joint sits (the H36M
   "head" of a mocap rig is the head top, a COCO detector's is between the eyes);
 - left-right asymmetry up to 3 %: the limbs of healthy adults differ in length by about 1-2 %.
+
+**Bent legs** (``sample_leg_bend`` + ``bend_legs``): the training motion is mostly upright (walking, dancing,
+standing), so kneeling, sitting on the floor and deep crouches are rare, and a lifter that never saw a folded leg
+straightens it. With some probability a clip's legs get extra flexion, the same over the clip on top of the motion:
+each thigh is turned forward about the hips' left-right axis through its hip by a hip angle, then each shin
+backward about the same axis through its knee by a knee angle (the knee's total bend capped at ``MAX_KNEE_DEG``).
+Hip angles are drawn once for both legs plus a per-side difference, and so are knee angles. Bones stay rigid and the
+pelvis and upper body do not move, so a walk becomes a crouched walk, a squat a deep squat, a standing pose a chair
+sit or a kneel; the feet may leave the floor, which a root-relative lifter never sees.
 
 **Global tilts** (``sample_tilt`` + ``rotate_about``): with some probability a clip's whole motion is rotated about a
 horizontal axis (random azimuth) through its mean pelvis position, by up to 90 degrees: the body leans, bends or
@@ -55,6 +65,9 @@ __all__ = [
     "sample_body_factors",
     "scale_body",
     "rotation_about_axis",
+    "LegBend",
+    "sample_leg_bend",
+    "bend_legs",
     "sample_tilt",
     "rotate_about",
     "sample_target_fps",
@@ -154,6 +167,71 @@ def rotation_about_axis(axis: np.ndarray, angle_rad: float) -> np.ndarray:
     return np.eye(3) + np.sin(angle_rad) * cross + (1.0 - np.cos(angle_rad)) * (cross @ cross)
 
 
+MAX_KNEE_DEG = 155.0  # a knee folds no further than about 150-160 degrees from straight
+_LEGS = ((1, 2, 3), (4, 5, 6))  # H36M-17 (hip, knee, ankle): right, left
+
+
+@dataclass(frozen=True)
+class LegBend:
+    """Extra flexion of one clip's legs, degrees, (right, left): hips (thigh forward), knees (shin backward)."""
+
+    hip_deg: tuple[float, float]
+    knee_deg: tuple[float, float]
+
+
+def sample_leg_bend(
+    rng: np.random.Generator, hip_deg: tuple[float, float], knee_deg: tuple[float, float], side_deg: float = 20.0
+) -> LegBend:
+    """Draw one clip's leg flexion: a hip angle uniform in ``hip_deg`` and a knee angle uniform in ``knee_deg`` for
+    both legs, each side then moved by an independent uniform difference in [-side_deg / 2, side_deg / 2]; knee
+    angles below 0 are 0 (a knee does not bend backwards). Draws: hip, knee, hip sides (2), knee sides (2)."""
+    hip, knee = rng.uniform(*hip_deg), rng.uniform(*knee_deg)
+    dh, dk = rng.uniform(-side_deg / 2, side_deg / 2, size=2), rng.uniform(-side_deg / 2, side_deg / 2, size=2)
+    return LegBend(
+        hip_deg=(float(hip + dh[0]), float(hip + dh[1])),
+        knee_deg=(float(max(0.0, knee + dk[0])), float(max(0.0, knee + dk[1]))),
+    )
+
+
+def _rotate_batch(points: np.ndarray, pivots: np.ndarray, axes: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Rotate (T, 3) points about (T, 3) pivots, around (T, 3) unit axes by (T,) angles (radians), per frame."""
+    v = points - pivots
+    cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    dot = np.sum(axes * v, axis=-1, keepdims=True)
+    return pivots + v * cos + np.cross(axes, v) * sin + axes * dot * (1.0 - cos)  # Rodrigues
+
+
+def bend_legs(joints: np.ndarray, bend: LegBend, max_knee_deg: float = MAX_KNEE_DEG) -> np.ndarray:
+    """Fold a clip's legs by ``bend`` (see the module docstring), H36M-17.
+
+    Args:
+        joints: (T, 17, 3) positions in a right-handed frame (mocli's world and camera frames), any unit.
+        bend: hip and knee angles, degrees (all 0: an exact copy of the input).
+        max_knee_deg: a knee's bend (the angle between thigh and shin, 0 straight) is not pushed past this; a knee
+            already bent further is left as it is.
+    Returns:
+        (T, 17, 3) float array: only knees and ankles move, and every bone keeps its length.
+    """
+    out = np.array(joints, dtype=np.float64)
+    left = out[:, 4] - out[:, 1]
+    axis = left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-9)  # (T, 3) right hip -> left hip
+    # In a right-handed frame left x up is the body's front, and a positive turn about `axis` takes a hanging
+    # (downward) vector towards axis x (-up), the back: a hip flexes by a negative turn, a knee by a positive one.
+    for (hip, knee, ankle), hip_deg, knee_deg in zip(_LEGS, bend.hip_deg, bend.knee_deg, strict=True):
+        if hip_deg != 0.0:
+            turn = np.full(len(out), -np.radians(hip_deg))
+            out[:, knee] = _rotate_batch(out[:, knee], out[:, hip], axis, turn)
+            out[:, ankle] = _rotate_batch(out[:, ankle], out[:, hip], axis, turn)
+        if knee_deg <= 0.0:
+            continue
+        thigh, shin = out[:, knee] - out[:, hip], out[:, ankle] - out[:, knee]
+        norms = np.linalg.norm(thigh, axis=-1) * np.linalg.norm(shin, axis=-1)
+        bent = np.arccos(np.clip(np.sum(thigh * shin, axis=-1) / np.maximum(norms, 1e-12), -1.0, 1.0))
+        extra = np.clip(np.radians(knee_deg), 0.0, np.maximum(0.0, np.radians(max_knee_deg) - bent))
+        out[:, ankle] = _rotate_batch(out[:, ankle], out[:, knee], axis, extra)
+    return out
+
+
 def sample_tilt(rng: np.random.Generator, up: np.ndarray, tilt_deg: tuple[float, float]) -> np.ndarray:
     """A random tilt of the body: (3, 3) rotation about a horizontal axis of random azimuth.
 
@@ -221,10 +299,12 @@ def check_config(cfg: DataConfig) -> None:
     for key in ("occlusion_frames", "swap_frames", "jitter_frames"):
         ordered(key, 1)
     ordered("tilt_deg", -180.0)
+    ordered("bend_hip_deg", -90.0)
+    ordered("bend_knee_deg", -180.0)
     ordered("aim_offset_m", -np.inf)
     if tuple(cfg.speed_fps) != (0.0, 0.0):
         ordered("speed_fps", 1e-3)
-    for key in ("tilt_prob", "occlusion_limb_prob"):
+    for key in ("tilt_prob", "bend_prob", "occlusion_limb_prob"):
         if not 0.0 <= getattr(cfg, key) <= 1.0:
             raise MocliError(f"data.{key} must be in [0, 1], got {getattr(cfg, key)}")
     for key in ("bone_asymmetry", "occlusion_rate", "swap_rate", "jitter_rate", "jitter_std"):

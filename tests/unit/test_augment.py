@@ -10,11 +10,14 @@ import pytest
 from mocli.config import DataConfig, RunConfig, apply_dict, load_preset
 from mocli.data.augment import (
     BONE_GROUPS,
+    LegBend,
+    bend_legs,
     change_speed,
     check_config,
     rotate_about,
     rotation_about_axis,
     sample_body_factors,
+    sample_leg_bend,
     sample_target_fps,
     sample_tilt,
     scale_body,
@@ -177,8 +180,8 @@ def _preset_data(**changes) -> DataConfig:
     return dataclasses.replace(cfg, clip_len=30, stride=15, **changes)
 
 
-OFF = dict(body_scale=(1.0, 1.0), bone_scale=(1.0, 1.0), bone_asymmetry=0.0, tilt_prob=0.0, speed_fps=(0.0, 0.0),
-           occlusion_rate=0.0, swap_rate=0.0, jitter_rate=0.0)  # fmt: skip
+OFF = dict(body_scale=(1.0, 1.0), bone_scale=(1.0, 1.0), bone_asymmetry=0.0, bend_prob=0.0, tilt_prob=0.0,
+           speed_fps=(0.0, 0.0), occlusion_rate=0.0, swap_rate=0.0, jitter_rate=0.0)  # fmt: skip
 
 
 def test_augmentations_touch_training_only_and_are_deterministic():
@@ -198,7 +201,54 @@ def test_augmentations_touch_training_only_and_are_deterministic():
 
 def test_preset_values_pass_the_checks_and_bad_values_are_one_line_errors():
     check_config(_preset_data())
-    for key, value in (("body_scale", (1.2, 0.8)), ("speed_fps", (0.0, 30.0)), ("tilt_prob", 1.5),
+    for key, value in (("body_scale", (1.2, 0.8)), ("speed_fps", (0.0, 30.0)), ("tilt_prob", 1.5), ("bend_prob", -0.1),
                        ("occlusion_frames", (0, 4)), ("bone_asymmetry", 2.5), ("jitter_std", -0.1)):  # fmt: skip
         with pytest.raises(MocliError, match=f"data.{key}"):
             LiftClipDataset(sources_from_arrays([_walk(40)]), _preset_data(**{key: value}))
+
+
+def _standing() -> np.ndarray:
+    """(1, 17, 3) a body standing straight in a right-handed y-up frame: left along +x, so it faces +z."""
+    pose = np.zeros((17, 3))
+    pose[[0, 7, 8, 9, 10]] = [[0, 1.0, 0], [0, 1.25, 0], [0, 1.5, 0], [0, 1.6, 0], [0, 1.75, 0]]
+    for hip, knee, ankle, x in ((1, 2, 3, -0.1), (4, 5, 6, 0.1)):
+        pose[[hip, knee, ankle]] = [[x, 1.0, 0], [x, 0.55, 0], [x, 0.1, 0]]
+    pose[[11, 12, 13]] = [[0.2, 1.5, 0], [0.2, 1.2, 0], [0.2, 0.95, 0]]
+    pose[[14, 15, 16]] = [[-0.2, 1.5, 0], [-0.2, 1.2, 0], [-0.2, 0.95, 0]]
+    return pose[None]
+
+
+def test_bent_legs_by_hand_a_standing_body_sits_on_a_chair_or_kneels():
+    standing = _standing()
+    sitting = bend_legs(standing, LegBend(hip_deg=(90.0, 90.0), knee_deg=(90.0, 90.0)))
+    for hip, knee, ankle in ((1, 2, 3), (4, 5, 6)):
+        x = standing[0, hip, 0]
+        np.testing.assert_allclose(sitting[0, knee], [x, 1.0, 0.45], atol=1e-12)  # thigh level, forward (+z)
+        np.testing.assert_allclose(sitting[0, ankle], [x, 0.55, 0.45], atol=1e-12)  # shin hanging below the knee
+    kneeling = bend_legs(standing, LegBend(hip_deg=(0.0, 0.0), knee_deg=(90.0, 90.0)))
+    np.testing.assert_allclose(kneeling[0, 3], [-0.1, 0.55, -0.45], atol=1e-12)  # shin level, behind (-z)
+    untouched = [0, 1, 4, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+    np.testing.assert_array_equal(sitting[0, untouched], standing[0, untouched])
+    np.testing.assert_array_equal(bend_legs(standing, LegBend((0.0, 0.0), (0.0, 0.0))), standing)
+
+
+def test_bent_legs_cap_the_knee_and_keep_bones_rigid():
+    folded = bend_legs(_standing(), LegBend(hip_deg=(30.0, -10.0), knee_deg=(170.0, 40.0)))
+    thigh, shin = folded[0, 2] - folded[0, 1], folded[0, 3] - folded[0, 2]
+    bend = np.degrees(np.arccos(thigh @ shin / np.linalg.norm(thigh) / np.linalg.norm(shin)))
+    assert bend == pytest.approx(155.0)  # 170 asked, capped at MAX_KNEE_DEG
+    walk = _walk(60, 3)
+    bent = bend_legs(walk, LegBend(hip_deg=(50.0, 70.0), knee_deg=(80.0, 60.0)))
+    np.testing.assert_allclose(bone_lengths(bent, H36M_17), bone_lengths(walk, H36M_17), rtol=1e-9)
+    assert np.abs(bent - walk)[:, [3, 6]].max() > 0.3  # the ankles moved a lot
+
+
+def test_leg_bend_draws_within_their_ranges():
+    rng = np.random.default_rng(0)
+    bends = [sample_leg_bend(rng, (-10.0, 90.0), (0.0, 110.0)) for _ in range(500)]
+    hips, knees = np.array([b.hip_deg for b in bends]), np.array([b.knee_deg for b in bends])
+    assert hips.min() >= -20.0 and hips.max() <= 100.0 and knees.min() >= 0.0 and knees.max() <= 120.0
+    assert np.abs(hips[:, 0] - hips[:, 1]).max() <= 20.0
+    assert (knees == 0.0).any()  # draws below 0 are clamped, not reflected
+    same = sample_leg_bend(np.random.default_rng(1), (30.0, 30.0), (40.0, 40.0), side_deg=0.0)
+    assert same == LegBend(hip_deg=(30.0, 30.0), knee_deg=(40.0, 40.0))
