@@ -62,6 +62,7 @@ class DataConfig:
     num_workers: int = 0  # DataLoader worker processes per training process
     noise_file: str = ""  # noise model JSON (empty: MotionBERT's, shipped with mocli)
     holdout: bool = False  # leave out what `mocli eval generalisation` scores (mocli.data.holdout)
+    repeat: tuple[int, ...] = ()  # per file of `paths`: its training clips this many times an epoch (empty: once)
     # Augmentations of training clips of 3D data (train=True only, per clip; each default is off, docs/pretrain.md)
     body_scale: tuple[float, float] = (1.0, 1.0)  # whole-body length factor
     bone_scale: tuple[float, float] = (1.0, 1.0)  # length factor of each bone group (legs, arms, torso, ...)

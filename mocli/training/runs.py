@@ -97,6 +97,24 @@ def split_sources(sources: list[MotionSource], paths: list[str]) -> tuple[list[M
     return train, val
 
 
+def repeat_sources(sources: list[MotionSource], paths: list[str], repeat: tuple[int, ...]) -> list[MotionSource]:
+    """The training sources with those of ``paths[i]`` listed ``repeat[i]`` times (``data.repeat``): a small file
+    weighs more in every epoch, each copy of a clip with its own random augmentation. Empty ``repeat``: unchanged.
+
+    Raises:
+        MocliError: ``repeat`` does not give one count >= 1 per file, or two files of one name get other counts.
+    """
+    if not repeat:
+        return sources
+    if len(repeat) != len(paths) or min(repeat) < 1:
+        raise MocliError(f"data.repeat needs one count >= 1 per data file ({len(paths)}), got {list(repeat)}")
+    counts: dict[str, int] = {}
+    for path, count in zip(paths, repeat, strict=True):
+        if counts.setdefault(Path(path).name, count) != count:
+            raise MocliError(f"data.repeat: two data files named {Path(path).name} with other counts")
+    return [s for s in sources for _ in range(counts.get(s.origin, 1))]
+
+
 def build_datasets(data: DataConfig, sources: list[MotionSource] | None, make: Callable[..., Any]) -> tuple[Any, Any]:
     """(training set, validation set or None) of a clip dataset: ``make(sources, train=..., stride=...)`` over the
     config's files (or the given sources), split by their 'train'/'val' split; validation clips every
@@ -107,6 +125,7 @@ def build_datasets(data: DataConfig, sources: list[MotionSource] | None, make: C
             raise MocliError("no training data: give --data FILE.h5 (see `mocli prepare dataset --help`)")
         sources = load_sources(data.paths, fps=data.fps, holdout=data.holdout)
     train, val = split_sources(sources, data.paths or ["the given sources"])
+    train = repeat_sources(train, data.paths, data.repeat)
     train_set = make(train, train=True, stride=None)
     if len(train_set) == 0:
         longest = max(s.num_frames for s in train)
