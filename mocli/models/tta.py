@@ -10,11 +10,13 @@ whose body lies across the image, lifts it, and rolls the 3D back:
                l (mid-ankle -> pelvis) are summed over the window's frames, weighted by their joints' confidence
     rolled   = a != 0 only when t and l are both more than ``min_tilt_deg`` from up and agree within 60 degrees
                (a bent-over or sitting body, with one of them upright, is left as it is)
-    x'[..,:2] = R(a) (x - c) + c,  c = the window's mean pelvis            (R: rotation in the image plane)
+    x'[..,:2] = R(a) (x - c) + c,  c = the centre of the window's 2D box   (R: rotation in the image plane)
     y[..,:2]  = R(-a) (model(x') - c) + c,  depth unchanged
 
-The roll is about the body's own centre rather than the principal point, so it is exact under weak perspective
-(the approximation a lifter's normalised input already makes) and keeps the body where it was in the frame.
+The roll is about the centre of the box around the window's seen joints (all frames) rather than the principal
+point: exact under weak perspective (the approximation a lifter's normalised input already makes), and a body that
+filled a box centred on 0, as crop-scale normalisation makes it, still fills it once rolled (about the mean pelvis
+instead, the generalisation benchmark's motions group scores 1.6 mm worse).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 
 from mocli.skeleton import H36M_17, Skeleton, flip_keypoints
 
-__all__ = ["flip_average", "body_roll", "roll_image_plane", "upright"]
+__all__ = ["flip_average", "body_roll", "box_centre", "roll_image_plane", "upright"]
 
 AGREE_COS = 0.5  # torso and legs within 60 degrees of each other
 
@@ -85,6 +87,21 @@ def body_roll(x: torch.Tensor, min_tilt_deg: float = 45.0, skeleton: Skeleton = 
     return torch.where(lying, _angle_from_up(t + lg), torch.zeros_like(t[:, 0]))
 
 
+def box_centre(x: torch.Tensor) -> torch.Tensor:
+    """(B,2) the centre of each window's 2D box: the extent of its joints with confidence > 0 over all frames (all
+    joints when C == 2); 0 for a window without any.
+
+    Args:
+        x: (B,T,J,C) normalised x, y and, when C > 2, confidence in channel 2.
+    """
+    xy = x[..., :2].float()
+    seen = (x[..., 2] > 0) if x.shape[-1] > 2 else torch.ones_like(xy[..., 0], dtype=torch.bool)
+    inf = torch.tensor(float("inf"), dtype=xy.dtype, device=xy.device)
+    lo = torch.where(seen[..., None], xy, inf).amin(dim=(1, 2))
+    hi = torch.where(seen[..., None], xy, -inf).amax(dim=(1, 2))
+    return torch.where(seen.flatten(1).any(1)[:, None], (lo + hi) / 2, torch.zeros_like(lo))
+
+
 def roll_image_plane(p: torch.Tensor, angle: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
     """Rotate image-plane points about a centre, per window; a positive angle turns a body leaning right upright.
 
@@ -124,6 +141,6 @@ def upright(
     if not bool((angle != 0).any()):
         return model(x)
     lying = (angle != 0)[:, None, None, None]
-    centre = x[:, :, skeleton.index("pelvis"), :2].float().mean(1)  # (B,2)
+    centre = box_centre(x)
     y = model(torch.where(lying, roll_image_plane(x, angle, centre), x))
     return torch.where(lying, roll_image_plane(y, -angle, centre), y)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mocli.models.tta import body_roll, roll_image_plane, upright
+from mocli.models.tta import body_roll, box_centre, roll_image_plane, upright
 from mocli.predict import Runtime, run_batches
 
 # A standing body in normalised image coordinates (y down): pelvis at the origin, head up (negative y).
@@ -80,12 +80,27 @@ def test_roll_round_trip():
     torch.testing.assert_close(roll_image_plane(roll_image_plane(p, a, c), -a, c), p, atol=1e-5, rtol=0)
 
 
+# STANDING's box is x -0.11..0.11, y -0.42..0.45; turned by +90 degrees it lies over x -0.45..0.42, y -0.11..0.11,
+# centre (-0.015, 0). Rolled upright about that centre it is STANDING moved by (-0.015, -0.015).
+ROLLED_UP = STANDING + np.float32([-0.015, -0.015])
+
+
+def test_box_centre_of_the_seen_joints():
+    x = window(turned(STANDING, 90.0))
+    torch.testing.assert_close(box_centre(x), torch.tensor([[-0.015, 0.0]]), atol=1e-6, rtol=0)
+    x[:, 2:, 3, :2] = 5.0  # the right ankle far away in later frames, but not seen there
+    x[:, 2:, 3, 2] = 0.0
+    torch.testing.assert_close(box_centre(x), torch.tensor([[-0.015, 0.0]]), atol=1e-6, rtol=0)
+    x[..., 2] = 0.0
+    assert torch.equal(box_centre(x), torch.zeros(1, 2))
+
+
 def test_upright_lifts_the_rolled_body_and_rolls_the_3d_back():
     lying = turned(STANDING, 90.0)
     out = upright(echo, window(lying))
     # x, y back where the input had them; depth from the upright body's y (the model saw it standing)
     np.testing.assert_allclose(out[0, 0, :, :2].numpy(), lying, atol=1e-5)
-    np.testing.assert_allclose(out[0, 0, :, 2].numpy(), STANDING[:, 1] * 2.0, atol=1e-5)
+    np.testing.assert_allclose(out[0, 0, :, 2].numpy(), ROLLED_UP[:, 1] * 2.0, atol=1e-5)
 
 
 def test_upright_leaves_standing_windows_of_a_mixed_batch_as_they_are():
@@ -96,9 +111,9 @@ def test_upright_leaves_standing_windows_of_a_mixed_batch_as_they_are():
 
 
 def test_run_batches_applies_upright_after_flip():
-    x = window(turned(STANDING, -90.0)).numpy()
+    x = window(turned(STANDING, 90.0)).numpy()
     both = run_batches(echo, x, Runtime(batch_size=4, flip=True, upright=True))
     # echo is flip-equivariant, so flip averaging changes nothing and the answer is upright's
-    np.testing.assert_allclose(both[0, 0, :, 2], STANDING[:, 1] * 2.0, atol=1e-5)
+    np.testing.assert_allclose(both[0, 0, :, 2], ROLLED_UP[:, 1] * 2.0, atol=1e-5)
     plain = run_batches(echo, x, Runtime(batch_size=4, flip=True))
     np.testing.assert_allclose(plain[0, 0, :, 2], x[0, 0, :, 1] * 2.0, atol=1e-6)
