@@ -168,29 +168,50 @@ def export(
 
     [b]Example[/b]:  mocli weights export runs/pretrain/small/best.pt --out weights/dstformer-small.mocap.pt --half
     """
-    import torch
-
-    from mocli.models.checkpoint import load_checkpoint, save_checkpoint
+    from mocli.models.checkpoint import load_checkpoint, shipping_copy
     from mocli.models.registry import resolve_weights
 
     path = resolve_weights(src)
     if out.exists() and not overwrite:
         raise MocliError(f"{out} exists; pass --overwrite to replace it")
     ckpt = load_checkpoint(path)
+    _write(shipping_copy(ckpt, half=half, license_=license_, exported_from=path.name), out, "exported")
 
-    def convert(state: dict) -> dict:
-        return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
 
-    keep = ("format", "format_version", "mocli_version", "arch", "train_config", "meta")
-    shipped = {k: ckpt[k] for k in keep if k in ckpt}
-    shipped["model"] = convert(ckpt["model"])
-    heads = ckpt.get("heads", {})
-    shipped["heads"] = {task: {**h, "state_dict": convert(h.get("state_dict", {}))} for task, h in heads.items()}
-    shipped["meta"] = {**ckpt.get("meta", {}), "exported_from": path.name, "dtype": "float16" if half else "float32"}
-    if license_:
-        shipped["meta"]["license"] = license_
-    save_checkpoint(shipped, out)
+@app.command("average")
+def average(
+    srcs: Annotated[list[str], typer.Argument(help="Two or more checkpoints or weights names of one architecture.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output checkpoint (.pt).")],
+    weight: Annotated[
+        list[float] | None, typer.Option(help="Weight of each checkpoint, in order (repeat; default: equal).")
+    ] = None,
+    half: Annotated[bool, typer.Option(help="Store float tensors as float16 (loaded back as float32).")] = False,
+    license_: Annotated[str | None, typer.Option("--license", help="License note stored in the metadata.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """Average the weights of checkpoints trained on from one starting point (a "model soup") into one.
+
+    [b]Example[/b]:  mocli weights average runs/pretrain/a/best.pt runs/pretrain/b/best.pt --out soup.pt --half
+    """
+    from mocli.models.checkpoint import average_checkpoints, load_checkpoint, shipping_copy
+    from mocli.models.registry import resolve_weights
+
+    paths = [resolve_weights(s) for s in srcs]
+    if out.exists() and not overwrite:
+        raise MocliError(f"{out} exists; pass --overwrite to replace it")
+    ckpts = [load_checkpoint(p) for p in paths]
+    names = [p.name if p.name not in ("best.pt", "last.pt", "model.pt") else f"{p.parent.name}/{p.name}" for p in paths]
+    averaged = average_checkpoints(ckpts, weight or None, names)
+    _write(shipping_copy(averaged, half=half, license_=license_, exported_from="average"), out, "averaged")
+
+
+def _write(ckpt: dict, out: Path, verb: str) -> None:
+    import torch
+
+    from mocli.models.checkpoint import save_checkpoint
+
+    save_checkpoint(ckpt, out)
     size = out.stat().st_size / 2**20
-    n = sum(v.numel() for v in shipped["model"].values() if isinstance(v, torch.Tensor))
-    err_console.print(f"exported {ckpt['arch']['name']} ({n:,} values, {size:.1f} MB)")
+    n = sum(v.numel() for v in ckpt["model"].values() if isinstance(v, torch.Tensor))
+    err_console.print(f"{verb} {ckpt['arch']['name']} ({n:,} values, {size:.1f} MB)")
     console.print(str(out), highlight=False)

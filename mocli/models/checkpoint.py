@@ -1,7 +1,8 @@
 """mocli checkpoints: self-describing files that load with ``torch.load(..., weights_only=True)``.
 
 ``load_checkpoint`` is the one way to read one (a file, a run folder or a weights name); ``read_torch_file`` is the
-only place mocli unpickles anything, and the MotionBERT import reads release files through it.
+only place mocli unpickles anything, and the MotionBERT import reads release files through it. ``shipping_copy``
+(``mocli weights export``) and ``average_checkpoints`` (``mocli weights average``, a model soup) make new ones.
 
 Layout (a plain dict of tensors, numbers, strings, lists and dicts, so no pickled code is ever executed)::
 
@@ -224,3 +225,104 @@ def model_from_checkpoint(ckpt: dict[str, Any], where: str = "checkpoint") -> DS
     check_state_dict(model, ckpt["model"], where)
     model.load_state_dict(ckpt["model"])
     return model
+
+
+def shipping_copy(
+    ckpt: dict[str, Any], *, half: bool = False, license_: str | None = None, exported_from: str = ""
+) -> dict[str, Any]:
+    """A checkpoint for shipping or sharing: the description and weights only (no optimiser state).
+
+    Args:
+        half: float tensors stored as float16 (loaded back as float32).
+        license_: a license note for ``meta['license']``.
+        exported_from: recorded as ``meta['exported_from']``.
+    """
+
+    def convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
+
+    keep = ("format", "format_version", "mocli_version", "arch", "train_config", "meta")
+    shipped = {k: ckpt[k] for k in keep if k in ckpt}
+    shipped["model"] = convert(ckpt["model"])
+    heads = ckpt.get("heads", {})
+    shipped["heads"] = {task: {**h, "state_dict": convert(h.get("state_dict", {}))} for task, h in heads.items()}
+    shipped["meta"] = {
+        **ckpt.get("meta", {}),
+        "exported_from": exported_from,
+        "dtype": "float16" if half else "float32",
+    }
+    if license_:
+        shipped["meta"]["license"] = license_
+    return shipped
+
+
+def _average_states(
+    states: Sequence[dict[str, torch.Tensor]], weights: Sequence[float], where: str
+) -> dict[str, torch.Tensor]:
+    first = states[0]
+    for i, state in enumerate(states[1:], start=2):
+        if state.keys() != first.keys():
+            raise CheckpointError(f"checkpoint {i} has other {where} tensors than the first: not one architecture")
+    out = {}
+    for key, value in first.items():
+        if any(s[key].shape != value.shape for s in states):
+            raise CheckpointError(f"{where} tensor {key!r} has other shapes in the checkpoints")
+        if value.is_floating_point():
+            mean = sum(w * s[key].double() for w, s in zip(weights, states, strict=True))
+            out[key] = mean.to(value.dtype)
+        elif all(torch.equal(s[key], value) for s in states):
+            out[key] = value
+        else:
+            raise CheckpointError(f"{where} tensor {key!r} (not floating point) differs between the checkpoints")
+    return out
+
+
+def average_checkpoints(
+    ckpts: Sequence[dict[str, Any]], weights: Sequence[float] | None = None, names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The weighted mean of the weights of checkpoints of one architecture (a "model soup": runs trained on from
+    one starting point average into one model, often better than each); the rest comes from the first.
+
+    Args:
+        ckpts: two or more loaded checkpoints (``load_checkpoint``).
+        weights: one positive weight per checkpoint, normalised to sum to 1 (default: equal).
+        names: what ``meta['averaged_from']`` calls each checkpoint (default: 'checkpoint 1', ...).
+    Returns:
+        A checkpoint whose model and head tensors are sum_i w_i * tensor_i (in float64, stored in the first's
+        dtype; tensors that are not floating point must be equal); ``meta['averaged_from']`` lists each name with
+        its normalised weight; everything else is the first's.
+    Raises:
+        CheckpointError: fewer than two checkpoints, bad weights, other architectures, tensors or heads.
+    """
+    if len(ckpts) < 2:
+        raise CheckpointError("averaging needs two or more checkpoints")
+    weights = [1.0] * len(ckpts) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(ckpts) or not all(w > 0 and w < float("inf") for w in weights):
+        raise CheckpointError(f"give one positive weight per checkpoint ({len(ckpts)}), got {weights}")
+    weights = [w / sum(weights) for w in weights]
+    first = ckpts[0]
+    for i, ckpt in enumerate(ckpts[1:], start=2):
+        if ckpt["arch"] != first["arch"]:
+            raise CheckpointError(f"checkpoint {i} is not the first's architecture ({first['arch']['name']} with its "
+                                  "config): only one architecture averages")  # fmt: skip
+        if set(ckpt.get("heads", {})) != set(first.get("heads", {})):
+            raise CheckpointError(f"checkpoint {i} has other heads than the first")
+    out = {k: v for k, v in first.items() if k not in ("model", "heads", "meta")}
+    out["model"] = _average_states([c["model"] for c in ckpts], weights, "model")
+    out["heads"] = {
+        task: {
+            **head,
+            "state_dict": _average_states(
+                [c["heads"][task].get("state_dict", {}) for c in ckpts], weights, f"{task} head"
+            ),
+        }
+        for task, head in first.get("heads", {}).items()
+    }
+    names = list(names) if names is not None else [f"checkpoint {i + 1}" for i in range(len(ckpts))]
+    if len(names) != len(ckpts):
+        raise CheckpointError(f"{len(names)} names for {len(ckpts)} checkpoints")
+    out["meta"] = {
+        **first.get("meta", {}),
+        "averaged_from": [{"checkpoint": n, "weight": w} for n, w in zip(names, weights, strict=True)],
+    }
+    return out

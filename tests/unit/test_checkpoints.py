@@ -11,7 +11,7 @@ import mocli
 from mocli.api import model_clip_len
 from mocli.cli.main import app
 from mocli.errors import CheckpointError, MocliError
-from mocli.models.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
+from mocli.models.checkpoint import average_checkpoints, build_checkpoint, load_checkpoint, save_checkpoint
 from mocli.models.motionbert import motionbert_name
 from tests.reference.motionbert_ref import RefDSTformer
 
@@ -148,6 +148,38 @@ def test_export_half_precision_loads_back_as_float32(tmp_path):
     x = torch.randn(1, 9, 17, 3)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=2e-3)
+
+
+def _tiny_checkpoint(path, seed: int, **overrides):
+    torch.manual_seed(seed)
+    return save_checkpoint(build_checkpoint(mocli.create_model("dstformer-tiny", **overrides), "dstformer-tiny",
+                                            meta={"clip_len": 27, "source": f"run {seed}"}), path)  # fmt: skip
+
+
+def test_average_is_the_weighted_mean_of_the_tensors(tmp_path):
+    a, b = _tiny_checkpoint(tmp_path / "a.pt", 0), _tiny_checkpoint(tmp_path / "b.pt", 1)
+    out = tmp_path / "soup.pt"
+    result = runner.invoke(app, ["weights", "average", str(a), str(b), "--out", str(out), "--weight", "3",
+                                 "--weight", "1"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ta, tb, soup = (load_checkpoint(p)["model"] for p in (a, b, out))
+    for key in ta:
+        torch.testing.assert_close(soup[key], 0.75 * ta[key] + 0.25 * tb[key], rtol=0, atol=1e-6)
+    meta = load_checkpoint(out)["meta"]
+    assert meta["averaged_from"] == [{"checkpoint": "a.pt", "weight": 0.75}, {"checkpoint": "b.pt", "weight": 0.25}]
+    assert meta["clip_len"] == 27 and meta["source"] == "run 0"  # the rest is the first's
+    one = average_checkpoints([load_checkpoint(a), load_checkpoint(a)])  # a model averaged with itself is itself
+    assert all(torch.equal(one["model"][k], ta[k]) for k in ta)
+
+
+def test_average_refuses_other_architectures_and_bad_weights(tmp_path):
+    a, b = _tiny_checkpoint(tmp_path / "a.pt", 0), _tiny_checkpoint(tmp_path / "b.pt", 1, depth=3)
+    result = runner.invoke(app, ["weights", "average", str(a), str(b), "--out", str(tmp_path / "x.pt")])
+    assert result.exit_code != 0 and "architecture" in result.output and not (tmp_path / "x.pt").exists()
+    with pytest.raises(CheckpointError, match="positive weight"):
+        average_checkpoints([load_checkpoint(a), load_checkpoint(a)], [1.0, -1.0])
+    with pytest.raises(CheckpointError, match="two or more"):
+        average_checkpoints([load_checkpoint(a)])
 
 
 # --- importing with MotionBERT's config ------------------------------------------------------------------------------
