@@ -256,6 +256,9 @@ def shipping_copy(
     return shipped
 
 
+RUN_META = ("metric", "value", "epoch", "step")  # a training run's best validation: not an average's
+
+
 def _average_states(
     states: Sequence[dict[str, torch.Tensor]], weights: Sequence[float], where: str
 ) -> dict[str, torch.Tensor]:
@@ -289,8 +292,9 @@ def average_checkpoints(
         names: what ``meta['averaged_from']`` calls each checkpoint (default: 'checkpoint 1', ...).
     Returns:
         A checkpoint whose model and head tensors are sum_i w_i * tensor_i (in float64, stored in the first's
-        dtype; tensors that are not floating point must be equal); ``meta['averaged_from']`` lists each name with
-        its normalised weight; everything else is the first's.
+        dtype; tensors that are not floating point must be equal); ``meta`` is the first's without what describes
+        its run's validation (``RUN_META``), ``source`` 'mocli weights average' and ``averaged_from``, each name
+        with its normalised weight; everything else is the first's.
     Raises:
         CheckpointError: fewer than two checkpoints, bad weights, other architectures, tensors or heads.
     """
@@ -322,7 +326,8 @@ def average_checkpoints(
     if len(names) != len(ckpts):
         raise CheckpointError(f"{len(names)} names for {len(ckpts)} checkpoints")
     out["meta"] = {
-        **first.get("meta", {}),
+        **{k: v for k, v in first.get("meta", {}).items() if k not in RUN_META},
+        "source": "mocli weights average",
         "averaged_from": [{"checkpoint": n, "weight": w} for n, w in zip(names, weights, strict=True)],
     }
     return out

@@ -167,7 +167,7 @@ def test_average_is_the_weighted_mean_of_the_tensors(tmp_path):
         torch.testing.assert_close(soup[key], 0.75 * ta[key] + 0.25 * tb[key], rtol=0, atol=1e-6)
     meta = load_checkpoint(out)["meta"]
     assert meta["averaged_from"] == [{"checkpoint": "a.pt", "weight": 0.75}, {"checkpoint": "b.pt", "weight": 0.25}]
-    assert meta["clip_len"] == 27 and meta["source"] == "run 0"  # the rest is the first's
+    assert meta["clip_len"] == 27 and meta["source"] == "mocli weights average"  # the rest is the first's
     one = average_checkpoints([load_checkpoint(a), load_checkpoint(a)])  # a model averaged with itself is itself
     assert all(torch.equal(one["model"][k], ta[k]) for k in ta)
 
