@@ -74,11 +74,11 @@ $M --seed 0 eval generalisation --data "$WORK/h5/hdm05.h5" --data "$WORK/h5/reac
 
 # The action classifier on Bandai's content labels (on the shipped lifter's frozen encoder) and the text-aligned
 # variant (on the v1 stage's encoder).
-ACT="$WORK/finetune/bandai-content-v8"
+ACT="$WORK/finetune/bandai-content-v13"
 [ -f "$ACT/model.pt" ] || $M --quiet --seed 0 finetune action --data "$WORK/h5/bandai.h5" \
     --init weights/dstformer-small.mocap.pt --freeze-backbone --clip-len 81 --batch 32 --epochs 1 \
     --set head.label_key=content_label --set head.max_persons=1 --set data.noise=true \
-    --out-dir "$WORK/finetune" --name bandai-content-v8
+    --out-dir "$WORK/finetune" --name bandai-content-v13
 $M weights export "$ACT/best.pt" --out weights/dstformer-small.bandai-action.pt --half --overwrite --license "$LIC"
 TXT="$WORK/pretrain/bandai-small-text1"
 [ -f "$TXT/model.pt" ] || $M -q --seed 0 pretrain --pretext action-text --data "$WORK/h5/bandai.h5" \
