@@ -191,6 +191,10 @@ def test_eval_generalisation_scores_only_held_out_groups(tmp_path, tiny_model, m
     # the bd jog clip and the bandai/cmu clips are not held out; 240 frames at 120 fps -> 60 at 30 fps, 120 at 60
     assert frames == {"people": 60, "motions": 60, "high": 60, "low": 60, "tele": 60, "wide": 60, "60fps": 120}
     assert set(report["headline"]) == {"clean mpjpe (mm)", "clean pa_mpjpe (mm)"}
+    assert report["info"]["upright"] is True  # scored as mocli infer lifts (lying bodies rolled upright)
+    result = runner.invoke(_app(), [*args[:-1], str(tmp_path / "plain.json"), "--no-upright"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "plain.json").read_text())["info"]["upright"] is False
 
 
 @pytest.mark.parametrize("command", ["h36m", "mocap", "generalisation"])

@@ -293,3 +293,27 @@ def test_a_fast_input_is_lifted_in_phases_as_summary_json_says(tmp_path, tiny_mo
     a, b = phased.motions()[0].joints3d, direct.motions()[0].joints3d
     assert np.isnan(a[10:13]).all() and np.isnan(b[10:13]).all()
     assert not np.allclose(a[13:], b[13:], atol=1e-4)
+
+
+def test_a_person_lying_across_the_image_is_lifted_rolled_upright(tmp_path, tiny_model):
+    """infer's default rolls a lying body upright for the lifter (mocli.models.tta.upright, by hand in
+    tests/unit/test_tta_upright.py): a lying person's 3D differs with --no-upright, a standing person's does not."""
+    from mocli.keypoints import KeypointSequence, save_keypoints_npz
+    from tests.unit.test_tta_upright import STANDING, turned
+
+    rng = np.random.default_rng(0)
+
+    def person(points: np.ndarray, name: str) -> Path:
+        kp = np.zeros((30, 17, 3), np.float32)
+        kp[..., :2] = points * 400 + np.float32([320, 240]) + rng.normal(0, 1.0, (30, 17, 2))
+        kp[..., 2] = 0.9
+        seq = KeypointSequence(kp, (640, 480), 30.0, np.ones(30, bool), np.zeros(30, bool), source="test")
+        return save_keypoints_npz(seq, tmp_path / f"{name}.npz")
+
+    for name, points, differs in (("lying", turned(STANDING, 90.0), True), ("standing", STANDING, False)):
+        src = person(points, name)
+        rolled = mocli.infer(src, out=tmp_path / f"{name}_a", model=tiny_model)[0]
+        plain = mocli.infer(src, out=tmp_path / f"{name}_b", model=tiny_model, upright=False)[0]
+        assert rolled.summary["upright_tta"] is True and plain.summary["upright_tta"] is False
+        a, b = rolled.motions()[0].joints3d, plain.motions()[0].joints3d
+        assert np.isfinite(a).all() and (not np.allclose(a, b, atol=1e-4)) == differs, name
