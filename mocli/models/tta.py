@@ -15,8 +15,7 @@ whose body lies across the image, lifts it, and rolls the 3D back:
 
 The roll is about the centre of the box around the window's seen joints (all frames) rather than the principal
 point: exact under weak perspective (the approximation a lifter's normalised input already makes), and a body that
-filled a box centred on 0, as crop-scale normalisation makes it, still fills it once rolled (about the mean pelvis
-instead, the generalisation benchmark's motions group scores 1.6 mm worse).
+filled a box centred on 0, as crop-scale normalisation makes it, still fills it once rolled.
 """
 
 from __future__ import annotations
@@ -138,9 +137,9 @@ def upright(
         (B,T,J,3); windows that are not lying get model(x) as it is.
     """
     angle = body_roll(x, min_tilt_deg, skeleton)
-    if not bool((angle != 0).any()):
-        return model(x)
     lying = (angle != 0)[:, None, None, None]
+    if not bool(lying.any()):
+        return model(x)
     centre = box_centre(x)
     y = model(torch.where(lying, roll_image_plane(x, angle, centre), x))
     return torch.where(lying, roll_image_plane(y, -angle, centre), y)
