@@ -70,6 +70,8 @@ class DataConfig:
     bend_prob: float = 0.0  # probability of folding a clip's legs further (kneeling, sitting, crouching)
     bend_hip_deg: tuple[float, float] = (-10.0, 90.0)  # extra hip flexion (thigh forward), both legs, degrees
     bend_knee_deg: tuple[float, float] = (0.0, 110.0)  # extra knee flexion (shin backward), degrees
+    trunk_prob: float = 0.0  # probability of bending a clip's upper body forward or back about the pelvis
+    trunk_deg: tuple[float, float] = (-15.0, 70.0)  # trunk bend range, degrees (> 0 forward)
     tilt_prob: float = 0.0  # probability of tilting the body about a horizontal axis through its pelvis
     tilt_deg: tuple[float, float] = (0.0, 90.0)  # tilt angle range (90: lying)
     speed_fps: tuple[float, float] = (0.0, 0.0)  # play clips as if filmed at a rate in this range (0, 0: off)

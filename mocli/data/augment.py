@@ -1,5 +1,5 @@
-"""Augmentations of 3D motion for the lift pretext: body proportions, bent legs, global tilts and playback speed
-(pure numpy).
+"""Augmentations of 3D motion for the lift pretext: body proportions, bent legs, a bent trunk, global tilts and
+playback speed (pure numpy).
 
 Each one changes the 3D motion of a training clip *before* it is seen through a virtual camera, so the 2D input and
 the 3D target stay consistent; the random draws come from a ``numpy.random.Generator`` passed in (one per clip).
@@ -33,6 +33,12 @@ backward about the same axis through its knee by a knee angle (the knee's total 
 Hip angles are drawn once for both legs plus a per-side difference, and so are knee angles. Bones stay rigid and the
 pelvis and upper body do not move, so a walk becomes a crouched walk, a squat a deep squat, a standing pose a chair
 sit or a kneel; the feet may leave the floor, which a root-relative lifter never sees.
+
+**Bent trunk** (``bend_trunk``): the same for the upper body. With some probability the spine, head and arms of a
+clip are turned forward (or, for negative angles, backward) about the hips' left-right axis through the pelvis, by
+one angle drawn per clip: a walk becomes a stooped walk, a reach a reach to the floor, and with bent legs a squat
+becomes a crouch over the ground (HDM05's "put on the floor" and squats were its held-out actors' worst motions).
+The legs and pelvis do not move and every bone keeps its length; the arms keep their angles to the trunk.
 
 **Global tilts** (``sample_tilt`` + ``rotate_about``): with some probability a clip's whole motion is rotated about a
 horizontal axis (random azimuth) through its mean pelvis position, by up to 90 degrees: the body leans, bends or
@@ -68,6 +74,7 @@ __all__ = [
     "LegBend",
     "sample_leg_bend",
     "bend_legs",
+    "bend_trunk",
     "sample_tilt",
     "rotate_about",
     "sample_target_fps",
@@ -232,6 +239,30 @@ def bend_legs(joints: np.ndarray, bend: LegBend, max_knee_deg: float = MAX_KNEE_
     return out
 
 
+_UPPER_BODY = np.arange(7, 17)  # H36M-17 spine, thorax, neck, head and both arms
+
+
+def bend_trunk(joints: np.ndarray, trunk_deg: float) -> np.ndarray:
+    """Turn a clip's upper body forward about the pelvis by ``trunk_deg`` (see the module docstring), H36M-17.
+
+    Args:
+        joints: (T, 17, 3) positions in a right-handed frame (mocli's world and camera frames), any unit.
+        trunk_deg: degrees, the same in every frame; > 0 bends forward, < 0 backward, 0 returns an exact copy.
+    Returns:
+        (T, 17, 3) float array: joints 7-16 rotated about the pelvis (joint 0) around the right-to-left hip axis;
+        the pelvis and legs are unchanged and every bone keeps its length.
+    """
+    out = np.array(joints, dtype=np.float64)
+    if trunk_deg == 0.0:
+        return out
+    left = out[:, 4] - out[:, 1]
+    axis = left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-9)  # (T, 3) right hip -> left hip
+    turn = np.full(len(out), np.radians(trunk_deg))  # a positive turn about `axis` takes up towards the front
+    for j in _UPPER_BODY:
+        out[:, j] = _rotate_batch(out[:, j], out[:, 0], axis, turn)
+    return out
+
+
 def sample_tilt(rng: np.random.Generator, up: np.ndarray, tilt_deg: tuple[float, float]) -> np.ndarray:
     """A random tilt of the body: (3, 3) rotation about a horizontal axis of random azimuth.
 
@@ -301,10 +332,11 @@ def check_config(cfg: DataConfig) -> None:
     ordered("tilt_deg", -180.0)
     ordered("bend_hip_deg", -90.0)
     ordered("bend_knee_deg", -180.0)
+    ordered("trunk_deg", -90.0)
     ordered("aim_offset_m", -np.inf)
     if tuple(cfg.speed_fps) != (0.0, 0.0):
         ordered("speed_fps", 1e-3)
-    for key in ("tilt_prob", "bend_prob", "occlusion_limb_prob"):
+    for key in ("tilt_prob", "bend_prob", "trunk_prob", "occlusion_limb_prob"):
         if not 0.0 <= getattr(cfg, key) <= 1.0:
             raise MocliError(f"data.{key} must be in [0, 1], got {getattr(cfg, key)}")
     for key in ("bone_asymmetry", "occlusion_rate", "swap_rate", "jitter_rate", "jitter_std"):

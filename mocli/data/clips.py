@@ -242,10 +242,10 @@ class LiftClipDataset(torch.utils.data.Dataset):
 
     Training clips of 3D sources also get the augmentations the config switches on (docs/pretrain.md), in this
     order: a new playback speed (``data.speed_fps``), body proportions (``data.body_scale``, ``bone_scale``,
-    ``bone_asymmetry``), bent legs (``data.bend_prob``, ``bend_hip_deg``, ``bend_knee_deg``), a tilt of world-frame
-    motion (``data.tilt_prob``, ``tilt_deg``), then, after the noise, detector failures (``data.occlusion_*``,
-    ``swap_*``, ``jitter_*``; only with ``data.noise``). Validation clips get none of them; the camera ranges
-    (``aim_offset_m`` included) apply to both.
+    ``bone_asymmetry``), bent legs (``data.bend_prob``, ``bend_hip_deg``, ``bend_knee_deg``), a bent trunk
+    (``data.trunk_prob``, ``trunk_deg``), a tilt of world-frame motion (``data.tilt_prob``, ``tilt_deg``), then,
+    after the noise, detector failures (``data.occlusion_*``, ``swap_*``, ``jitter_*``; only with ``data.noise``).
+    Validation clips get none of them; the camera ranges (``aim_offset_m`` included) apply to both.
     """
 
     def __init__(
@@ -303,13 +303,16 @@ class LiftClipDataset(torch.utils.data.Dataset):
         return src.joints3d[start : start + self.cfg.clip_len].astype(np.float64)
 
     def _augment_3d(self, rng: np.random.Generator, src: MotionSource, joints: np.ndarray) -> np.ndarray:
-        """Body proportions, bent legs, then a tilt (world-frame sources only), each when the config switches it on."""
+        """Body proportions, bent legs, a bent trunk, then a tilt (world-frame sources only), each when the config
+        switches it on."""
         cfg = self.cfg
         if tuple(cfg.body_scale) != (1.0, 1.0) or tuple(cfg.bone_scale) != (1.0, 1.0) or cfg.bone_asymmetry > 0:
             factors = augment.sample_body_factors(rng, cfg.body_scale, cfg.bone_scale, cfg.bone_asymmetry)
             joints = augment.scale_body(joints, factors.bones, factors.root)
         if cfg.bend_prob > 0 and rng.random() < cfg.bend_prob:
             joints = augment.bend_legs(joints, augment.sample_leg_bend(rng, cfg.bend_hip_deg, cfg.bend_knee_deg))
+        if cfg.trunk_prob > 0 and rng.random() < cfg.trunk_prob:
+            joints = augment.bend_trunk(joints, rng.uniform(*cfg.trunk_deg))
         if cfg.tilt_prob > 0 and src.frame == "world" and rng.random() < cfg.tilt_prob:
             tilt = augment.sample_tilt(rng, up_vector(src.up_axis), cfg.tilt_deg)
             joints = augment.rotate_about(joints, tilt, joints[:, 0].mean(axis=0))

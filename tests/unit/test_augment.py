@@ -12,6 +12,7 @@ from mocli.data.augment import (
     BONE_GROUPS,
     LegBend,
     bend_legs,
+    bend_trunk,
     change_speed,
     check_config,
     rotate_about,
@@ -180,8 +181,8 @@ def _preset_data(**changes) -> DataConfig:
     return dataclasses.replace(cfg, clip_len=30, stride=15, **changes)
 
 
-OFF = dict(body_scale=(1.0, 1.0), bone_scale=(1.0, 1.0), bone_asymmetry=0.0, bend_prob=0.0, tilt_prob=0.0,
-           speed_fps=(0.0, 0.0), occlusion_rate=0.0, swap_rate=0.0, jitter_rate=0.0)  # fmt: skip
+OFF = dict(body_scale=(1.0, 1.0), bone_scale=(1.0, 1.0), bone_asymmetry=0.0, bend_prob=0.0, trunk_prob=0.0,
+           tilt_prob=0.0, speed_fps=(0.0, 0.0), occlusion_rate=0.0, swap_rate=0.0, jitter_rate=0.0)  # fmt: skip
 
 
 def test_augmentations_touch_training_only_and_are_deterministic():
@@ -202,6 +203,7 @@ def test_augmentations_touch_training_only_and_are_deterministic():
 def test_preset_values_pass_the_checks_and_bad_values_are_one_line_errors():
     check_config(_preset_data())
     for key, value in (("body_scale", (1.2, 0.8)), ("speed_fps", (0.0, 30.0)), ("tilt_prob", 1.5), ("bend_prob", -0.1),
+                       ("trunk_prob", 1.1), ("trunk_deg", (60.0, 10.0)),
                        ("occlusion_frames", (0, 4)), ("bone_asymmetry", 2.5), ("jitter_std", -0.1)):  # fmt: skip
         with pytest.raises(MocliError, match=f"data.{key}"):
             LiftClipDataset(sources_from_arrays([_walk(40)]), _preset_data(**{key: value}))
@@ -252,3 +254,24 @@ def test_leg_bend_draws_within_their_ranges():
     assert (knees == 0.0).any()  # draws below 0 are clamped, not reflected
     same = sample_leg_bend(np.random.default_rng(1), (30.0, 30.0), (40.0, 40.0), side_deg=0.0)
     assert same == LegBend(hip_deg=(30.0, 30.0), knee_deg=(40.0, 40.0))
+
+
+def test_bent_trunk_by_hand_a_standing_body_bows_and_leans_back():
+    standing = _standing()
+    bowed = bend_trunk(standing, 90.0)  # the trunk level, forward (+z); the arms hang along it
+    np.testing.assert_allclose(bowed[0, 7], [0.0, 1.0, 0.25], atol=1e-12)
+    np.testing.assert_allclose(bowed[0, 10], [0.0, 1.0, 0.75], atol=1e-12)
+    np.testing.assert_allclose(bowed[0, 13], [0.2, 1.0, -0.05], atol=1e-12)  # left wrist: 0.5 up, 0.55 from pelvis
+    leaning = bend_trunk(standing, -30.0)
+    s, c = np.sin(np.radians(30.0)), np.cos(np.radians(30.0))
+    np.testing.assert_allclose(leaning[0, 8], [0.0, 1.0 + 0.5 * c, -0.5 * s], atol=1e-12)  # thorax, behind (-z)
+    np.testing.assert_array_equal(bowed[0, :7], standing[0, :7])  # pelvis and legs stay
+    np.testing.assert_array_equal(bend_trunk(standing, 0.0), standing)
+
+
+def test_bent_trunk_keeps_bones_rigid_and_moves_the_upper_body_only():
+    walk = _walk(60, 4)
+    bent = bend_trunk(walk, 55.0)
+    np.testing.assert_allclose(bone_lengths(bent, H36M_17), bone_lengths(walk, H36M_17), rtol=1e-9)
+    np.testing.assert_array_equal(bent[:, :7], walk[:, :7])
+    assert np.abs(bent - walk)[:, 10].max() > 0.3  # the head moved a lot
