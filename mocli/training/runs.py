@@ -97,6 +97,12 @@ def split_sources(sources: list[MotionSource], paths: list[str]) -> tuple[list[M
     return train, val
 
 
+def check_repeat(paths: list[str], repeat: tuple[int, ...]) -> None:
+    """A one-line MocliError unless ``repeat`` is empty or gives one count >= 1 per data file."""
+    if repeat and (len(repeat) != len(paths) or min(repeat) < 1):
+        raise MocliError(f"data.repeat needs one count >= 1 per data file ({len(paths)}), got {list(repeat)}")
+
+
 def repeat_sources(sources: list[MotionSource], paths: list[str], repeat: tuple[int, ...]) -> list[MotionSource]:
     """The training sources with those of ``paths[i]`` listed ``repeat[i]`` times (``data.repeat``): a small file
     weighs more in every epoch, each copy of a clip with its own random augmentation. Empty ``repeat``: unchanged.
@@ -106,8 +112,7 @@ def repeat_sources(sources: list[MotionSource], paths: list[str], repeat: tuple[
     """
     if not repeat:
         return sources
-    if len(repeat) != len(paths) or min(repeat) < 1:
-        raise MocliError(f"data.repeat needs one count >= 1 per data file ({len(paths)}), got {list(repeat)}")
+    check_repeat(paths, repeat)
     counts: dict[str, int] = {}
     for path, count in zip(paths, repeat, strict=True):
         if counts.setdefault(Path(path).name, count) != count:
@@ -138,7 +143,7 @@ def build_datasets(data: DataConfig, sources: list[MotionSource] | None, make: C
 
 def check_common(cfg: TrainingConfig, world: int) -> None:
     """One-line MocliErrors for the settings every run has: projection, batch split over processes, precision,
-    schedule, save interval."""
+    schedule, save interval, per-file repeat counts (before any data is read)."""
     if cfg.data.projection not in ("perspective", "orthographic"):
         raise MocliError(f"data.projection must be perspective or orthographic, not {cfg.data.projection!r}")
     if cfg.train.batch_size < 1 or cfg.train.batch_size % world:
@@ -148,6 +153,8 @@ def check_common(cfg: TrainingConfig, world: int) -> None:
     if cfg.train.save_minutes < 0 or cfg.train.save_every < 0:
         raise MocliError("train.save_every and train.save_minutes must be >= 0 (0: off)")
     lr_factor(cfg.train, 0, 0, 1)  # unknown schedule
+    if cfg.data.paths:
+        check_repeat(list(cfg.data.paths), tuple(cfg.data.repeat))
 
 
 def write_config(run_dir: Path, cfg: TrainingConfig, trainer: Trainer, **resolved: Any) -> None:

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from mocli.config import DataConfig
+from mocli.config import DataConfig, RunConfig
 from mocli.data.clips import LiftClipDataset, MotionSource
 from mocli.errors import MocliError
-from mocli.training.runs import build_datasets, repeat_sources
+from mocli.training.runs import build_datasets, check_common, repeat_sources
 
 
 def _source(name: str, origin: str, frames: int = 40, split: str = "train") -> MotionSource:
@@ -32,6 +32,13 @@ def test_each_file_repeated_by_its_count():
 def test_counts_that_do_not_fit_the_files_are_one_line_errors(repeat):
     with pytest.raises(MocliError, match="data.repeat"):
         repeat_sources(SOURCES[:3], ["big.h5", "small.h5"], repeat)
+
+
+def test_a_wrong_count_is_reported_before_any_data_is_read():
+    cfg = RunConfig(data=DataConfig(paths=["missing-a.h5", "missing-b.h5"], repeat=(1, 2, 3)))
+    with pytest.raises(MocliError, match=r"data.repeat needs one count >= 1 per data file \(2\)"):
+        check_common(cfg, 1)
+    check_common(RunConfig(data=DataConfig(paths=["missing-a.h5", "missing-b.h5"], repeat=(1, 2))), 1)
 
 
 def test_repeated_training_clips_get_their_own_augmentation_and_validation_is_untouched():
