@@ -22,6 +22,14 @@ Data: the real mocap samples of the shared folder when present (H36M-17 from BVH
     python benchmarks/bench_train.py --compile off,on --clip-lens 27,43,81 --precisions fp32,bf16
     python benchmarks/bench_train.py --workers 0,1 --threads 1 --rounds 5
     python benchmarks/bench_train.py --models lite,full --clip-lens 243 --device cuda --batch 32 --json out.json
+
+A *plan* is a whole training recipe in stages, ``--plan "NAME=PRECISION/T:STEPS,..."`` (repeatable; the first
+model, no compile, workers 0): its seconds are each stage's steps x batch / that recipe's measured clips/s, summed,
+and "x first" is the first plan's seconds over each plan's (how much sooner it ends on this machine). Whether two
+plans reach the same quality is a matter of training them (docs/pretrain.md); this only times them:
+
+    python benchmarks/bench_train.py --threads 1 --clip-lens 27,81 --plan "fp32=fp32/81:240" \
+        --plan "short-first=bf16/27:340,bf16/81:80"
 """
 
 from __future__ import annotations
@@ -153,6 +161,50 @@ def build(recipe: Recipe, sources, args, device: torch.device) -> Run:
     return run
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A training recipe in stages: (precision, clip length, steps) each."""
+
+    name: str
+    stages: tuple[tuple[str, int, int], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Plan:
+        """``NAME=PRECISION/T:STEPS,PRECISION/T:STEPS,...``; ValueError when malformed."""
+        name, _, body = text.partition("=")
+        stages = []
+        for part in body.split(","):
+            recipe, _, steps = part.strip().partition(":")
+            precision, _, clip_len = recipe.partition("/")
+            stages.append((precision.strip(), int(clip_len), int(steps)))
+        if not name.strip() or not stages or min(st[2] for st in stages) < 1:
+            raise ValueError(f"bad plan {text!r}")
+        return cls(name.strip(), tuple(stages))
+
+    def recipes(self, model: str) -> list[Recipe]:
+        return [Recipe(model, precision, False, clip_len, 0) for precision, clip_len, _ in self.stages]
+
+    def seconds(self, model: str, batch: int, rates: dict[Recipe, float]) -> float:
+        """Seconds of training at the measured clips/s of each stage's recipe."""
+        return sum(steps * batch / rates[r] for r, (_, _, steps) in zip(self.recipes(model), self.stages, strict=True))
+
+
+def print_plans(plans: list[Plan], model: str, batch: int, rates: dict[Recipe, float]) -> list[dict]:
+    """The plans' table: stages, steps, clips, frames, seconds and x first; returns its rows."""
+    print("\n| plan | stages (precision/T:steps) | steps | clips | frames | seconds | x first |")
+    print("|---|---|---|---|---|---|---|")
+    first, rows = plans[0].seconds(model, batch, rates), []
+    for plan in plans:
+        secs = plan.seconds(model, batch, rates)
+        steps = sum(st[2] for st in plan.stages)
+        frames = sum(st[1] * st[2] * batch for st in plan.stages)
+        text = ", ".join(f"{p}/{t}:{n}" for p, t, n in plan.stages)
+        print(f"| {plan.name} | {text} | {steps} | {steps * batch} | {frames} | {secs:.0f} | {first / secs:.2f} |")
+        rows.append({"plan": plan.name, "stages": plan.stages, "steps": steps, "seconds": secs})
+        rows[-1]["x_first"] = first / secs
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="small", help="comma list of small, lite, full, tiny")
@@ -168,10 +220,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     ap.add_argument("--interop-threads", type=int, default=0, help="torch.set_num_interop_threads (0: default)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--plan", action="append", default=[], help="NAME=PRECISION/T:STEPS,... a staged recipe to time")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     if args.warmup < 1 or args.steps < 1 or args.rounds < 1:
         ap.error("--warmup, --steps and --rounds must be at least 1")
+    try:
+        plans = [Plan.parse(text) for text in args.plan]
+    except ValueError as err:
+        ap.error(f"{err}: expected NAME=PRECISION/T:STEPS,...")
     if args.interop_threads:
         torch.set_num_interop_threads(args.interop_threads)
     if args.threads:
@@ -191,6 +248,9 @@ def main() -> None:
     recipes = [today(m) for m in models]
     for model, precision, comp, clip_len, w in product:
         recipe = Recipe(model, precision, comp == "on", clip_len, w)
+        if recipe not in recipes:
+            recipes.append(recipe)
+    for recipe in (r for plan in plans for r in plan.recipes(models[0])):
         if recipe not in recipes:
             recipes.append(recipe)
 
@@ -228,8 +288,12 @@ def main() -> None:
         row.update(frames_per_s=frames, rates=run.rates, x_today=frames / base[r.model], device=str(device))
         row.update(threads=torch.get_num_threads(), torch=torch.__version__)
         results.append(row)
+    plan_rows = []
+    if plans:
+        rates = {run.recipe: statistics.median(run.rates) for run in runs}
+        plan_rows = print_plans(plans, models[0], args.batch, rates)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps({"recipes": results, "plans": plan_rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
