@@ -38,7 +38,8 @@ sit or a kneel; the feet may leave the floor, which a root-relative lifter never
 clip are turned forward (or, for negative angles, backward) about the hips' left-right axis through the pelvis, by
 one angle drawn per clip: a walk becomes a stooped walk, a reach a reach to the floor, and with bent legs a squat
 becomes a crouch over the ground (HDM05's "put on the floor" and squats were its held-out actors' worst motions).
-The legs and pelvis do not move and every bone keeps its length; the arms keep their angles to the trunk.
+The legs and pelvis do not move and every bone keeps its length; the arms keep their angles to the trunk. Off in
+mocli's preset: it helped bent bodies and made the lifter lean people who stand (docs/pretrain.md).
 
 **Global tilts** (``sample_tilt`` + ``rotate_about``): with some probability a clip's whole motion is rotated about a
 horizontal axis (random azimuth) through its mean pelvis position, by up to 90 degrees: the body leans, bends or
