@@ -275,3 +275,24 @@ def test_bent_trunk_keeps_bones_rigid_and_moves_the_upper_body_only():
     np.testing.assert_allclose(bone_lengths(bent, H36M_17), bone_lengths(walk, H36M_17), rtol=1e-9)
     np.testing.assert_array_equal(bent[:, :7], walk[:, :7])
     assert np.abs(bent - walk)[:, 10].max() > 0.3  # the head moved a lot
+
+
+ORTHO = "orthographic"
+
+
+def test_bent_trunk_in_the_dataset_turns_the_spine_by_the_drawn_angle():
+    sources = sources_from_arrays([_walk(60, 5)])
+    straight, bent = (
+        LiftClipDataset(
+            sources, _preset_data(**{**OFF, "trunk_prob": 1.0, "trunk_deg": (deg, deg), "projection": ORTHO}), seed=3
+        )
+        for deg in (0.0, 40.0)
+    )  # the same draws (cameras, flips) for both: only the angle differs; orthographic, so the target keeps angles
+    for i in range(len(straight)):
+        a, b = straight[(0, i)]["target"].numpy(), bent[(0, i)]["target"].numpy()
+        unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+        np.testing.assert_allclose(unit(a[:, 2] - a[:, 0]), unit(b[:, 2] - b[:, 0]), atol=1e-5)  # thighs stay
+        axis = unit(a[:, 4] - a[:, 1])
+        flat = [unit(s - np.sum(s * axis, -1, keepdims=True) * axis) for s in (a[:, 7] - a[:, 0], b[:, 7] - b[:, 0])]
+        angle = np.degrees(np.arccos(np.clip(np.sum(flat[0] * flat[1], -1), -1.0, 1.0)))
+        np.testing.assert_allclose(angle, 40.0, atol=0.01)  # the spine turned about the hips' axis
