@@ -209,6 +209,12 @@ def _rotate_batch(points: np.ndarray, pivots: np.ndarray, axes: np.ndarray, angl
     return pivots + v * cos + np.cross(axes, v) * sin + axes * dot * (1.0 - cos)  # Rodrigues
 
 
+def _hip_axis(joints: np.ndarray) -> np.ndarray:
+    """(T, 3) unit vectors from the right hip to the left hip of (T, 17, 3) H36M-17 joints."""
+    left = joints[:, 4] - joints[:, 1]
+    return left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-9)
+
+
 def bend_legs(joints: np.ndarray, bend: LegBend, max_knee_deg: float = MAX_KNEE_DEG) -> np.ndarray:
     """Fold a clip's legs by ``bend`` (see the module docstring), H36M-17.
 
@@ -221,8 +227,7 @@ def bend_legs(joints: np.ndarray, bend: LegBend, max_knee_deg: float = MAX_KNEE_
         (T, 17, 3) float array: only knees and ankles move, and every bone keeps its length.
     """
     out = np.array(joints, dtype=np.float64)
-    left = out[:, 4] - out[:, 1]
-    axis = left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-9)  # (T, 3) right hip -> left hip
+    axis = _hip_axis(out)
     # In a right-handed frame left x up is the body's front, and a positive turn about `axis` takes a hanging
     # (downward) vector towards axis x (-up), the back: a hip flexes by a negative turn, a knee by a positive one.
     for (hip, knee, ankle), hip_deg, knee_deg in zip(_LEGS, bend.hip_deg, bend.knee_deg, strict=True):
@@ -256,8 +261,7 @@ def bend_trunk(joints: np.ndarray, trunk_deg: float) -> np.ndarray:
     out = np.array(joints, dtype=np.float64)
     if trunk_deg == 0.0:
         return out
-    left = out[:, 4] - out[:, 1]
-    axis = left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-9)  # (T, 3) right hip -> left hip
+    axis = _hip_axis(out)
     turn = np.full(len(out), np.radians(trunk_deg))  # a positive turn about `axis` takes up towards the front
     for j in _UPPER_BODY:
         out[:, j] = _rotate_batch(out[:, j], out[:, 0], axis, turn)
