@@ -173,10 +173,13 @@ class Plan:
         """``NAME=PRECISION/T:STEPS,PRECISION/T:STEPS,...``; ValueError when malformed."""
         name, _, body = text.partition("=")
         stages = []
-        for part in body.split(","):
-            recipe, _, steps = part.strip().partition(":")
-            precision, _, clip_len = recipe.partition("/")
-            stages.append((precision.strip(), int(clip_len), int(steps)))
+        try:
+            for part in body.split(","):
+                recipe, _, steps = part.strip().partition(":")
+                precision, _, clip_len = recipe.partition("/")
+                stages.append((precision.strip(), int(clip_len), int(steps)))
+        except ValueError:
+            stages = []
         if not name.strip() or not stages or min(st[2] for st in stages) < 1:
             raise ValueError(f"bad plan {text!r}")
         return cls(name.strip(), tuple(stages))
