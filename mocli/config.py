@@ -115,6 +115,7 @@ class LossConfig:
     n_mpjpe: float = 0.5
     velocity: float = 20.0
     proj_2d: float = 1.0  # confidence-weighted 2D loss of 2D-only data
+    n_mpjpe_max_scale: float = 0.0  # N-MPJPE's scale clamped to [1/x, x] (0: unbounded, MotionBERT; docs/pretrain.md)
 
 
 @dataclass

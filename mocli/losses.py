@@ -1,6 +1,7 @@
 """Training losses (torch, differentiable). MotionBERT's pretraining objective (``lift_loss``):
 
-- 3D data: MPJPE + 0.5 * N-MPJPE (per-pose scale-aligned) + 20 * velocity loss (MPJVE), on normalised 3D;
+- 3D data: MPJPE + 0.5 * N-MPJPE (per-pose scale-aligned) + 20 * velocity loss (MPJVE), on normalised 3D; the
+  N-MPJPE scale may be bounded (``n_mpjpe_max_scale``) so that a shrinking output cannot hide from it;
 - 2D-only data: the confidence-weighted 2D error of the orthographic projection (x, y) of the prediction.
 
 Finetuning's: ``supcon_loss`` (one-shot action embeddings) and ``mesh_loss`` (SMPL).
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from mocli.config import MeshLossConfig
-from mocli.metrics import mpjpe, n_mpjpe, velocity_error
+from mocli.metrics import mpjpe, n_mpjpe, n_scale, velocity_error
 from mocli.models.rotations import matrix_to_axis_angle
 
 __all__ = [
@@ -30,9 +31,21 @@ def loss_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return mpjpe(pred.float(), target.float())
 
 
-def loss_n_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """MPJPE after the per-pose least-squares scale of pred onto target. (..., J, 3) -> 0-dim tensor."""
-    return n_mpjpe(pred.float(), target.float())
+def loss_n_mpjpe(pred: torch.Tensor, target: torch.Tensor, max_scale: float = 0.0) -> torch.Tensor:
+    """MPJPE after the per-pose least-squares scale of pred onto target. (..., J, 3) -> 0-dim tensor.
+
+    ``max_scale`` > 1 clamps that scale to [1 / max_scale, max_scale]. Unbounded (0, MotionBERT's loss) the term cannot
+    see the size of the prediction and its gradient grows as 1 / |pred| when the prediction shrinks (the collapse of
+    docs/pretrain.md); bounded, a prediction smaller than the target by more than ``max_scale`` is scored as
+    ``max_scale * pred``, whose gradient is that of an MPJPE and grows it back. Within the bounds both are the same.
+    """
+    if max_scale <= 0.0:
+        return n_mpjpe(pred.float(), target.float())
+    if max_scale <= 1.0:
+        raise ValueError(f"max_scale must be 0 (unbounded) or above 1, got {max_scale}")
+    p, t = pred.float(), target.float()
+    scale = n_scale(p, t).clamp(1.0 / max_scale, max_scale)
+    return mpjpe(scale * p, t)
 
 
 def loss_velocity(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -64,6 +77,7 @@ class LiftLossWeights:
     n_mpjpe: float = 0.5
     velocity: float = 20.0
     proj_2d: float = 1.0
+    n_mpjpe_max_scale: float = 0.0  # 0: the least-squares scale unbounded (MotionBERT); > 1: clamped to [1/x, x]
 
 
 def lift_loss(
@@ -92,7 +106,7 @@ def lift_loss(
     if is_3d.any():
         p3, t3 = pred[is_3d], target[is_3d]
         terms["mpjpe"] = loss_mpjpe(p3, t3)
-        terms["n_mpjpe"] = loss_n_mpjpe(p3, t3)
+        terms["n_mpjpe"] = loss_n_mpjpe(p3, t3, weights.n_mpjpe_max_scale)
         terms["velocity"] = loss_velocity(p3, t3) if p3.shape[1] > 1 else zero
     if (~is_3d).any():
         terms["proj_2d"] = loss_2d_weighted(pred[~is_3d], target[~is_3d], weight_2d[~is_3d])

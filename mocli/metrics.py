@@ -133,10 +133,14 @@ def _pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return _mean_dist(_procrustes(pred, gt), gt)
 
 
-def _n_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+def n_scale(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Per-pose least-squares scale of ``pred`` onto ``gt``: ``<pred, gt> / <pred, pred>``. (..., J, 3) -> (..., 1, 1)."""
     pp = pred.pow(2).sum(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(pred.dtype).tiny)
-    scale = (pred * gt).sum(dim=(-2, -1), keepdim=True) / pp
-    return _mean_dist(scale * pred, gt)
+    return (pred * gt).sum(dim=(-2, -1), keepdim=True) / pp
+
+
+def _n_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    return _mean_dist(n_scale(pred, gt) * pred, gt)
 
 
 def _time_axis(ndim: int, axis: int) -> int:

@@ -143,7 +143,7 @@ def build_datasets(data: DataConfig, sources: list[MotionSource] | None, make: C
 
 def check_common(cfg: TrainingConfig, world: int) -> None:
     """One-line MocliErrors for the settings every run has: projection, batch split over processes, precision,
-    schedule, save interval, per-file repeat counts (before any data is read)."""
+    schedule, save interval, N-MPJPE scale bound, per-file repeat counts (before any data is read)."""
     if cfg.data.projection not in ("perspective", "orthographic"):
         raise MocliError(f"data.projection must be perspective or orthographic, not {cfg.data.projection!r}")
     if cfg.train.batch_size < 1 or cfg.train.batch_size % world:
@@ -153,6 +153,9 @@ def check_common(cfg: TrainingConfig, world: int) -> None:
     if cfg.train.save_minutes < 0 or cfg.train.save_every < 0:
         raise MocliError("train.save_every and train.save_minutes must be >= 0 (0: off)")
     lr_factor(cfg.train, 0, 0, 1)  # unknown schedule
+    bound = cfg.loss.n_mpjpe_max_scale
+    if bound != 0.0 and not bound > 1.0:
+        raise MocliError(f"loss.n_mpjpe_max_scale must be 0 (unbounded) or above 1, got {bound}")
     if cfg.data.paths:
         check_repeat(list(cfg.data.paths), tuple(cfg.data.repeat))
 

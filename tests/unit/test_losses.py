@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mocli.config import LossConfig, RunConfig
+from mocli.errors import MocliError
 from mocli.losses import LiftLossWeights, lift_loss, loss_2d_weighted, loss_mpjpe, loss_n_mpjpe, loss_velocity
+from mocli.training.runs import check_common
 
 
 def _poses(seed: int = 0, shape=(2, 5, 17, 3)) -> torch.Tensor:
@@ -57,3 +60,51 @@ def test_lift_loss_combines_3d_and_2d_samples():
     assert pred.grad is not None and pred.grad.abs().sum() > 0
     only_2d, terms_2d = lift_loss(pred, gt, conf, torch.zeros(2), LiftLossWeights())
     assert float(terms_2d["mpjpe"]) == 0.0 and only_2d.item() == pytest.approx(loss_2d_weighted(pred, gt, conf).item())
+
+
+def test_bounded_n_mpjpe_equals_the_unbounded_within_its_bounds():
+    gt = _poses(6)
+    pred = 1.5 * gt + 0.2 * _poses(7)  # least-squares scales about 2/3, inside [1/2, 2]
+    assert float(loss_n_mpjpe(pred, gt, 2.0)) == pytest.approx(float(loss_n_mpjpe(pred, gt)), rel=1e-6)
+
+
+def test_bounded_n_mpjpe_scores_a_shrunken_prediction_at_the_bound():
+    gt = _poses(8)
+    mean_norm = float(torch.linalg.vector_norm(gt, dim=-1).mean())
+    # 0.1 * gt needs a scale of 10: unbounded it scores 0; bounded at 2 it is 0.2 * gt, 0.8 of the target's norm away.
+    assert float(loss_n_mpjpe(0.1 * gt, gt)) == pytest.approx(0.0, abs=1e-5)
+    assert float(loss_n_mpjpe(0.1 * gt, gt, 2.0)) == pytest.approx(0.8 * mean_norm, rel=1e-5)
+    # 10 * gt needs 0.1: bounded at 2 it is scored as 5 * gt, four norms away.
+    assert float(loss_n_mpjpe(10 * gt, gt, 2.0)) == pytest.approx(4.0 * mean_norm, rel=1e-5)
+
+
+def _n_mpjpe_grad(size: float, max_scale: float) -> torch.Tensor:
+    gt = _poses(9)
+    pred = (size * (gt + 0.5 * _poses(10))).requires_grad_()  # a noisy prediction, of a given size
+    loss_n_mpjpe(pred, gt, max_scale).backward()
+    return pred.grad
+
+
+def test_unbounded_n_mpjpe_gradient_grows_as_the_prediction_shrinks_and_the_bounded_does_not():
+    big, small = _n_mpjpe_grad(1.0, 0.0).norm(), _n_mpjpe_grad(0.01, 0.0).norm()
+    assert float(small / big) == pytest.approx(100.0, rel=0.05)  # 1 / |pred|: the collapse of docs/pretrain.md
+    big, small = _n_mpjpe_grad(1.0, 2.0), _n_mpjpe_grad(0.01, 2.0)
+    assert float(small.norm()) < 3.0 * float(big.norm())
+    # and a step against the bounded gradient moves a shrunken prediction towards the target
+    assert float((-small * _poses(9)).sum()) > 0.0
+
+
+def test_lift_loss_passes_the_bound_and_bad_bounds_are_one_line_errors():
+    gt = _poses(11, (1, 4, 17, 3))
+    pred = 0.1 * gt
+    ones, has_3d = torch.ones(1, 4, 17), torch.ones(1)
+    _, free = lift_loss(pred, gt, ones, has_3d, LiftLossWeights())
+    _, bounded = lift_loss(pred, gt, ones, has_3d, LiftLossWeights(n_mpjpe_max_scale=2.0))
+    assert float(free["n_mpjpe"]) == pytest.approx(0.0, abs=1e-5)
+    assert float(bounded["n_mpjpe"]) == pytest.approx(float(loss_mpjpe(0.2 * gt, gt)), rel=1e-5)
+    with pytest.raises(ValueError, match="max_scale"):
+        loss_n_mpjpe(pred, gt, 0.5)
+    for bad in (0.5, 1.0, -2.0, float("nan")):
+        with pytest.raises(MocliError, match="loss.n_mpjpe_max_scale"):
+            check_common(RunConfig(loss=LossConfig(n_mpjpe_max_scale=bad)), 1)
+    check_common(RunConfig(loss=LossConfig(n_mpjpe_max_scale=2.0)), 1)
