@@ -134,7 +134,7 @@ def _pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def n_scale(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Per-pose least-squares scale of ``pred`` onto ``gt``: ``<pred, gt> / <pred, pred>``. (..., J, 3) -> (..., 1, 1)."""
+    """Per-pose least-squares scale of pred onto gt, <pred, gt> / <pred, pred>: (..., J, 3) -> (..., 1, 1)."""
     pp = pred.pow(2).sum(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(pred.dtype).tiny)
     return (pred * gt).sum(dim=(-2, -1), keepdim=True) / pp
 
