@@ -22,6 +22,7 @@ __all__ = [
     "SKELETONS",
     "get_skeleton",
     "to_h36m",
+    "derive_trunk",
     "flip_keypoints",
     "bone_lengths",
     "median_bone_lengths",
@@ -347,6 +348,27 @@ def to_h36m(keypoints: np.ndarray, source: str | Skeleton, conf: bool = True) ->
         out[..., i, :ncoord] = src[..., :ncoord].mean(axis=-2)
         if conf:
             out[..., i, ncoord] = src[..., ncoord].min(axis=-1)
+    return out
+
+
+def derive_trunk(joints: np.ndarray) -> np.ndarray:
+    """H36M-17 joints with the trunk derived the way ``to_h36m`` derives it from a detector's joints.
+
+    Pelvis = the middle of the hips, thorax = the middle of the shoulders, spine = the middle of those two; the other
+    14 joints are kept. Mocap rigs put their pelvis, spine and thorax elsewhere (the back of the pelvis, the base of
+    the neck), which a detector's 2D never shows.
+
+    Args:
+        joints: (..., 17, C) coordinates in any units (C >= 2; no confidence channel).
+    Returns:
+        A float copy of the same shape.
+    """
+    out = np.array(joints, dtype=np.result_type(np.asarray(joints).dtype, np.float32))
+    if out.ndim < 2 or out.shape[-2] != H36M_17.num_joints:
+        raise ValueError(f"expected (..., {H36M_17.num_joints}, C) joints, got shape {out.shape}")
+    out[..., 0, :] = (out[..., 1, :] + out[..., 4, :]) / 2
+    out[..., 8, :] = (out[..., 11, :] + out[..., 14, :]) / 2
+    out[..., 7, :] = (out[..., 0, :] + out[..., 8, :]) / 2
     return out
 
 

@@ -40,6 +40,11 @@ class Units(str, Enum):
     mm = "mm"
 
 
+class Trunk(str, Enum):
+    rig = "rig"
+    detector = "detector"
+
+
 DATASET_HELP = """Convert a dataset into one mocli HDF5 file (H36M-17 joints; schema in docs/hdf5.md).
 
 KIND and SRC (files, folders searched recursively, or .tar.xz archives):
@@ -134,6 +139,10 @@ def dataset(
     ] = Units.auto,
     up: Annotated[str, typer.Option(help="BVH/ASF up axis: auto, y, z, -y, ... (output is always +Y up).")] = "auto",
     min_frames: Annotated[int, typer.Option(help="Skip sequences shorter than this.")] = 1,
+    trunk: Annotated[
+        Trunk,
+        typer.Option(help="BVH/ASF pelvis, spine, thorax: the rig's, or from hips and shoulders as a detector's."),
+    ] = Trunk.rig,
     layout: Annotated[
         str | None, typer.Option(help="Layout of 2D input: coco, h36m, halpe, ...", rich_help_panel=_2D)
     ] = None,
@@ -162,6 +171,7 @@ def dataset(
         regressor=regressor,
         benchmark=benchmark,
         min_frames=min_frames,
+        trunk=trunk.value,
     )
     progress = _progress_bar(kind.value, settings.quiet)
     report = convert_dataset(kind.value, src, out, opts, progress=progress, overwrite=overwrite)

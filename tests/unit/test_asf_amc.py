@@ -364,3 +364,26 @@ def test_pipes_named_like_mocap_files_are_refused_at_once(tmp_path):
         read_amc(tmp_path / "a.amc", parse_asf(TINY_ASF, "tiny.asf"))
     with pytest.raises(InputError, match="b.bvh: not a regular file"):
         read_bvh(tmp_path / "b.bvh")
+
+
+def test_detector_trunk_derives_pelvis_spine_and_thorax_and_keeps_the_rest(sample, tmp_path):
+    convert_dataset("amc", [sample], tmp_path / "rig.h5")
+    report = convert_dataset("amc", [sample], tmp_path / "det.h5", ConvertOptions(trunk="detector"))
+    assert not report.failures
+    with open_dataset(tmp_path / "rig.h5") as ds:
+        rig = ds[AMC_NAME[:-4]].load()
+    with open_dataset(tmp_path / "det.h5") as ds:
+        det = ds[AMC_NAME[:-4]].load()
+    assert rig.extra["trunk"] == "rig" and det.extra["trunk"] == "detector"
+    kept = [j for j in range(17) if j not in (0, 7, 8)]
+    np.testing.assert_array_equal(det.joints3d[:, kept], rig.joints3d[:, kept])
+    pelvis = (rig.joints3d[:, 1] + rig.joints3d[:, 4]) / 2
+    thorax = (rig.joints3d[:, 11] + rig.joints3d[:, 14]) / 2
+    np.testing.assert_allclose(det.joints3d[:, 0], pelvis, atol=1e-6)
+    np.testing.assert_allclose(det.joints3d[:, 8], thorax, atol=1e-6)
+    np.testing.assert_allclose(det.joints3d[:, 7], (pelvis + thorax) / 2, atol=1e-6)
+    # HDM05's root is not the middle of its hips: the rig's pelvis moves by centimetres
+    assert np.linalg.norm(rig.joints3d[:, 0] - pelvis, axis=-1).min() > 0.05
+    with pytest.raises(InputError, match="unknown trunk 'chest'; use rig or detector"):
+        convert_dataset("amc", [sample], tmp_path / "bad.h5", ConvertOptions(trunk="chest"))
+    assert not (tmp_path / "bad.h5").exists()

@@ -11,6 +11,7 @@ from mocli.skeleton import (
     MEDIAPIPE_33,
     OPENPOSE_25,
     SKELETONS,
+    derive_trunk,
     flip_keypoints,
     median_bone_lengths,
     set_bone_lengths,
@@ -152,3 +153,20 @@ def test_set_bone_lengths_keeps_roots_and_directions_and_round_trips():
         np.testing.assert_allclose(new / 0.5, old / np.linalg.norm(old, axis=-1, keepdims=True), atol=1e-12)
     np.testing.assert_allclose(out[0] - out[0, 0], out[1] - out[1, 0], atol=1e-12)  # same shape after fixing
     np.testing.assert_allclose(set_bone_lengths(pose, median_bone_lengths(pose[None])), pose, atol=1e-12)
+
+
+def test_derive_trunk_by_hand_and_as_to_h36m_derives_it_from_coco():
+    j = np.zeros((2, 17, 3))
+    j[:, 1], j[:, 4] = (-0.1, 0.0, 0.0), (0.1, 0.0, 0.2)  # hips
+    j[:, 11], j[:, 14] = (0.2, 0.5, 0.0), (-0.2, 0.7, 0.0)  # shoulders
+    j[:, 0], j[:, 7], j[:, 8] = (9.0, 9.0, 9.0), (8.0, 8.0, 8.0), (7.0, 7.0, 7.0)  # a rig's own trunk
+    out = derive_trunk(j)
+    assert out[0, 0] == pytest.approx([0.0, 0.0, 0.1])
+    assert out[0, 8] == pytest.approx([0.0, 0.6, 0.0])
+    assert out[0, 7] == pytest.approx([0.0, 0.3, 0.05])
+    assert j[0, 0] == pytest.approx([9.0, 9.0, 9.0])  # the input is not changed
+    coco = np.random.default_rng(3).normal(size=(4, 17, 2))
+    h36m = to_h36m(coco, "coco", conf=False)
+    np.testing.assert_allclose(derive_trunk(h36m), h36m, atol=1e-12)
+    with pytest.raises(ValueError, match="17"):
+        derive_trunk(np.zeros((4, 16, 3)))

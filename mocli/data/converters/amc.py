@@ -24,10 +24,19 @@ import numpy as np
 
 from mocli.data.amc import read_amc
 from mocli.data.asf import read_asf
-from mocli.data.converters.common import ConvertOptions, Task, native_fps_for, plan_files, resample_linear, split_mod10
+from mocli.data.converters.common import (
+    TRUNKS,
+    ConvertOptions,
+    Task,
+    native_fps_for,
+    plan_files,
+    resample_linear,
+    split_mod10,
+)
 from mocli.data.h5 import SPLITS, Sequence
 from mocli.data.rigs import UNIT_SCALES, asf_to_h36m, rotate_to_y_up
 from mocli.errors import InputError
+from mocli.skeleton import derive_trunk
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,8 @@ def plan(srcs: list[Path], opts: ConvertOptions, stack: contextlib.ExitStack) ->
         raise InputError(f"unknown units {opts.units!r}; use auto, m, cm or mm")
     if opts.up_axis != "auto":
         rotate_to_y_up(np.zeros(3), opts.up_axis)  # InputError for anything but x, y, z with an optional sign
+    if opts.trunk not in TRUNKS:
+        raise InputError(f"unknown trunk {opts.trunk!r}; use rig or detector")
     tasks = plan_files(srcs, SUFFIXES, opts, stack)  # native: all 'train' for now
     if opts.split_rule != "native":
         return tasks
@@ -114,7 +125,8 @@ def convert(task: Task, opts: ConvertOptions) -> Iterator[Sequence]:
     amc = read_amc(task.path, asf)
     fps_native = native_fps_for(task.relpath, opts.native_fps) or DEFAULT_FPS
     motion = asf_to_h36m(asf, amc, fps=fps_native, units=opts.units, up_axis=opts.up_axis)
-    joints, fps = motion.joints, fps_native
+    joints = derive_trunk(motion.joints) if opts.trunk == "detector" else motion.joints
+    fps = fps_native
     if opts.fps and opts.fps != fps_native:
         joints, fps = resample_linear(joints, fps_native, opts.fps), opts.fps
     if joints.shape[0] < opts.min_frames:
@@ -128,6 +140,7 @@ def convert(task: Task, opts: ConvertOptions) -> Iterator[Sequence]:
         "units_native": motion.units,
         "up_axis_native": motion.up_axis,
         "head_top": "virtual" if motion.mapping.virtual_head_top else "end_site",
+        "trunk": opts.trunk,
         "first_frame": amc.first_frame,
     }
     extra.update({k: v for k, v in labels.items() if k not in ("subject", "action")})

@@ -20,6 +20,7 @@ import numpy as np
 
 from mocli.data.bvh import read_bvh
 from mocli.data.converters.common import (
+    TRUNKS,
     ConvertOptions,
     Task,
     native_fps_for,
@@ -29,6 +30,7 @@ from mocli.data.converters.common import (
 from mocli.data.h5 import Sequence
 from mocli.data.rigs import UNIT_SCALES, bvh_to_h36m, rotate_to_y_up
 from mocli.errors import InputError
+from mocli.skeleton import derive_trunk
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ def plan(srcs: list[Path], opts: ConvertOptions, stack: contextlib.ExitStack) ->
         raise InputError(f"unknown units {opts.units!r}; use auto, m, cm or mm")
     if opts.up_axis != "auto":
         rotate_to_y_up(np.zeros(3), opts.up_axis)  # InputError for anything but x, y, z with an optional sign
+    if opts.trunk not in TRUNKS:
+        raise InputError(f"unknown trunk {opts.trunk!r}; use rig or detector")
     return plan_files(srcs, SUFFIXES, opts, stack)
 
 
@@ -51,7 +55,7 @@ def convert(task: Task, opts: ConvertOptions) -> Iterator[Sequence]:
     bvh = read_bvh(task.path)
     motion = bvh_to_h36m(bvh, units=opts.units, up_axis=opts.up_axis)
     fps_native = native_fps_for(task.relpath, opts.native_fps) or motion.fps
-    joints = motion.joints
+    joints = derive_trunk(motion.joints) if opts.trunk == "detector" else motion.joints
     fps = fps_native
     if opts.fps and opts.fps != fps_native:
         joints = resample_linear(joints, fps_native, opts.fps)
@@ -65,6 +69,7 @@ def convert(task: Task, opts: ConvertOptions) -> Iterator[Sequence]:
         "units_native": motion.units,
         "up_axis_native": motion.up_axis,
         "head_top": "virtual" if motion.mapping.virtual_head_top else "end_site",
+        "trunk": opts.trunk,
     }
     labels = read_labels(task.path)
     extra.update(labels)

@@ -19,6 +19,7 @@ import numpy as np
 from mocli.errors import InputError
 
 __all__ = [
+    "TRUNKS",
     "ConvertOptions",
     "Task",
     "SourceFiles",
@@ -34,6 +35,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIXES = (".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2", ".tar")
+
+
+TRUNKS = ("rig", "detector")  # ConvertOptions.trunk
 
 
 @dataclass
@@ -54,6 +58,8 @@ class ConvertOptions:
         regressor: (17, V) .npy regressor from mesh vertices to H36M joints, for AMASS.
         benchmark: NTU benchmark whose split fills ``split`` ('xsub', 'xview', 'xset').
         min_frames: sequences shorter than this are skipped (with a log line).
+        trunk: BVH/ASF pelvis, spine and thorax: 'rig' (the rig's own joints) or 'detector' (derived from the hips
+            and shoulders as from a detector's joints, ``mocli.skeleton.derive_trunk``).
     """
 
     fps: float | None = None
@@ -67,6 +73,7 @@ class ConvertOptions:
     regressor: Path | None = None
     benchmark: str = "xsub"
     min_frames: int = 1
+    trunk: str = "rig"
 
 
 @dataclass
