@@ -81,7 +81,7 @@ $M --seed 0 eval generalisation --data "$WORK/h5/hdm05.h5" --data "$WORK/h5/reac
     --model weights/dstformer-small.mocap.pt --json "$WORK/eval_generalisation.json"
 
 # The action classifier on Bandai's content labels (on the frozen encoder of v13, the mean of v9 and v12: 67.4 %
-# top-1 against 65.1 % on v17's) and the text-aligned variant (on the v1 stage's encoder).
+# top-1 against 65.1 % on v17's and 65.5 % on v20's) and the text-aligned variant (on the v1 stage's encoder).
 $M weights average "$WORK/pretrain/small-gen-v9/best.pt" "$WORK/pretrain/small-gen-v12/best.pt" \
     --out "$WORK/dstformer-small.mocap-v13.pt" --half --overwrite --license "$LIC"
 ACT="$WORK/finetune/bandai-content-v13"
