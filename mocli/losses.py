@@ -39,9 +39,9 @@ def loss_n_mpjpe(pred: torch.Tensor, target: torch.Tensor, max_scale: float = 0.
     docs/pretrain.md); bounded, a prediction smaller than the target by more than ``max_scale`` is scored as
     ``max_scale * pred``, whose gradient is that of an MPJPE and grows it back. Within the bounds both are the same.
     """
-    if max_scale <= 0.0:
+    if max_scale == 0.0:
         return n_mpjpe(pred.float(), target.float())
-    if max_scale <= 1.0:
+    if not max_scale > 1.0:
         raise ValueError(f"max_scale must be 0 (unbounded) or above 1, got {max_scale}")
     p, t = pred.float(), target.float()
     scale = n_scale(p, t).clamp(1.0 / max_scale, max_scale)

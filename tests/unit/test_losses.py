@@ -102,8 +102,9 @@ def test_lift_loss_passes_the_bound_and_bad_bounds_are_one_line_errors():
     _, bounded = lift_loss(pred, gt, ones, has_3d, LiftLossWeights(n_mpjpe_max_scale=2.0))
     assert float(free["n_mpjpe"]) == pytest.approx(0.0, abs=1e-5)
     assert float(bounded["n_mpjpe"]) == pytest.approx(float(loss_mpjpe(0.2 * gt, gt)), rel=1e-5)
-    with pytest.raises(ValueError, match="max_scale"):
-        loss_n_mpjpe(pred, gt, 0.5)
+    for bad in (0.5, 1.0, -2.0, float("nan")):
+        with pytest.raises(ValueError, match="max_scale"):
+            loss_n_mpjpe(pred, gt, bad)
     for bad in (0.5, 1.0, -2.0, float("nan")):
         with pytest.raises(MocliError, match="loss.n_mpjpe_max_scale"):
             check_common(RunConfig(loss=LossConfig(n_mpjpe_max_scale=bad)), 1)
