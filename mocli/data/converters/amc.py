@@ -20,21 +20,19 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-
 from mocli.data.amc import read_amc
 from mocli.data.asf import read_asf
 from mocli.data.converters.common import (
-    TRUNKS,
     ConvertOptions,
     Task,
+    check_rig_options,
     native_fps_for,
     plan_files,
     resample_linear,
     split_mod10,
 )
 from mocli.data.h5 import SPLITS, Sequence
-from mocli.data.rigs import UNIT_SCALES, asf_to_h36m, rotate_to_y_up
+from mocli.data.rigs import asf_to_h36m
 from mocli.errors import InputError
 from mocli.skeleton import derive_trunk
 
@@ -60,12 +58,7 @@ def native_split(relpath: str) -> str | None:
 
 def plan(srcs: list[Path], opts: ConvertOptions, stack: contextlib.ExitStack) -> list[Task]:
     """One task per .amc file, names unique; ``native`` splits from the folders, ``mod10`` for the rest."""
-    if opts.units not in ("auto", *UNIT_SCALES):
-        raise InputError(f"unknown units {opts.units!r}; use auto, m, cm or mm")
-    if opts.up_axis != "auto":
-        rotate_to_y_up(np.zeros(3), opts.up_axis)  # InputError for anything but x, y, z with an optional sign
-    if opts.trunk not in TRUNKS:
-        raise InputError(f"unknown trunk {opts.trunk!r}; use rig or detector")
+    check_rig_options(opts)
     tasks = plan_files(srcs, SUFFIXES, opts, stack)  # native: all 'train' for now
     if opts.split_rule != "native":
         return tasks

@@ -16,19 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mocli.data.bvh import read_bvh
 from mocli.data.converters.common import (
-    TRUNKS,
     ConvertOptions,
     Task,
+    check_rig_options,
     native_fps_for,
     plan_files,
     resample_linear,
 )
 from mocli.data.h5 import Sequence
-from mocli.data.rigs import UNIT_SCALES, bvh_to_h36m, rotate_to_y_up
+from mocli.data.rigs import bvh_to_h36m
 from mocli.errors import InputError
 from mocli.skeleton import derive_trunk
 
@@ -41,12 +39,7 @@ DEFAULT_SPLIT_RULE = "mod10"
 
 def plan(srcs: list[Path], opts: ConvertOptions, stack: contextlib.ExitStack) -> list[Task]:
     """One task per .bvh file; names unique, splits by DATA.md's rule over each source's sorted paths."""
-    if opts.units not in ("auto", *UNIT_SCALES):
-        raise InputError(f"unknown units {opts.units!r}; use auto, m, cm or mm")
-    if opts.up_axis != "auto":
-        rotate_to_y_up(np.zeros(3), opts.up_axis)  # InputError for anything but x, y, z with an optional sign
-    if opts.trunk not in TRUNKS:
-        raise InputError(f"unknown trunk {opts.trunk!r}; use rig or detector")
+    check_rig_options(opts)
     return plan_files(srcs, SUFFIXES, opts, stack)
 
 

@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from mocli.data.rigs import UNIT_SCALES, rotate_to_y_up
 from mocli.errors import InputError
 
 __all__ = [
     "TRUNKS",
+    "check_rig_options",
     "ConvertOptions",
     "Task",
     "SourceFiles",
@@ -74,6 +76,17 @@ class ConvertOptions:
     benchmark: str = "xsub"
     min_frames: int = 1
     trunk: str = "rig"
+
+
+def check_rig_options(opts: ConvertOptions) -> None:
+    """One-line InputErrors for the options of the BVH and ASF/AMC converters (units, up axis, trunk), before any
+    file is read."""
+    if opts.units not in ("auto", *UNIT_SCALES):
+        raise InputError(f"unknown units {opts.units!r}; use auto, m, cm or mm")
+    if opts.up_axis != "auto":
+        rotate_to_y_up(np.zeros(3), opts.up_axis)  # InputError for anything but x, y, z with an optional sign
+    if opts.trunk not in TRUNKS:
+        raise InputError(f"unknown trunk {opts.trunk!r}; use rig or detector")
 
 
 @dataclass
