@@ -1,7 +1,8 @@
 """Where a lifter's error lies on motion capture: per axis (x, y, depth), per joint and in motion, against the truth.
 
-``mocli eval mocap`` gives MPJPE; this splits it. For a sample of validation sequences seen through the same seeded
-virtual cameras as ``eval mocap`` (clean 2D, flip test-time augmentation), in mm at the root depth, root-relative:
+``mocli eval mocap`` gives MPJPE; this splits it. For a sample of sequences (the validation split unless
+``--split``) seen through the same seeded virtual cameras as ``eval mocap`` (clean 2D, flip test-time
+augmentation), in mm at the root depth, root-relative:
 
 - mean absolute error per camera axis (x right, y down, depth forward); "copy 2D" is the error of echoing the input
   x, y with zero relative depth, the floor any lifter should beat;
