@@ -315,11 +315,13 @@ def print_report(rows: list[dict], overall: dict, groups: dict[str, dict] | None
     overall."""
     summaries = [dict(g, name=f"group {name}", mocli_scale=None) for name, g in (groups or {}).items()]
     print(f"\n{'sequence':34} {'frames':>6} {'det %':>6} {'fit mm':>7} {'2D px':>6} {'PA mocli':>9} {'PA MP':>7} "
-          f"{'MPJPE mocli':>11} {'scaled':>7} {'scale':>6}")  # fmt: skip
+          f"{'limbs mocli':>11} {'limbs MP':>8} {'MPJPE mocli':>11} {'scaled':>7} {'scale':>6}")  # fmt: skip
     for r in rows + summaries + [dict(overall, name="overall", mocli_scale=None)]:
         print(f"{r['name'][:34]:34} {r['frames']:>6} {100 * r['detection_rate']:>6.1f} {_f(r['fit_error_mm']):>7} "
               f"{_f(r.get('keypoints_2d_px')):>6} "
-              f"{_f(r['mocli_pa_mpjpe_mm']):>9} {_f(r['mediapipe_pa_mpjpe_mm']):>7} {_f(r['mocli_mpjpe_mm']):>11} "
+              f"{_f(r['mocli_pa_mpjpe_mm']):>9} {_f(r['mediapipe_pa_mpjpe_mm']):>7} "
+              f"{_f(r.get('mocli_limbs_pa_mm')):>11} {_f(r.get('mediapipe_limbs_pa_mm')):>8} "
+              f"{_f(r['mocli_mpjpe_mm']):>11} "
               f"{_f(r['mocli_scaled_mpjpe_mm']):>7} {_f(r['mocli_scale'], 2):>6}")  # fmt: skip
     print(f"\n{'bone CV % / asym % / speed mm/f':34} {'GT':>21} {'mocli':>21} {'MediaPipe':>21}")
     for r in rows + summaries + [dict(overall, name="overall (mean of sequences)")]:

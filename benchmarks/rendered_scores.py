@@ -8,6 +8,7 @@ import numpy as np
 
 from mocli.data.transforms import root_relative
 from mocli.metrics import mpjpe, n_mpjpe, pa_mpjpe, skeleton_plausibility
+from mocli.skeleton import H36M_LIMBS
 
 PLAUSIBLE = ("bone_length_cv_pct", "asymmetry_pct", "speed_mm_per_frame")
 
@@ -29,7 +30,14 @@ def _plausible(joints: np.ndarray, scored: np.ndarray) -> dict[str, float | None
     return {**out, "speed_mm_per_frame": mean_speed(joints, scored)}
 
 
-FRAME_METRICS = ("mocli_pa_mpjpe_mm", "mediapipe_pa_mpjpe_mm", "mocli_mpjpe_mm", "mocli_scaled_mpjpe_mm")
+FRAME_METRICS = (
+    "mocli_pa_mpjpe_mm",
+    "mediapipe_pa_mpjpe_mm",
+    "mocli_limbs_pa_mm",
+    "mediapipe_limbs_pa_mm",
+    "mocli_mpjpe_mm",
+    "mocli_scaled_mpjpe_mm",
+)
 
 
 def score_sequence(
@@ -50,6 +58,8 @@ def score_sequence(
         keypoints2d, gt_px: optional (T,17,2+) mocli's input keypoints and the ground truth projected, pixels.
     Returns:
         frames, detection_rate (0-1); mocli_pa_mpjpe_mm, mediapipe_pa_mpjpe_mm (per-frame similarity Procrustes);
+        mocli_limbs_pa_mm, mediapipe_limbs_pa_mm (the same on the 12 limb joints ``H36M_LIMBS`` only: blind to the
+        rig's trunk and to MediaPipe's mid-hip pelvis);
         mocli_mpjpe_mm (as output), mocli_scaled_mpjpe_mm (one least-squares scale for the sequence) and
         mocli_scale (that scale); keypoints_2d_px (mean 2D distance of the input keypoints to ``gt_px``, when
         given: the detector's share of the error); plausibility {'gt', 'mocli', 'mediapipe'} (bone CV, asymmetry %).
@@ -71,6 +81,8 @@ def score_sequence(
     out.update(
         mocli_pa_mpjpe_mm=pa_mpjpe(p, g),
         mediapipe_pa_mpjpe_mm=pa_mpjpe(m, g),
+        mocli_limbs_pa_mm=pa_mpjpe(p[:, H36M_LIMBS], g[:, H36M_LIMBS]),
+        mediapipe_limbs_pa_mm=pa_mpjpe(m[:, H36M_LIMBS], g[:, H36M_LIMBS]),
         mocli_mpjpe_mm=mpjpe(p, g),
         mocli_scaled_mpjpe_mm=n_mpjpe(flat_p, flat_g),
         mocli_scale=float((flat_p * flat_g).sum() / max((flat_p**2).sum(), 1e-12)),

@@ -89,6 +89,10 @@ H36M_17 = Skeleton(
     flip_pairs=((1, 4), (2, 5), (3, 6), (11, 14), (12, 15), (13, 16)),
 )
 
+H36M_LIMBS = (1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16)
+"""The 12 limb joints of H36M-17 (hips, knees, ankles, shoulders, elbows, wrists). Every rig and detector places
+them alike; the trunk joints (pelvis, spine, thorax), neck and head are conventions that differ between rigs."""
+
 COCO_17 = Skeleton(
     name="coco",
     joint_names=(

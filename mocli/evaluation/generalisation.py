@@ -23,7 +23,8 @@ wide       as people                                        FOV 90-110 deg, 1.5-
 Sequences are subsampled to about 30 frames/s (every 4th frame of 120 frames/s mocap; ReActIdle keeps 24), except
 in ``60fps``. Everything else is ``mocli.evaluation.mocap``'s protocol: one fixed seeded camera per sequence and
 group, windows of the model's clip length, clean 2D and MotionBERT's detection noise, flip test-time augmentation,
-MPJPE and PA-MPJPE in mm per frame. The headline is the mean over groups (each group weighs the same) per variant.
+MPJPE, PA-MPJPE and PA-MPJPE of the 12 limb joints (hips, knees, ankles, shoulders, elbows, wrists: the joints
+every rig places alike) in mm per frame. The headline is the mean over groups (each group weighs the same) per variant.
 """
 
 from __future__ import annotations
@@ -87,8 +88,10 @@ GROUPS: tuple[Group, ...] = (
 METRICS = [
     Metric("clean_mpjpe", "MPJPE clean"),
     Metric("clean_pa_mpjpe", "PA-MPJPE clean"),
+    Metric("clean_pa_limbs", "PA limbs clean"),
     Metric("noisy_mpjpe", "MPJPE noisy"),
     Metric("noisy_pa_mpjpe", "PA-MPJPE noisy"),
+    Metric("noisy_pa_limbs", "PA limbs noisy"),
 ]
 
 
@@ -139,7 +142,7 @@ def score_generalisation(
         report = score_mocap(chosen, predict, opts, variants)
         frames = int(sum(s.num_frames for s in chosen))
         for variant in variants:
-            for metric in ("mpjpe", "pa_mpjpe"):
+            for metric in ("mpjpe", "pa_mpjpe", "pa_limbs"):
                 value = report.headline[f"{variant} {metric} (mm)"]
                 sums.add_total(group.name, f"{variant}_{metric}", value * frames, frames)
         sums.add_frames(group.name, frames)

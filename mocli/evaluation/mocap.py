@@ -11,8 +11,9 @@ For each validation sequence (world-frame joints in metres, from ``mocli prepare
    synthetic confidence (Generator seeded by ``(seed, crc32(name), 1, window index)``); no flip, no masks;
 3. millimetres as the trainer's validation computes them: prediction and target made root-relative per frame and
    multiplied by the window's factor (metres per normalised unit at the root depth of each frame) x 1000;
-4. MPJPE, PA-MPJPE (mm) per frame and the acceleration error (mm/frame^2) over the whole sequence, grouped by
-   source (the file's or sequence's ``source``) and by action (Bandai ``content_label``, else the ``action``).
+4. MPJPE, PA-MPJPE and the PA-MPJPE of the 12 limb joints (mm; ``pose_errors.frame_errors``) per frame and the
+   acceleration error (mm/frame^2) over the whole sequence, grouped by source (the file's or sequence's
+   ``source``) and by action (Bandai ``content_label``, else the ``action``).
 
 Everything is a function of the data, the model and the seed: two runs give identical figures.
 """
@@ -59,7 +60,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRICS = [Metric("mpjpe", "MPJPE"), Metric("pa_mpjpe", "PA-MPJPE"), Metric("accel", "Accel", "mm/frame²")]
+METRICS = [
+    Metric("mpjpe", "MPJPE"),
+    Metric("pa_mpjpe", "PA-MPJPE"),
+    Metric("pa_limbs", "PA-MPJPE limbs"),
+    Metric("accel", "Accel", "mm/frame²"),
+]
 VARIANTS = {"clean": "clean 2D", "noisy": "MotionBERT detection noise"}
 
 
@@ -217,14 +223,15 @@ def sequence_errors(pred: np.ndarray, windows: MocapWindows) -> dict[str, Any]:
     """Errors of the model outputs (N,L,17,3) normalised for one sequence.
 
     Returns:
-        {'mpjpe': (T,) mm, 'pa_mpjpe': (T,) mm, 'accel': (sum, count) mm/frame^2 over (T-2)*17 terms}.
+        {'mpjpe': (T,) mm, 'pa_mpjpe': (T,) mm, 'pa_limbs': (T,) mm (``frame_errors``),
+        'accel': (sum, count) mm/frame^2 over (T-2)*17 terms}.
     """
     if pred.shape != windows.targets.shape:
         raise ValueError(f"predictions {pred.shape} do not match the windows {windows.targets.shape}")
     scale = 1000.0 * windows.factors[..., None, None]  # (N,L,1,1) mm per normalised unit
     pred_mm = gather_frames(list((pred - pred[:, :, :1]) * scale), windows.plan)
     gt_mm = gather_frames(list((windows.targets - windows.targets[:, :, :1]) * scale), windows.plan)
-    out: dict[str, Any] = frame_errors(pred_mm, gt_mm)
+    out: dict[str, Any] = frame_errors(pred_mm, gt_mm, keys=("mpjpe", "pa_mpjpe", "pa_limbs"))
     out["accel"] = acceleration_sum(pred_mm, gt_mm)
     return out
 
@@ -281,6 +288,7 @@ def score_mocap(
 def _add(sums: ScoreSums, group: str, errors: dict[str, Any], frames: int) -> None:
     sums.add(group, "mpjpe", errors["mpjpe"])
     sums.add(group, "pa_mpjpe", errors["pa_mpjpe"])
+    sums.add(group, "pa_limbs", errors["pa_limbs"])
     sums.add_total(group, "accel", *errors["accel"])
     sums.add_frames(group, frames)
 
@@ -289,7 +297,7 @@ def _sequence_row(seq: MocapSequence, errors: dict[str, Any]) -> dict[str, Any]:
     total, count = errors["accel"]
     return {"name": seq.name, "source": seq.source, "action": seq.action, "frames": seq.num_frames,
             "mpjpe": float(errors["mpjpe"].mean()), "pa_mpjpe": float(errors["pa_mpjpe"].mean()),
-            "accel": total / count if count else None}  # fmt: skip
+            "pa_limbs": float(errors["pa_limbs"].mean()), "accel": total / count if count else None}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------------------

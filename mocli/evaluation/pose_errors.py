@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from mocli.metrics import acceleration_error, procrustes_align
+from mocli.skeleton import H36M_LIMBS
 
 __all__ = ["frame_errors", "acceleration_sum"]
 
@@ -18,8 +19,9 @@ __all__ = ["frame_errors", "acceleration_sum"]
 def frame_errors(
     pred: np.ndarray, gt: np.ndarray, keys: Iterable[str] = ("mpjpe", "pa_mpjpe")
 ) -> dict[str, np.ndarray]:
-    """Per-frame errors of poses (T,J,3): 'mpjpe' (mean joint distance) and/or 'pa_mpjpe' (after a similarity
-    Procrustes per frame), each (T,) in the input's units."""
+    """Per-frame errors of poses (T,J,3): 'mpjpe' (mean joint distance), 'pa_mpjpe' (after a similarity
+    Procrustes per frame) and/or 'pa_limbs' (H36M-17 only: Procrustes fitted to and scored on the 12 limb joints
+    ``H36M_LIMBS``, blind to where a rig puts the trunk), each (T,) in the input's units."""
     if pred.shape != gt.shape:
         raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ")
     keys = set(keys)
@@ -28,6 +30,11 @@ def frame_errors(
         out["mpjpe"] = np.linalg.norm(pred - gt, axis=-1).mean(axis=-1)
     if "pa_mpjpe" in keys:
         out["pa_mpjpe"] = np.linalg.norm(procrustes_align(pred, gt) - gt, axis=-1).mean(axis=-1)
+    if "pa_limbs" in keys:
+        if pred.shape[-2] != 17:
+            raise ValueError(f"limb errors need H36M-17 poses, got {pred.shape[-2]} joints")
+        p, g = pred[..., H36M_LIMBS, :], gt[..., H36M_LIMBS, :]
+        out["pa_limbs"] = np.linalg.norm(procrustes_align(p, g) - g, axis=-1).mean(axis=-1)
     return out
 
 

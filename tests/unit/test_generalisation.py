@@ -85,7 +85,7 @@ def test_perfect_and_scaled_predictions() -> None:
     report = score_generalisation(seqs, doubled, 27, {"clean": None}, groups=groups)
     rows = {r.name: r for r in report.tables[0].rows}
     for row in rows.values():
-        assert row.values["clean_pa_mpjpe"] < 1e-6
+        assert row.values["clean_pa_mpjpe"] < 1e-6 and row.values["clean_pa_limbs"] < 1e-6
         assert row.values["clean_mpjpe"] > 100.0  # a body is far more than 10 cm across
     mean = (rows["people"].values["clean_mpjpe"] + rows["motions"].values["clean_mpjpe"]) / 2
     assert report.headline["clean mpjpe (mm)"] == pytest.approx(mean)  # each group weighs the same

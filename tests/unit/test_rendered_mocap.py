@@ -109,6 +109,15 @@ def _gt(T: int = 6) -> np.ndarray:
     return np.stack([skeleton @ _rotation(1, 10 * t).T for t in range(T)]) + np.array([0.2, -0.1, 4.0])
 
 
+def test_limb_scores_ignore_mediapipes_trunk():
+    gt = _gt()
+    mp = gt - gt[:, :1]
+    mp[:, [0, 7, 8]] += np.array([0.0, 0.05, -0.07])  # mid-hip pelvis, other spine and thorax: a convention
+    r = scores.score_sequence(gt, gt.copy(), mp, np.ones(len(gt), bool))
+    assert r["mediapipe_limbs_pa_mm"] == pytest.approx(0.0, abs=1e-6)
+    assert r["mediapipe_pa_mpjpe_mm"] > 1.0
+
+
 def test_score_similar_copies_have_zero_pa_and_known_mpjpe():
     gt = _gt()
     rel = gt - gt[:, :1]
@@ -118,6 +127,8 @@ def test_score_similar_copies_have_zero_pa_and_known_mpjpe():
     assert r["frames"] == 6 and r["detection_rate"] == 1.0
     assert r["mocli_pa_mpjpe_mm"] == pytest.approx(0.0, abs=1e-6)
     assert r["mediapipe_pa_mpjpe_mm"] == pytest.approx(0.0, abs=1e-6)
+    assert r["mocli_limbs_pa_mm"] == pytest.approx(0.0, abs=1e-6)
+    assert r["mediapipe_limbs_pa_mm"] == pytest.approx(0.0, abs=1e-6)
     assert r["mocli_scaled_mpjpe_mm"] == pytest.approx(0.0, abs=1e-6) and r["mocli_scale"] == pytest.approx(0.5)
     # |2 x - x| = |x|: the mean joint distance from the pelvis, in mm
     assert r["mocli_mpjpe_mm"] == pytest.approx(1000 * np.linalg.norm(rel, axis=-1).mean())
