@@ -142,7 +142,7 @@ def dataset(
     trunk: Annotated[
         Trunk,
         typer.Option(help="BVH/ASF pelvis, spine, thorax: the rig's, or from hips and shoulders as a detector's."),
-    ] = Trunk.rig,
+    ] = Trunk.detector,
     layout: Annotated[
         str | None, typer.Option(help="Layout of 2D input: coco, h36m, halpe, ...", rich_help_panel=_2D)
     ] = None,

@@ -87,10 +87,10 @@ GROUPS: tuple[Group, ...] = (
 
 METRICS = [
     Metric("clean_mpjpe", "MPJPE clean"),
-    Metric("clean_pa_mpjpe", "PA-MPJPE clean"),
+    Metric("clean_pa_mpjpe", "PA clean"),
     Metric("clean_pa_limbs", "PA limbs clean"),
     Metric("noisy_mpjpe", "MPJPE noisy"),
-    Metric("noisy_pa_mpjpe", "PA-MPJPE noisy"),
+    Metric("noisy_pa_mpjpe", "PA noisy"),
     Metric("noisy_pa_limbs", "PA limbs noisy"),
 ]
 

@@ -19,6 +19,7 @@ from mocli.data.converters.amc import clip_labels, find_asf, native_split
 from mocli.data.h5 import open_dataset
 from mocli.data.rigs import asf_to_h36m
 from mocli.errors import InputError
+from mocli.skeleton import derive_trunk
 
 SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mocap" / "sample"
 ASF_NAME = "HDM_bk.asf"
@@ -318,7 +319,7 @@ def test_convert_sample_folder_round_trip(sample, tmp_path):
     report = convert_dataset("amc", [sample], out)
     assert not report.failures and report.frames == {"train": 56}
     asf = read_asf(sample / ASF_NAME)
-    expected = asf_to_h36m(asf, read_amc(sample / AMC_NAME, asf)).joints
+    expected = derive_trunk(asf_to_h36m(asf, read_amc(sample / AMC_NAME, asf)).joints)  # the default trunk: detector's
     with open_dataset(out) as ds:
         assert ds.kind == "amc" and len(ds) == 1
         seq = ds[AMC_NAME[:-4]].load()
@@ -367,8 +368,8 @@ def test_pipes_named_like_mocap_files_are_refused_at_once(tmp_path):
 
 
 def test_detector_trunk_derives_pelvis_spine_and_thorax_and_keeps_the_rest(sample, tmp_path):
-    convert_dataset("amc", [sample], tmp_path / "rig.h5")
-    report = convert_dataset("amc", [sample], tmp_path / "det.h5", ConvertOptions(trunk="detector"))
+    convert_dataset("amc", [sample], tmp_path / "rig.h5", ConvertOptions(trunk="rig"))
+    report = convert_dataset("amc", [sample], tmp_path / "det.h5")  # the default
     assert not report.failures
     with open_dataset(tmp_path / "rig.h5") as ds:
         rig = ds[AMC_NAME[:-4]].load()

@@ -75,7 +75,7 @@ class ConvertOptions:
     regressor: Path | None = None
     benchmark: str = "xsub"
     min_frames: int = 1
-    trunk: str = "rig"
+    trunk: str = "detector"
 
 
 def check_rig_options(opts: ConvertOptions) -> None:
