@@ -9,14 +9,20 @@ cd "$(dirname "$0")/.."
 WORK=${1:-runs/default-weights}
 MOCAP=${MOCAP:-../shared/data/mocap}
 M=.venv/bin/mocli
-mkdir -p "$WORK/h5"
-for src in bandai cmu_dance reactidle; do
-    [ -f "$WORK/h5/$src.h5" ] && continue
-    extra=()
-    [ "$src" = cmu_dance ] && extra=(--native-fps 'salsa/*=60' --min-frames 10)  # salsa headers say 120 fps
-    $M prepare dataset bvh "$MOCAP/$src.tar.xz" --out "$WORK/h5/$src.h5" "${extra[@]}"
+# Two copies of the data: h5/ with each rig's own pelvis, spine and thorax (--trunk rig: the stages up to v19 trained
+# on these) and h5d/ with them derived from hips and shoulders as from a detector's joints (the default since v22d).
+for trunk in rig detector; do
+    dir="$WORK/h5"
+    [ "$trunk" = detector ] && dir="$WORK/h5d"
+    mkdir -p "$dir"
+    for src in bandai cmu_dance reactidle; do
+        [ -f "$dir/$src.h5" ] && continue
+        extra=()
+        [ "$src" = cmu_dance ] && extra=(--native-fps 'salsa/*=60' --min-frames 10)  # salsa headers say 120 fps
+        $M prepare dataset bvh "$MOCAP/$src.tar.xz" --out "$dir/$src.h5" --trunk "$trunk" "${extra[@]}"
+    done
+    [ -f "$dir/hdm05.h5" ] || $M prepare dataset amc "$MOCAP/hdm05.tar.xz" --out "$dir/hdm05.h5" --trunk "$trunk"
 done
-[ -f "$WORK/h5/hdm05.h5" ] || $M prepare dataset amc "$MOCAP/hdm05.tar.xz" --out "$WORK/h5/hdm05.h5"
 DATA=(--data "$WORK/h5/bandai.h5" --data "$WORK/h5/cmu_dance.h5" --data "$WORK/h5/reactidle.h5")
 # The lifter: two epochs from scratch (v1), then five more stages, each continued from the best checkpoint of the
 # one before (v2 to v6; v4 to v6 take clips every 54 frames instead of 81: the later --stride wins).

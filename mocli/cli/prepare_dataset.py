@@ -41,8 +41,8 @@ class Units(str, Enum):
 
 
 class Trunk(str, Enum):
-    rig = "rig"
     detector = "detector"
+    rig = "rig"
 
 
 DATASET_HELP = """Convert a dataset into one mocli HDF5 file (H36M-17 joints; schema in docs/hdf5.md).
@@ -141,7 +141,7 @@ def dataset(
     min_frames: Annotated[int, typer.Option(help="Skip sequences shorter than this.")] = 1,
     trunk: Annotated[
         Trunk,
-        typer.Option(help="BVH/ASF pelvis, spine, thorax: the rig's, or from hips and shoulders as a detector's."),
+        typer.Option(help="BVH/ASF pelvis, spine, thorax: from hips and shoulders as a detector's, or the rig's."),
     ] = Trunk.detector,
     layout: Annotated[
         str | None, typer.Option(help="Layout of 2D input: coco, h36m, halpe, ...", rich_help_panel=_2D)

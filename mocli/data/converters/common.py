@@ -60,8 +60,9 @@ class ConvertOptions:
         regressor: (17, V) .npy regressor from mesh vertices to H36M joints, for AMASS.
         benchmark: NTU benchmark whose split fills ``split`` ('xsub', 'xview', 'xset').
         min_frames: sequences shorter than this are skipped (with a log line).
-        trunk: BVH/ASF pelvis, spine and thorax: 'rig' (the rig's own joints) or 'detector' (derived from the hips
-            and shoulders as from a detector's joints, ``mocli.skeleton.derive_trunk``).
+        trunk: BVH/ASF pelvis, spine and thorax: 'detector' (the default: derived from the hips and shoulders as
+            from a detector's joints, ``mocli.skeleton.derive_trunk``, what the shipped lifter trains on) or 'rig'
+            (the rig's own joints).
     """
 
     fps: float | None = None
