@@ -132,8 +132,8 @@ def test_eval_mocap_is_deterministic_and_writes_json(tmp_path, tiny_model, mocap
         reports.append(json.loads(out.read_text()))
     assert reports[0] == reports[1]
     report = reports[0]
-    assert set(report["headline"]) == {f"{v} {m}" for v in ("clean", "noisy")
-                                       for m in ("mpjpe (mm)", "pa_mpjpe (mm)", "accel (mm/frame²)")}  # fmt: skip
+    metrics = ("mpjpe (mm)", "pa_mpjpe (mm)", "pa_limbs (mm)", "accel (mm/frame²)")
+    assert set(report["headline"]) == {f"{v} {m}" for v in ("clean", "noisy") for m in metrics}
     by_source = report["tables"][0]
     assert {r["name"]: r["frames"] for r in by_source["rows"]} == {"bandai": 40, "cmu_dance": 30}
     assert {r["name"] for r in report["tables"][1]["rows"]} == {"dash", "salsa"}
@@ -190,7 +190,7 @@ def test_eval_generalisation_scores_only_held_out_groups(tmp_path, tiny_model, m
     frames = {r["name"]: r["frames"] for r in report["tables"][0]["rows"]}
     # the bd jog clip and the bandai/cmu clips are not held out; 240 frames at 120 fps -> 60 at 30 fps, 120 at 60
     assert frames == {"people": 60, "motions": 60, "high": 60, "low": 60, "tele": 60, "wide": 60, "60fps": 120}
-    assert set(report["headline"]) == {"clean mpjpe (mm)", "clean pa_mpjpe (mm)"}
+    assert set(report["headline"]) == {"clean mpjpe (mm)", "clean pa_mpjpe (mm)", "clean pa_limbs (mm)"}
     assert report["info"]["upright"] is True  # scored as mocli infer lifts (lying bodies rolled upright)
     result = runner.invoke(_app(), [*args[:-1], str(tmp_path / "plain.json"), "--no-upright"])
     assert result.exit_code == 0, result.output
