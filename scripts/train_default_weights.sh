@@ -81,10 +81,21 @@ stage small-gen-v19 13 --init "$WORK/pretrain/small-gen-v16/best.pt" "${GEN[@]}"
     --precision bf16 --set train.warmup_steps=10 --set data.repeat=1,1,2,3
 stage small-gen-v21 14 --init "$WORK/pretrain/small-gen-v19/best.pt" "${GEN[@]}" --stride 54 --epochs 1 --lr 1e-4 \
     --precision bf16 --set train.warmup_steps=10 --set data.repeat=1,1,2,3
-$M weights export "$WORK/pretrain/small-gen-v21/best.pt" --out weights/dstformer-small.mocap.pt --half --overwrite \
-    --license "$LIC"
+$M weights export "$WORK/pretrain/small-gen-v21/best.pt" --out "$WORK/dstformer-small.mocap-v21.pt" --half \
+    --overwrite --license "$LIC"
+# From here on the files with the detector's trunk (h5d/): v21d is v21's epoch from v19 on them, v22d and v23d one
+# more epoch each of the same recipe. The shipped lifter is v24, the mean of v22d and v23d (v21, the default
+# before it, trained on h5/).
+DATA=(--data "$WORK/h5d/bandai.h5" --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5")
+GEN=(--data "$WORK/h5d/hdm05.h5" --preset pretrain_dstformer-small_generalise --batch 16 --save-every 25)
+REC=(--stride 54 --epochs 1 --lr 1e-4 --precision bf16 --set train.warmup_steps=10 --set data.repeat=1,1,2,3)
+stage small-gen-v21d 14 --init "$WORK/pretrain/small-gen-v19/best.pt" "${GEN[@]}" "${REC[@]}"
+stage small-gen-v22d 15 --init "$WORK/pretrain/small-gen-v21d/best.pt" "${GEN[@]}" "${REC[@]}"
+stage small-gen-v23d 16 --init "$WORK/pretrain/small-gen-v22d/best.pt" "${GEN[@]}" "${REC[@]}"
+$M weights average "$WORK/pretrain/small-gen-v22d/best.pt" "$WORK/pretrain/small-gen-v23d/best.pt" \
+    --out weights/dstformer-small.mocap.pt --half --overwrite --license "$LIC"
 $M --seed 0 eval mocap "${DATA[@]}" --model weights/dstformer-small.mocap.pt --json "$WORK/eval_mocap.json"
-$M --seed 0 eval generalisation --data "$WORK/h5/hdm05.h5" --data "$WORK/h5/reactidle.h5" \
+$M --seed 0 eval generalisation --data "$WORK/h5d/hdm05.h5" --data "$WORK/h5d/reactidle.h5" \
     --model weights/dstformer-small.mocap.pt --json "$WORK/eval_generalisation.json"
 
 # The action classifier on Bandai's content labels (on the frozen encoder of v13, the mean of v9 and v12: 67.4 %
