@@ -98,15 +98,13 @@ $M --seed 0 eval mocap "${DATA[@]}" --model weights/dstformer-small.mocap.pt --j
 $M --seed 0 eval generalisation --data "$WORK/h5d/hdm05.h5" --data "$WORK/h5d/reactidle.h5" \
     --model weights/dstformer-small.mocap.pt --json "$WORK/eval_generalisation.json"
 
-# The action classifier on Bandai's content labels (on the frozen encoder of v13, the mean of v9 and v12: 67.4 %
-# top-1 against 65.1 % on v17's and 65.5 % on v20's) and the text-aligned variant (on the v1 stage's encoder).
-$M weights average "$WORK/pretrain/small-gen-v9/best.pt" "$WORK/pretrain/small-gen-v12/best.pt" \
-    --out "$WORK/dstformer-small.mocap-v13.pt" --half --overwrite --license "$LIC"
-ACT="$WORK/finetune/bandai-content-v13"
-[ -f "$ACT/model.pt" ] || $M --quiet --seed 0 finetune action --data "$WORK/h5/bandai.h5" \
-    --init "$WORK/dstformer-small.mocap-v13.pt" --freeze-backbone --clip-len 81 --batch 32 --epochs 1 \
+# The action classifier on Bandai's content labels, on the frozen encoder of the shipped lifter (v24; the file before
+# it used v13's encoder and the rig-trunk file), and the text-aligned variant (on the v1 stage's encoder).
+ACT="$WORK/finetune/bandai-content-v24"
+[ -f "$ACT/model.pt" ] || $M --quiet --seed 0 finetune action --data "$WORK/h5d/bandai.h5" \
+    --init weights/dstformer-small.mocap.pt --freeze-backbone --clip-len 81 --batch 32 --epochs 1 \
     --set head.label_key=content_label --set head.max_persons=1 --set data.noise=true \
-    --out-dir "$WORK/finetune" --name bandai-content-v13
+    --out-dir "$WORK/finetune" --name bandai-content-v24
 $M weights export "$ACT/best.pt" --out weights/dstformer-small.bandai-action.pt --half --overwrite --license "$LIC"
 TXT="$WORK/pretrain/bandai-small-text1"
 [ -f "$TXT/model.pt" ] || $M -q --seed 0 pretrain --pretext action-text --data "$WORK/h5/bandai.h5" \
