@@ -147,6 +147,7 @@ def load_sources(paths: Sequence[str | Path], fps: float = 0.0, holdout: bool = 
     """Every usable sequence of mocli HDF5 files (all splits), subsampled to ``fps`` when given.
 
     ``holdout``: leave out the sequences that the generalisation benchmark scores (``mocli.data.holdout``).
+    Logs a warning when BVH / ASF-AMC files disagree on the trunk joints (``prepare dataset --trunk``).
 
     Raises:
         InputError: a file is missing, not HDF5, or not a mocli dataset.
@@ -154,17 +155,24 @@ def load_sources(paths: Sequence[str | Path], fps: float = 0.0, holdout: bool = 
     from mocli.data.h5 import open_dataset  # h5py only when reading files
 
     sources: list[MotionSource] = []
+    trunks: dict[str, str] = {}  # trunk convention of the BVH / ASF-AMC files -> the first file with it
     for path in paths:
         with open_dataset(path) as ds:
             try:
                 for ref in ds:
                     seq = ref.load()
+                    if ds.kind in ("bvh", "amc"):  # files written before the attribute hold the rig's trunk
+                        trunks.setdefault(str(seq.extra.get("trunk", "rig")), Path(path).name)
                     if holdout and is_held_out(seq.source or ds.source, seq.name, seq.subject, seq.action):
                         log.debug("%s: %s is held out for the generalisation benchmark", path, seq.name)
                         continue
                     sources += [subsample(s, fps) for s in _sources_of_sequence(seq, Path(path).name)]
             except (OSError, KeyError, ValueError) as e:
                 raise InputError(f"{path}: cannot read sequences ({e})") from None
+    if len(trunks) > 1:
+        mixed = ", ".join(f"{name} ({trunk})" for trunk, name in sorted(trunks.items()))
+        log.warning("the mocap files place pelvis, spine and thorax differently: %s; prepare them alike "
+                    "(mocli prepare dataset --trunk)", mixed)  # fmt: skip
     return sources
 
 

@@ -388,3 +388,20 @@ def test_detector_trunk_derives_pelvis_spine_and_thorax_and_keeps_the_rest(sampl
     with pytest.raises(InputError, match="unknown trunk 'chest'; use rig or detector"):
         convert_dataset("amc", [sample], tmp_path / "bad.h5", ConvertOptions(trunk="chest"))
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_training_data_with_mixed_trunks_is_warned_about(sample, tmp_path, caplog):
+    from mocli.data.clips import load_sources
+
+    for name, trunk in (("rig.h5", "rig"), ("det.h5", "detector"), ("det2.h5", "detector")):
+        convert_dataset("amc", [sample], tmp_path / name, ConvertOptions(trunk=trunk))
+    with caplog.at_level("WARNING", logger="mocli.data.clips"):
+        load_sources([tmp_path / "det.h5", tmp_path / "det2.h5"])
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="mocli.data.clips"):
+        sources = load_sources([tmp_path / "det.h5", tmp_path / "rig.h5"])
+    assert len(sources) == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "the mocap files place pelvis, spine and thorax differently: det.h5 (detector), rig.h5 (rig); prepare them "
+        "alike (mocli prepare dataset --trunk)"
+    ]
