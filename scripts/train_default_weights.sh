@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 WORK=${1:-runs/default-weights}
 MOCAP=${MOCAP:-../shared/data/mocap}
 M=.venv/bin/mocli
-# Two copies of the data: h5/ with each rig's own pelvis, spine and thorax (--trunk rig: the stages up to v19 trained
-# on these) and h5d/ with them derived from hips and shoulders as from a detector's joints (the default since v22d).
+# Two copies of the data: h5/ with each rig's own pelvis, spine and thorax (--trunk rig: the stages up to v21 trained
+# on these) and h5d/ with them derived from hips and shoulders as from a detector's joints (the converters' default;
+# v21d on).
 for trunk in rig detector; do
     dir="$WORK/h5"
     [ "$trunk" = detector ] && dir="$WORK/h5d"

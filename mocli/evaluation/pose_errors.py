@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from mocli.metrics import acceleration_error, procrustes_align
-from mocli.skeleton import H36M_LIMBS
+from mocli.skeleton import H36M_17, H36M_LIMBS
 
 __all__ = ["frame_errors", "acceleration_sum"]
 
@@ -31,7 +31,7 @@ def frame_errors(
     if "pa_mpjpe" in keys:
         out["pa_mpjpe"] = np.linalg.norm(procrustes_align(pred, gt) - gt, axis=-1).mean(axis=-1)
     if "pa_limbs" in keys:
-        if pred.shape[-2] != 17:
+        if pred.shape[-2] != H36M_17.num_joints:
             raise ValueError(f"limb errors need H36M-17 poses, got {pred.shape[-2]} joints")
         p, g = pred[..., H36M_LIMBS, :], gt[..., H36M_LIMBS, :]
         out["pa_limbs"] = np.linalg.norm(procrustes_align(p, g) - g, axis=-1).mean(axis=-1)
