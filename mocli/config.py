@@ -74,6 +74,7 @@ class DataConfig:
     trunk_deg: tuple[float, float] = (-15.0, 70.0)  # trunk bend range, degrees (> 0 forward)
     tilt_prob: float = 0.0  # probability of tilting the body about a horizontal axis through its pelvis
     tilt_deg: tuple[float, float] = (0.0, 90.0)  # tilt angle range (90: lying)
+    tilt_ramp_prob: float = 0.0  # probability that a tilted clip's angle changes over the clip (lying down, getting up)
     speed_fps: tuple[float, float] = (0.0, 0.0)  # play clips as if filmed at a rate in this range (0, 0: off)
     occlusion_rate: float = 0.0  # detector-like loss of a joint or limb, events per 100 frames
     occlusion_frames: tuple[int, int] = (5, 30)  # frames an occlusion lasts

@@ -48,6 +48,13 @@ drawn around the world up (its pitch and the image's up direction refer to the f
 tilted by 90 degrees lies along the image's horizontal as it would lie on the floor. The rotation is rigid, so bone
 lengths and the motion's shape are unchanged (only the direction of gravity relative to the body is new).
 
+**Tilt ramps** (``sample_tilt_ramp`` + ``ramp_tilt``): a static tilt never shows a body *going* to the floor or
+getting up, where the body's direction changes through 90 degrees within a second or two (HDM05's held-out "lie
+down on the floor" is the lifter's worst motion). With some probability a tilted clip's angle changes over the clip
+instead: about the same kind of axis and pivot, from one angle to another (both drawn in the tilt range), along a
+smoothstep between two frames drawn in the clip (held before and after). Each frame is a rigid rotation, so bone
+lengths stay; with equal angles a ramp is the static tilt.
+
 **Speed** (``sample_target_fps`` + ``change_speed``): the same motion as if filmed at another frame rate. Clip
 frame k is read at source frame ``start + k * step`` (``step`` = source fps / target fps) by linear interpolation,
 so a target rate below the source's packs more motion into the clip (faster) and one above it less (slower). A clip
@@ -78,6 +85,9 @@ __all__ = [
     "bend_trunk",
     "sample_tilt",
     "rotate_about",
+    "TiltRamp",
+    "sample_tilt_ramp",
+    "ramp_tilt",
     "sample_target_fps",
     "change_speed",
     "check_config",
@@ -287,6 +297,55 @@ def rotate_about(joints: np.ndarray, rotation: np.ndarray, pivot: np.ndarray) ->
     return (joints - pivot) @ rotation.T + pivot
 
 
+@dataclass(frozen=True)
+class TiltRamp:
+    """A tilt that changes over a clip: about the horizontal unit ``axis`` (3,), ``angles_deg`` (from, to), the
+    change along a smoothstep from clip frame ``frames[0]`` to ``frames[1]`` (the angle held outside them)."""
+
+    axis: np.ndarray
+    angles_deg: tuple[float, float]
+    frames: tuple[float, float]
+
+
+def sample_tilt_ramp(
+    rng: np.random.Generator, up: np.ndarray, tilt_deg: tuple[float, float], num_frames: int
+) -> TiltRamp:
+    """A random ``TiltRamp`` for a clip of ``num_frames``: axis azimuth uniform over 360 degrees, each angle uniform
+    in ``tilt_deg`` (so as many clips lie down as get up), the two frames uniform in the clip, in order.
+
+    Args:
+        up: (3,) unit world up vector; the axis is perpendicular to it.
+    """
+    azimuth = rng.uniform(0.0, 2 * np.pi)
+    h0, h1 = horizontal_basis(up)
+    angles = rng.uniform(*tilt_deg, size=2)
+    frames = np.sort(rng.uniform(0.0, num_frames - 1, size=2))
+    return TiltRamp(np.cos(azimuth) * h0 + np.sin(azimuth) * h1, (float(angles[0]), float(angles[1])),
+                    (float(frames[0]), float(frames[1])))  # fmt: skip
+
+
+def ramp_tilt(joints: np.ndarray, ramp: TiltRamp, pivot: np.ndarray) -> np.ndarray:
+    """Rotate each frame of (T, J, 3) ``joints`` about ``pivot`` (3,) and ``ramp.axis`` by its angle on the ramp.
+
+    The angle at frame t is ``a0 + (a1 - a0) * s(u)``, ``u = (t - f0) / (f1 - f0)`` clipped to [0, 1] and
+    ``s(u) = 3u^2 - 2u^3`` (no jump in angular speed at either end; a step at f0 when f0 == f1). Same unit as the input.
+    """
+    num_frames = joints.shape[0]
+    f0, f1 = ramp.frames
+    t = np.arange(num_frames, dtype=np.float64)
+    u = np.clip((t - f0) / (f1 - f0), 0.0, 1.0) if f1 > f0 else (t >= f0).astype(np.float64)
+    a0, a1 = np.radians(ramp.angles_deg)
+    angles = a0 + (a1 - a0) * (3 * u**2 - 2 * u**3)
+    axis = np.asarray(ramp.axis, dtype=np.float64)
+    axis = axis / np.linalg.norm(axis)
+    out = np.empty(joints.shape, dtype=np.float64)
+    pivots = np.broadcast_to(np.asarray(pivot, dtype=np.float64), (num_frames, 3))
+    axes = np.broadcast_to(axis, (num_frames, 3))
+    for j in range(joints.shape[1]):
+        out[:, j] = _rotate_batch(np.asarray(joints[:, j], dtype=np.float64), pivots, axes, angles)
+    return out
+
+
 def sample_target_fps(rng: np.random.Generator, fps_range: tuple[float, float]) -> float:
     """A frame rate drawn log-uniformly in ``fps_range`` (as many clips twice as fast as twice as slow)."""
     lo, hi = fps_range
@@ -341,7 +400,7 @@ def check_config(cfg: DataConfig) -> None:
     ordered("aim_offset_m", -np.inf)
     if tuple(cfg.speed_fps) != (0.0, 0.0):
         ordered("speed_fps", 1e-3)
-    for key in ("tilt_prob", "bend_prob", "trunk_prob", "occlusion_limb_prob"):
+    for key in ("tilt_prob", "tilt_ramp_prob", "bend_prob", "trunk_prob", "occlusion_limb_prob"):
         if not 0.0 <= getattr(cfg, key) <= 1.0:
             raise MocliError(f"data.{key} must be in [0, 1], got {getattr(cfg, key)}")
     for key in ("bone_asymmetry", "occlusion_rate", "swap_rate", "jitter_rate", "jitter_std"):

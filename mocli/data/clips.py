@@ -251,8 +251,9 @@ class LiftClipDataset(torch.utils.data.Dataset):
     Training clips of 3D sources also get the augmentations the config switches on (docs/pretrain.md), in this
     order: a new playback speed (``data.speed_fps``), body proportions (``data.body_scale``, ``bone_scale``,
     ``bone_asymmetry``), bent legs (``data.bend_prob``, ``bend_hip_deg``, ``bend_knee_deg``), a bent trunk
-    (``data.trunk_prob``, ``trunk_deg``), a tilt of world-frame motion (``data.tilt_prob``, ``tilt_deg``), then,
-    after the noise, detector failures (``data.occlusion_*``, ``swap_*``, ``jitter_*``; only with ``data.noise``).
+    (``data.trunk_prob``, ``trunk_deg``), a tilt of world-frame motion (``data.tilt_prob``, ``tilt_deg``; changing
+    over the clip with ``tilt_ramp_prob``), then, after the noise, detector failures (``data.occlusion_*``,
+    ``swap_*``, ``jitter_*``; only with ``data.noise``).
     Validation clips get none of them; the camera ranges (``aim_offset_m`` included) apply to both.
     """
 
@@ -322,8 +323,11 @@ class LiftClipDataset(torch.utils.data.Dataset):
         if cfg.trunk_prob > 0 and rng.random() < cfg.trunk_prob:
             joints = augment.bend_trunk(joints, rng.uniform(*cfg.trunk_deg))
         if cfg.tilt_prob > 0 and src.frame == "world" and rng.random() < cfg.tilt_prob:
-            tilt = augment.sample_tilt(rng, up_vector(src.up_axis), cfg.tilt_deg)
-            joints = augment.rotate_about(joints, tilt, joints[:, 0].mean(axis=0))
+            up, pivot = up_vector(src.up_axis), joints[:, 0].mean(axis=0)
+            if cfg.tilt_ramp_prob > 0 and rng.random() < cfg.tilt_ramp_prob:
+                joints = augment.ramp_tilt(joints, augment.sample_tilt_ramp(rng, up, cfg.tilt_deg, len(joints)), pivot)
+            else:
+                joints = augment.rotate_about(joints, augment.sample_tilt(rng, up, cfg.tilt_deg), pivot)
         return joints
 
     def _corrupt(self, rng: np.random.Generator, xy: np.ndarray, conf: np.ndarray | None) -> np.ndarray:

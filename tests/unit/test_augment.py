@@ -11,16 +11,19 @@ from mocli.config import DataConfig, RunConfig, apply_dict, load_preset
 from mocli.data.augment import (
     BONE_GROUPS,
     LegBend,
+    TiltRamp,
     bend_legs,
     bend_trunk,
     change_speed,
     check_config,
+    ramp_tilt,
     rotate_about,
     rotation_about_axis,
     sample_body_factors,
     sample_leg_bend,
     sample_target_fps,
     sample_tilt,
+    sample_tilt_ramp,
     scale_body,
 )
 from mocli.data.cameras import up_vector
@@ -152,6 +155,52 @@ def test_a_tilt_keeps_bone_lengths_and_shape_and_tilts_by_its_angle():
         np.testing.assert_allclose(np.linalg.norm(out[:, None, :] - out[None, :, :], axis=-1), pairwise, atol=1e-12)
 
 
+def _trunk_angle_deg(joints: np.ndarray) -> np.ndarray:
+    """(T,) angle between each frame's pelvis -> head direction and the y axis, degrees."""
+    trunk = joints[:, 10] - joints[:, 0]
+    return np.degrees(np.arccos(trunk[:, 1] / np.linalg.norm(trunk, axis=-1)))
+
+
+def test_a_ramp_lays_a_standing_body_down_by_hand():
+    body = np.repeat(_walk(1, swing_m=0.0), 11, axis=0)  # standing still for 11 frames
+    ramp = TiltRamp(axis=np.array([1.0, 0.0, 0.0]), angles_deg=(0.0, 90.0), frames=(2.0, 8.0))
+    out = ramp_tilt(body, ramp, body[0, 0])
+    u = np.clip((np.arange(11) - 2.0) / 6.0, 0, 1)
+    np.testing.assert_allclose(_trunk_angle_deg(out), 90.0 * (3 * u**2 - 2 * u**3), atol=1e-6)
+    np.testing.assert_allclose(out[:3], body[:3], atol=1e-12)  # held before frame 2
+    np.testing.assert_allclose(out[8:, 10] - out[8:, 0], np.tile([0.0, 0.0, 0.8], (3, 1)), atol=1e-12)  # lying on +z
+    np.testing.assert_allclose(_trunk_angle_deg(out)[5], 45.0, atol=1e-6)  # half way at the middle frame
+    np.testing.assert_allclose(bone_lengths(out), bone_lengths(body), atol=1e-12)
+    np.testing.assert_allclose(out[:, 0], body[:, 0], atol=1e-12)  # the pivot (the pelvis here) stays
+
+
+def test_a_ramp_with_equal_angles_is_the_static_tilt_and_samples_stay_in_range():
+    walk, up = _walk(), up_vector("y")
+    rng = np.random.default_rng(9)
+    pivot = walk[:, 0].mean(axis=0)
+    for _ in range(20):
+        ramp = sample_tilt_ramp(rng, up, (0.0, 90.0), len(walk))
+        assert abs(ramp.axis @ up) < 1e-12 and np.linalg.norm(ramp.axis) == pytest.approx(1.0)
+        assert all(0.0 <= a <= 90.0 for a in ramp.angles_deg)
+        assert 0.0 <= ramp.frames[0] <= ramp.frames[1] <= len(walk) - 1
+        np.testing.assert_allclose(bone_lengths(ramp_tilt(walk, ramp, pivot)), bone_lengths(walk), atol=1e-12)
+        still = TiltRamp(ramp.axis, (ramp.angles_deg[0], ramp.angles_deg[0]), ramp.frames)
+        R = rotation_about_axis(ramp.axis, np.radians(ramp.angles_deg[0]))
+        np.testing.assert_allclose(ramp_tilt(walk, still, pivot), rotate_about(walk, R, pivot), atol=1e-12)
+
+
+def test_the_dataset_ramps_only_when_asked():
+    sources = sources_from_arrays([np.repeat(_walk(1, swing_m=0.0), 40, axis=0)])
+    ramps = LiftClipDataset(sources, _preset_data(**{**OFF, "tilt_prob": 1.0, "tilt_ramp_prob": 1.0}), seed=1)
+    still = LiftClipDataset(sources, _preset_data(**{**OFF, "tilt_prob": 1.0}), seed=1)
+    spread = []
+    for ds in (ramps, still):
+        rng = np.random.default_rng(3)
+        spread.append(np.ptp(_trunk_angle_deg(ds._augment_3d(rng, sources[0], sources[0].joints3d[:30]))))
+    assert spread[1] < 1e-9  # a static tilt keeps a standing body's direction
+    assert spread[0] > 1.0  # a ramp turns it (by |a1 - a0| between the two frames, here more than a degree)
+
+
 # --- speed --------------------------------------------------------------------------------------------------------
 
 
@@ -202,7 +251,8 @@ def test_augmentations_touch_training_only_and_are_deterministic():
 
 def test_preset_values_pass_the_checks_and_bad_values_are_one_line_errors():
     check_config(_preset_data())
-    for key, value in (("body_scale", (1.2, 0.8)), ("speed_fps", (0.0, 30.0)), ("tilt_prob", 1.5), ("bend_prob", -0.1),
+    for key, value in (("body_scale", (1.2, 0.8)), ("speed_fps", (0.0, 30.0)), ("tilt_prob", 1.5),
+                       ("tilt_ramp_prob", -0.5), ("bend_prob", -0.1),
                        ("trunk_prob", 1.1), ("trunk_deg", (60.0, 10.0)),
                        ("occlusion_frames", (0, 4)), ("bone_asymmetry", 2.5), ("jitter_std", -0.1)):  # fmt: skip
         with pytest.raises(MocliError, match=f"data.{key}"):
