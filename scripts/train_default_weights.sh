@@ -85,8 +85,9 @@ stage small-gen-v21 14 --init "$WORK/pretrain/small-gen-v19/best.pt" "${GEN[@]}"
 $M weights export "$WORK/pretrain/small-gen-v21/best.pt" --out "$WORK/dstformer-small.mocap-v21.pt" --half \
     --overwrite --license "$LIC"
 # From here on the files with the detector's trunk (h5d/): v21d is v21's epoch from v19 on them, v22d and v23d one
-# more epoch each of the same recipe, v25d one more from v23d. The shipped lifter is v25d (v24, the mean of v22d and
-# v23d, was the default before it; v21, the default before that, trained on h5/).
+# more epoch each of the same recipe, v25d one more from v23d, v26d and v26t one more from v25d (v26t with tilt
+# ramps), s26 their mean, and v27t one more epoch from s26 with tilt ramps. The shipped lifter is v27t (v25d, v24 =
+# the mean of v22d and v23d, and v21, trained on h5/, were the defaults before it).
 DATA=(--data "$WORK/h5d/bandai.h5" --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5")
 GEN=(--data "$WORK/h5d/hdm05.h5" --preset pretrain_dstformer-small_generalise --batch 16 --save-every 25)
 REC=(--stride 54 --epochs 1 --lr 1e-4 --precision bf16 --set train.warmup_steps=10 --set data.repeat=1,1,2,3)
@@ -94,19 +95,25 @@ stage small-gen-v21d 14 --init "$WORK/pretrain/small-gen-v19/best.pt" "${GEN[@]}
 stage small-gen-v22d 15 --init "$WORK/pretrain/small-gen-v21d/best.pt" "${GEN[@]}" "${REC[@]}"
 stage small-gen-v23d 16 --init "$WORK/pretrain/small-gen-v22d/best.pt" "${GEN[@]}" "${REC[@]}"
 stage small-gen-v25d 17 --init "$WORK/pretrain/small-gen-v23d/best.pt" "${GEN[@]}" "${REC[@]}"
-$M weights export "$WORK/pretrain/small-gen-v25d/best.pt" --out weights/dstformer-small.mocap.pt --half --overwrite \
+stage small-gen-v26d 18 --init "$WORK/pretrain/small-gen-v25d/best.pt" "${GEN[@]}" "${REC[@]}"
+stage small-gen-v26t 18 --init "$WORK/pretrain/small-gen-v25d/best.pt" "${GEN[@]}" "${REC[@]}" \
+    --set data.tilt_ramp_prob=0.5
+$M weights average "$WORK/pretrain/small-gen-v26d/best.pt" "$WORK/pretrain/small-gen-v26t/best.pt" \
+    --out "$WORK/dstformer-small.mocap-s26.pt" --half --overwrite --license "$LIC"
+stage small-gen-v27t 19 --init "$WORK/dstformer-small.mocap-s26.pt" "${GEN[@]}" "${REC[@]}" --set data.tilt_ramp_prob=0.5
+$M weights export "$WORK/pretrain/small-gen-v27t/best.pt" --out weights/dstformer-small.mocap.pt --half --overwrite \
     --license "$LIC"
 $M --seed 0 eval mocap "${DATA[@]}" --model weights/dstformer-small.mocap.pt --json "$WORK/eval_mocap.json"
 $M --seed 0 eval generalisation --data "$WORK/h5d/hdm05.h5" --data "$WORK/h5d/reactidle.h5" \
     --model weights/dstformer-small.mocap.pt --json "$WORK/eval_generalisation.json"
 
-# The action classifier on Bandai's content labels, on the frozen encoder of the shipped lifter (v25d; the file
+# The action classifier on Bandai's content labels, on the frozen encoder of the shipped lifter (v27t; the file
 # before it used v13's encoder and the rig-trunk file), and the text-aligned variant (on the v1 stage's encoder).
-ACT="$WORK/finetune/bandai-content-v25d"
+ACT="$WORK/finetune/bandai-content-v27t"
 [ -f "$ACT/model.pt" ] || $M --quiet --seed 0 finetune action --data "$WORK/h5d/bandai.h5" \
     --init weights/dstformer-small.mocap.pt --freeze-backbone --clip-len 81 --batch 32 --epochs 1 \
     --set head.label_key=content_label --set head.max_persons=1 --set data.noise=true \
-    --out-dir "$WORK/finetune" --name bandai-content-v25d
+    --out-dir "$WORK/finetune" --name bandai-content-v27t
 $M weights export "$ACT/best.pt" --out weights/dstformer-small.bandai-action.pt --half --overwrite --license "$LIC"
 TXT="$WORK/pretrain/bandai-small-text1"
 [ -f "$TXT/model.pt" ] || $M -q --seed 0 pretrain --pretext action-text --data "$WORK/h5/bandai.h5" \
