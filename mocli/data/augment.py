@@ -286,10 +286,15 @@ def sample_tilt(rng: np.random.Generator, up: np.ndarray, tilt_deg: tuple[float,
         up: (3,) unit world up vector; the axis is perpendicular to it.
         tilt_deg: (lo, hi) angle range in degrees (90: standing becomes lying).
     """
+    axis = _horizontal_axis(rng, up)
+    return rotation_about_axis(axis, np.radians(rng.uniform(*tilt_deg)))
+
+
+def _horizontal_axis(rng: np.random.Generator, up: np.ndarray) -> np.ndarray:
+    """(3,) unit vector perpendicular to ``up``, its azimuth drawn uniformly over 360 degrees."""
     azimuth = rng.uniform(0.0, 2 * np.pi)
-    angle = np.radians(rng.uniform(*tilt_deg))
     h0, h1 = horizontal_basis(up)
-    return rotation_about_axis(np.cos(azimuth) * h0 + np.sin(azimuth) * h1, angle)
+    return np.cos(azimuth) * h0 + np.sin(azimuth) * h1
 
 
 def rotate_about(joints: np.ndarray, rotation: np.ndarray, pivot: np.ndarray) -> np.ndarray:
@@ -316,12 +321,10 @@ def sample_tilt_ramp(
     Args:
         up: (3,) unit world up vector; the axis is perpendicular to it.
     """
-    azimuth = rng.uniform(0.0, 2 * np.pi)
-    h0, h1 = horizontal_basis(up)
-    angles = rng.uniform(*tilt_deg, size=2)
-    frames = np.sort(rng.uniform(0.0, num_frames - 1, size=2))
-    return TiltRamp(np.cos(azimuth) * h0 + np.sin(azimuth) * h1, (float(angles[0]), float(angles[1])),
-                    (float(frames[0]), float(frames[1])))  # fmt: skip
+    axis = _horizontal_axis(rng, up)
+    a0, a1 = rng.uniform(*tilt_deg, size=2)
+    f0, f1 = np.sort(rng.uniform(0.0, num_frames - 1, size=2))
+    return TiltRamp(axis, (float(a0), float(a1)), (float(f0), float(f1)))
 
 
 def ramp_tilt(joints: np.ndarray, ramp: TiltRamp, pivot: np.ndarray) -> np.ndarray:
