@@ -239,9 +239,15 @@ class Pipeline:
 
 
 def load_pipeline(
-    model: str | None, device: str = "auto", seed: int = 0, bones: str = "fixed", upright: bool = True
+    model: str | None,
+    device: str = "auto",
+    seed: int = 0,
+    bones: str = "fixed",
+    upright: bool = True,
+    detector_3d: float | None = None,
 ) -> Pipeline:
-    """The lifter (``--model`` name or checkpoint, default the shipped one) and infer's default options."""
+    """The lifter (``--model`` name or checkpoint, default the shipped one) and infer's default options
+    (``detector_3d``: infer's --detector-3d, None: its default)."""
     from mocli.api import load_lifter, model_clip_len
     from mocli.keypoints import DetectorOptions
     from mocli.lift import LiftOptions
@@ -257,6 +263,8 @@ def load_pipeline(
     lift = LiftOptions(
         clip_len=model_clip_len(lifter), precision=resolve_precision(dev, "auto"), bones=bones, upright=upright
     )
+    if detector_3d is not None:
+        lift = replace(lift, detector_3d=detector_3d)
     options = InferOptions(detector="mediapipe", detector_options=DetectorOptions(device=device), lift=lift)
     return Pipeline(lifter, options, dev, weights)
 
@@ -266,6 +274,7 @@ class InferOutput:
     """What one video gives (T frames).
 
     joints3d: (T,17,3) mocli joints, metres, root-relative, camera axes, NaN where missing.
+    lifter: (T,17,3) the same without MediaPipe's 3D averaged in (``--detector-3d 0``); None when joints3d is that.
     mediapipe: (T,17,3) MediaPipe world landmarks in H36M-17 order, metres, its own frame, NaN where missing.
     keypoints2d: (T,17,3) mocli's input, pixels + confidence, NaN where missing.
     detected: (T,) bool, MediaPipe found the person (interpolated frames not counted). seconds: wall time.
@@ -276,10 +285,12 @@ class InferOutput:
     keypoints2d: np.ndarray
     detected: np.ndarray
     seconds: float
+    lifter: np.ndarray | None = None
 
 
 def run_infer(video: Path, out_dir: Path, pipe: Pipeline, num_frames: int) -> InferOutput:
     """``mocli infer``'s steps on one video of ``num_frames`` frames; writes ``out_dir/joints3d.npz`` as infer does.
+    When infer averages MediaPipe's 3D in (``detector_3d`` > 0), the lifter alone is run as well (``lifter``).
 
     A video where MediaPipe finds nobody gives NaN everywhere and no detection.
     """
@@ -298,9 +309,13 @@ def run_infer(video: Path, out_dir: Path, pipe: Pipeline, num_frames: int) -> In
     out_dir.mkdir(parents=True, exist_ok=True)
     write_joints_npz(result, out_dir / "joints3d.npz")
     ours = result.joints3d.astype(np.float64)
+    lifter = None
+    if pipe.options.lift.detector_3d > 0:
+        alone = replace(pipe.options.lift, detector_3d=0.0)
+        lifter = run_pose3d(seq, pipe.lifter, alone, pipe.device).joints3d.astype(np.float64)
     world = seq.extras.get("world_landmarks33")
     mp = to_h36m(world.astype(np.float64), "mediapipe", conf=False) if world is not None else np.full_like(ours, np.nan)
-    return InferOutput(ours, mp, seq.keypoints.astype(np.float64), detected, time.perf_counter() - t0)
+    return InferOutput(ours, mp, seq.keypoints.astype(np.float64), detected, time.perf_counter() - t0, lifter)
 
 
 # --- report -----------------------------------------------------------------------------------------------------------
@@ -315,14 +330,16 @@ def print_report(rows: list[dict], overall: dict, groups: dict[str, dict] | None
     overall."""
     summaries = [dict(g, name=f"group {name}", mocli_scale=None) for name, g in (groups or {}).items()]
     print(f"\n{'sequence':34} {'frames':>6} {'det %':>6} {'fit mm':>7} {'2D px':>6} {'PA mocli':>9} {'PA MP':>7} "
-          f"{'limbs mocli':>11} {'limbs MP':>8} {'MPJPE mocli':>11} {'scaled':>7} {'scale':>6}")  # fmt: skip
+          f"{'limbs mocli':>11} {'limbs MP':>8} {'MPJPE mocli':>11} {'scaled':>7} {'scale':>6} "
+          f"{'PA lifter':>9} {'limbs lifter':>12}")  # fmt: skip
     for r in rows + summaries + [dict(overall, name="overall", mocli_scale=None)]:
         print(f"{r['name'][:34]:34} {r['frames']:>6} {100 * r['detection_rate']:>6.1f} {_f(r['fit_error_mm']):>7} "
               f"{_f(r.get('keypoints_2d_px')):>6} "
               f"{_f(r['mocli_pa_mpjpe_mm']):>9} {_f(r['mediapipe_pa_mpjpe_mm']):>7} "
               f"{_f(r.get('mocli_limbs_pa_mm')):>11} {_f(r.get('mediapipe_limbs_pa_mm')):>8} "
               f"{_f(r['mocli_mpjpe_mm']):>11} "
-              f"{_f(r['mocli_scaled_mpjpe_mm']):>7} {_f(r['mocli_scale'], 2):>6}")  # fmt: skip
+              f"{_f(r['mocli_scaled_mpjpe_mm']):>7} {_f(r['mocli_scale'], 2):>6} "
+              f"{_f(r.get('lifter_pa_mpjpe_mm')):>9} {_f(r.get('lifter_limbs_pa_mm')):>12}")  # fmt: skip
     print(f"\n{'bone CV % / asym % / speed mm/f':34} {'GT':>21} {'mocli':>21} {'MediaPipe':>21}")
     for r in rows + summaries + [dict(overall, name="overall (mean of sequences)")]:
         p = r["plausibility"]
@@ -330,10 +347,11 @@ def print_report(rows: list[dict], overall: dict, groups: dict[str, dict] | None
         print(f"{r['name'][:34]:34} " + " ".join(f"{c:>21}" for c in cells))
 
 
-def run_info(args: argparse.Namespace, view: ViewRange, weights: Path) -> dict:
+def run_info(args: argparse.Namespace, view: ViewRange, weights: Path, detector_3d: float) -> dict:
     """The choices of a run, for the JSON file: data, pick, frames, seed, look, model, bones, camera ranges, fit."""
     return {"data": [str(p) for p in args.data], "pick": args.pick, "frames": args.frames, "seed": args.seed,
             "look": args.look, "model": str(weights), "bones": args.bones, "upright": args.upright,
+            "detector_3d": detector_3d,
             "view": dict(view.__dict__),
             "fit_iterations": args.fit_iterations}  # fmt: skip
 
@@ -358,6 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-iterations", type=int, default=200, help="L-BFGS iterations of the Anny pose fit")
     ap.add_argument("--bones", choices=("fixed", "free"), default="fixed", help="as infer's --bones")
     ap.add_argument("--upright", action=argparse.BooleanOptionalAction, default=True, help="as infer's --upright")
+    ap.add_argument(
+        "--detector-3d",
+        type=float,
+        help="as infer's --detector-3d (default: infer's); above 0 the "
+        "lifter alone is scored as well (PA lifter, limbs lifter)",
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, help="folder for videos and infer outputs (default: a temporary folder)")
     ap.add_argument("--json", type=Path)
@@ -399,7 +423,7 @@ def _run(args: argparse.Namespace) -> int:
     body = AnnyBody()
     dominant = body.model.vertex_bone_indices.gather(1, body.model.vertex_bone_weights.argmax(1, keepdim=True))
     colours = region_colours(body.bone_labels, dominant[:, 0].numpy(), np.asarray(body.faces), args.look)
-    pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright)
+    pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, args.detector_3d)
     setup = time.perf_counter() - t0
     print(f"{len(chosen)} sequences, model {pipe.weights.name}, outputs in {out} (setup {setup:.1f} s)", flush=True)
     print(f"pick {args.pick}, seed {args.seed}, cameras: {describe_view(view)}", flush=True)
@@ -418,7 +442,8 @@ def _run(args: argparse.Namespace) -> int:
         if seq.frame == "world":
             row["camera_pitch_deg"] = round(camera_pitch_deg(cam.R, seq.up_axis), 2)
         row.update(score_sequence(rendered.gt_cam[:n], res.joints3d[:n], res.mediapipe[:n], res.detected[:n],
-                                  res.keypoints2d[:n], gt_px))  # fmt: skip
+                                  res.keypoints2d[:n], gt_px,
+                                  None if res.lifter is None else res.lifter[:n]))  # fmt: skip
         row["detection_rate"] = float(res.detected[:n].sum() / len(rendered.gt_cam))
         row["seconds"] = {**{k: round(v, 2) for k, v in rendered.seconds.items()}, "infer": round(res.seconds, 2)}
         rows.append(row)
@@ -434,7 +459,7 @@ def _run(args: argparse.Namespace) -> int:
     print_report(rows, overall, groups)
     print(f"\ntimings (s, all sequences): {overall['seconds']}; setup {setup:.1f}")
     if args.json:
-        info = run_info(args, view, pipe.weights)
+        info = run_info(args, view, pipe.weights, pipe.options.lift.detector_3d)
         result = {"info": info, "overall": overall, **({"groups": groups} if groups else {}), "sequences": rows}
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(result, indent=2, default=str))

@@ -37,6 +37,8 @@ FRAME_METRICS = (
     "mediapipe_limbs_pa_mm",
     "mocli_mpjpe_mm",
     "mocli_scaled_mpjpe_mm",
+    "lifter_pa_mpjpe_mm",
+    "lifter_limbs_pa_mm",
 )
 
 
@@ -47,6 +49,7 @@ def score_sequence(
     detected: np.ndarray,
     keypoints2d: np.ndarray | None = None,
     gt_px: np.ndarray | None = None,
+    lifter: np.ndarray | None = None,
 ) -> dict:
     """Scores of one sequence on the frames where MediaPipe detected the person and every input is finite.
 
@@ -56,12 +59,15 @@ def score_sequence(
         mediapipe: (T,17,3) MediaPipe world landmarks in H36M-17 order, metres, MediaPipe's own frame; NaN missing.
         detected: (T,) bool, MediaPipe found the person in that frame.
         keypoints2d, gt_px: optional (T,17,2+) mocli's input keypoints and the ground truth projected, pixels.
+        lifter: optional (T,17,3) the lifter's joints alone when ``ours`` has MediaPipe's 3D averaged in
+            (``mocli infer --detector-3d``), metres, camera axes; NaN where missing.
     Returns:
         frames, detection_rate (0-1); mocli_pa_mpjpe_mm, mediapipe_pa_mpjpe_mm (per-frame similarity Procrustes);
         mocli_limbs_pa_mm, mediapipe_limbs_pa_mm (the same on the 12 limb joints ``H36M_LIMBS`` only: blind to the
         rig's trunk and to MediaPipe's mid-hip pelvis);
         mocli_mpjpe_mm (as output), mocli_scaled_mpjpe_mm (one least-squares scale for the sequence) and
-        mocli_scale (that scale); keypoints_2d_px (mean 2D distance of the input keypoints to ``gt_px``, when
+        mocli_scale (that scale); lifter_pa_mpjpe_mm, lifter_limbs_pa_mm (``lifter``'s, when given, on the
+        same frames); keypoints_2d_px (mean 2D distance of the input keypoints to ``gt_px``, when
         given: the detector's share of the error); plausibility {'gt', 'mocli', 'mediapipe'} (bone CV, asymmetry %).
         Metric values are None when no frame is scored.
     """
@@ -71,6 +77,8 @@ def score_sequence(
     both = detected & np.isfinite(gt).all((1, 2)) & np.isfinite(ours).all((1, 2)) & np.isfinite(mediapipe).all((1, 2))
     if keypoints2d is not None and gt_px is not None:
         both &= np.isfinite(keypoints2d[..., :2]).all((1, 2))
+    if lifter is not None:
+        both &= np.isfinite(lifter).all((1, 2))
     out: dict = {"frames": int(both.sum()), "detection_rate": float(detected.mean()) if len(detected) else 0.0}
     keys = FRAME_METRICS + ("mocli_scale", "keypoints_2d_px")
     if not both.any():
@@ -89,6 +97,10 @@ def score_sequence(
         plausibility={name: _plausible(x, both) for name, x in (("gt", g_all), ("mocli", p_all), ("mediapipe", m_all))},
         keypoints_2d_px=None if gt_px is None else mpjpe(keypoints2d[both, :, :2], gt_px[both, :, :2]),
     )
+    if lifter is not None:
+        alone = root_relative(lifter.astype(np.float64))[both] * 1000.0
+        out.update(lifter_pa_mpjpe_mm=pa_mpjpe(alone, g),
+                   lifter_limbs_pa_mm=pa_mpjpe(alone[:, H36M_LIMBS], g[:, H36M_LIMBS]))  # fmt: skip
     return out
 
 

@@ -85,6 +85,7 @@ def infer(
     precision: str = "auto",
     batch_size: int = 8,
     max_lift_fps: float = 60.0,
+    detector_3d: float = 0.0,
     max_frames: int | None = None,
     render: bool = False,
     bvh: bool = False,
@@ -131,6 +132,9 @@ def infer(
             lengths; ``auto``, ``fp32`` or ``bf16``; windows per forward pass).
         max_lift_fps: inputs faster than this (frames/s) are lifted as interleaved sequences at or below it, the
             rates the lifter was trained at (``mocli.lift.lift_phases``); 0: every input at its own rate.
+        detector_3d: the weight (0-1) of MediaPipe's own 3D pose (its world landmarks), aligned onto the lifted one
+            and averaged in, frame by frame, for inputs that have it (``mocli.lift.fuse_detector_3d``); 0: the
+            lifter alone.
         labels, top_k, action_model: task action: free-text labels (comma-separated or a list), classes listed per
             window, the action checkpoint (default: ``model``, else the shipped one).
         body_model, smpl_dir: task mesh: ``auto``, ``smpl`` or ``anny``, and the folder of the SMPL files.
@@ -151,7 +155,7 @@ def infer(
     specs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     check_options(task=task, bones=bones, precision=precision, body_model=body_model, batch_size=batch_size,
                   top_k=top_k, max_frames=max_frames, detector=detector, focal=focal, fov=fov,
-                  max_lift_fps=max_lift_fps)  # fmt: skip
+                  max_lift_fps=max_lift_fps, detector_3d=detector_3d)  # fmt: skip
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MocliError(f"--out {out} is a file; give a folder for the results")
@@ -168,6 +172,7 @@ def infer(
     setup = load_setup(
         task=task, model=model, detector=detector, person=person, keypoint_format=keypoint_format, flip=flip,
         upright=upright, bones=bones, precision=precision, batch_size=batch_size, max_lift_fps=max_lift_fps,
+        detector_3d=detector_3d,
         max_frames=max_frames, render=render, bvh=bvh, labels=labels, top_k=top_k, action_model=action_model,
         body_model=body_model, smpl_dir=smpl_dir, device=device, seed=seed, focal=focal, fov=fov, world=world,
     )  # fmt: skip

@@ -10,6 +10,8 @@ Pure orchestration around a model: no file I/O. The data flow per sequence:
          -> (T_w,17,3) normalised 3D, root-relative
       -> per window: scaled to metres with an average adult's body size (monocular 2D cannot observe scale)
       -> blended across overlaps -> (T,17,3) metres, root-relative, camera axes (x right, y down, z forward)
+      -> (detector_3d > 0, with the detector's own 3D pose: MediaPipe's world landmarks) that pose aligned onto the
+         lifted one frame by frame and averaged in with that weight (``fuse_detector_3d``)
       -> (bones="fixed") every bone set to one length for the whole sequence, the same on the left and the right:
          the median of the lifter's own lengths over the frames with a person (a body is rigid between joints)
 """
@@ -21,11 +23,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mocli.data.transforms import crop_scale
+from mocli.data.transforms import crop_scale, root_relative
+from mocli.metrics import procrustes_align
 from mocli.predict import Runtime, plan_sequence, read_frames, run_batches, window_inputs
 from mocli.skeleton import H36M_17, median_bone_lengths, set_bone_lengths
 
-__all__ = ["LiftOptions", "lift_keypoints", "lift_phases", "merge_phases", "body_size", "CANONICAL_BODY_SIZE_M"]
+__all__ = [
+    "LiftOptions",
+    "lift_keypoints",
+    "lift_phases",
+    "merge_phases",
+    "fuse_detector_3d",
+    "body_size",
+    "CANONICAL_BODY_SIZE_M",
+]
 
 # Metric scale of the output: mean leg length (hip-knee-ankle) plus the pelvis-spine-thorax chain of an average
 # adult, in metres (0.80 + 0.49; the mean of mocli's mocap sources lies within 5 %).
@@ -45,6 +56,7 @@ class LiftOptions:
     min_conf: float = 0.0  # keypoints at or below this confidence are treated as missing
     bones: str = "fixed"  # fixed: one symmetric length per bone for the sequence | free: the lifter's own lengths
     max_fps: float = 60.0  # a faster input is lifted as interleaved sequences at or below this rate (0: never)
+    detector_3d: float = 0.0  # weight 0-1 of the detector's own 3D pose averaged in, where given (fuse_detector_3d)
 
 
 def body_size(joints: np.ndarray) -> np.ndarray:
@@ -115,12 +127,40 @@ def merge_phases(phases: list[np.ndarray]) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def fuse_detector_3d(joints: np.ndarray, detector_3d: np.ndarray, weight: float) -> np.ndarray:
+    """The lifted joints averaged frame by frame with a detector's own 3D pose (MediaPipe's world landmarks).
+
+    The two err differently (the lifter sees 2D over time, the detector sees the pixels of one frame), so their
+    mean is closer to the truth than either where both are about as good. The detector's pose is in its own frame
+    and scale, so each frame of it is first aligned onto the lifted pose by a similarity transform (rotation, scale,
+    translation; ``mocli.metrics.procrustes_align``): the result keeps the lifter's orientation, scale and root.
+
+    Args:
+        joints: (T,17,3) lifted joints, metres, root-relative, camera axes.
+        detector_3d: (T,17,3) the detector's 3D joints in H36M-17 order, metres, any frame; NaN where missing.
+        weight: the detector's share, 0-1 (0: ``joints`` unchanged, 1: the aligned detector pose).
+    Returns:
+        (T,17,3) float32, root-relative; frames where either pose is not finite are ``joints``'s.
+    """
+    if joints.shape != detector_3d.shape or joints.shape[1:] != (H36M_17.num_joints, 3):
+        raise ValueError(f"expected two (T,17,3) arrays, got {joints.shape} and {detector_3d.shape}")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"detector_3d weight must be within 0-1, got {weight}")
+    out = np.asarray(joints, np.float64).copy()
+    both = np.isfinite(out).all((1, 2)) & np.isfinite(detector_3d).all((1, 2))
+    if weight > 0 and both.any():
+        aligned = procrustes_align(np.asarray(detector_3d[both], np.float64), out[both])
+        out[both] = root_relative((1.0 - weight) * out[both] + weight * aligned)
+    return out.astype(np.float32)
+
+
 def lift_keypoints(
     model: torch.nn.Module,
     keypoints: np.ndarray,
     options: LiftOptions | None = None,
     device: str | torch.device = "cpu",
     fps: float | None = None,
+    detector_3d: np.ndarray | None = None,
 ) -> np.ndarray:
     """3D joints for a whole sequence of 2D keypoints.
 
@@ -133,6 +173,9 @@ def lift_keypoints(
             k = ``lift_phases(fps, max_fps)`` interleaved sequences (frames p, p+k, ...), so that a window spans as
             much time as in training (the lifters are trained at 15-60 frames/s; at 120 frames/s a window of 81
             frames is 0.7 s of motion), and the phases are merged back into one sequence (``merge_phases``).
+        detector_3d: (T,17,3) the detector's own 3D pose (MediaPipe's world landmarks in H36M-17 order), metres,
+            its own frame, NaN where missing; averaged in with weight ``options.detector_3d`` (``fuse_detector_3d``)
+            before the bone lengths are fixed. None, or a weight of 0: the lifter's alone.
     Returns:
         (T,17,3) float32 metres, root-relative (pelvis at 0), camera axes (x right, y down, z forward).
         Frames are returned for every input frame; callers mark frames without a person.
@@ -149,6 +192,8 @@ def lift_keypoints(
         joints = _lift_windows(model, keypoints, seen, opts, device)
     else:
         joints = merge_phases([_lift_windows(model, keypoints[p::k], seen[p::k], opts, device) for p in range(k)])
+    if detector_3d is not None and opts.detector_3d > 0:
+        joints = fuse_detector_3d(joints, detector_3d, opts.detector_3d)
     if opts.bones == "fixed":
         if seen.any():
             joints = set_bone_lengths(joints, median_bone_lengths(joints[seen], symmetric=True))

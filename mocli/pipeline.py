@@ -29,6 +29,7 @@ from mocli.keypoints import DEFAULT_DETECTOR, KeypointSequence
 from mocli.lift import LiftOptions, lift_keypoints
 from mocli.result_folder import SUMMARY, OutputLock, is_complete
 from mocli.results import MotionResult, write_json
+from mocli.skeleton import to_h36m
 from mocli.trajectory import Camera, estimate_trajectory, make_camera
 from mocli.video import VIDEO_EXTENSIONS
 
@@ -268,13 +269,17 @@ def run_pose3d(
     camera: Camera | None = None,
 ) -> MotionResult:
     """3D joints (metres, root-relative, camera axes) for every frame of a keypoint sequence; with a ``camera``,
-    also the pelvis trajectory in that camera's frame (``MotionResult.root`` (T,3) metres, NaN where missing)."""
+    also the pelvis trajectory in that camera's frame (``MotionResult.root`` (T,3) metres, NaN where missing).
+    MediaPipe's own 3D pose (``extras['world_landmarks33']``), where the sequence has it, is averaged into the
+    lifted joints with weight ``lift.detector_3d`` (``mocli.lift.fuse_detector_3d``)."""
     present = seq.valid | seq.interpolated
     if not present.any():
         raise InputError("no frame with the person")
-    joints = lift_keypoints(model, seq.keypoints, lift, device=device, fps=seq.fps)
+    world = seq.extras.get("world_landmarks33")  # MediaPipe's own 3D pose, (T,33,3) metres, NaN where missing
+    detector_3d = to_h36m(np.asarray(world, np.float64), "mediapipe", conf=False) if world is not None else None
+    joints = lift_keypoints(model, seq.keypoints, lift, device=device, fps=seq.fps, detector_3d=detector_3d)
     joints[~present] = np.nan
-    extras = {k: v for k, v in seq.extras.items() if k == "world_landmarks33"}
+    extras = {"world_landmarks33": world} if world is not None else {}
     root = None
     if camera is not None:
         root = estimate_trajectory(seq.keypoints, joints, camera, fps=seq.fps)
@@ -318,6 +323,7 @@ def base_summary(item: InferInput, model_info: dict[str, Any], options: InferOpt
         "precision": options.lift.precision,
         "clip_len": options.lift.clip_len,
         "max_lift_fps": options.lift.max_fps,
+        "detector_3d": options.lift.detector_3d,
         "units": "metres, root-relative, camera axes (x right, y down, z forward)",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

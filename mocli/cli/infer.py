@@ -116,6 +116,15 @@ def infer(
         float,
         typer.Option(min=0, help="Lift faster inputs as interleaved sequences at or below this rate (0: off)."),
     ] = 60.0,
+    detector_3d: Annotated[
+        float,
+        typer.Option(
+            "--detector-3d",
+            min=0,
+            max=1,
+            help="Weight of MediaPipe's own 3D pose averaged into the lifted one, where the input has it (0: off).",
+        ),
+    ] = 0.0,
     max_frames: Annotated[int | None, typer.Option(min=1, help="Only the first N frames of videos.")] = None,
     render: Annotated[
         bool, typer.Option("--render", help="Also write preview.mp4: the 2D skeleton on the video beside the 3D one.")
@@ -157,7 +166,7 @@ def infer(
             inputs, out, task=task.value, model=model, detector=detector.value, person=person,
             keypoint_format=keypoint_format, shard=shard, overwrite=overwrite, flip=flip, upright=upright,
             bones=bones.value, precision=precision.value, batch_size=batch_size, max_lift_fps=max_lift_fps,
-            max_frames=max_frames,
+            detector_3d=detector_3d, max_frames=max_frames,
             render=render, bvh=bvh, labels=labels, top_k=top_k, action_model=action_model,
             body_model=body_model.value, smpl_dir=smpl_dir, device=settings.device, seed=settings.seed, focal=focal,
             fov=fov, world=world,

@@ -135,6 +135,23 @@ def test_score_similar_copies_have_zero_pa_and_known_mpjpe():
     assert r["plausibility"]["gt"]["bone_length_cv_pct"] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_the_lifter_alone_is_scored_on_the_same_frames_when_given():
+    """mocli's output (MediaPipe's 3D averaged in) and the lifter alone: the lifter's PA-MPJPE is taken on the frames
+    scored for the others, and a frame the lifter lacks leaves every score."""
+    gt = _gt()
+    rel = gt - gt[:, :1]
+    lifter = rel.copy()
+    lifter[:, 1:] += np.array([0.0, 0.0, 0.005])
+    lifter[4] = np.nan
+    r = scores.score_sequence(gt, rel.copy(), rel.copy(), np.ones(len(gt), bool), lifter=lifter)
+    assert r["frames"] == 5 and r["mocli_pa_mpjpe_mm"] == pytest.approx(0.0, abs=1e-6)
+    shifted = rel[[0, 1, 2, 3, 5]].copy()
+    shifted[:, 1:] += np.array([0.0, 0.0, 0.005])
+    expected = scores.pa_mpjpe(shifted * 1000, rel[[0, 1, 2, 3, 5]] * 1000)
+    assert r["lifter_pa_mpjpe_mm"] == pytest.approx(expected) and 0.5 < expected < 5.0
+    assert "lifter_pa_mpjpe_mm" not in scores.score_sequence(gt, rel, rel, np.ones(len(gt), bool))
+
+
 def test_score_shift_mask_and_missing_frames():
     gt = _gt()
     rel = gt - gt[:, :1]
@@ -401,9 +418,9 @@ def test_render_sequence_uses_the_view_and_writes_every_frame(tmp_path, monkeypa
 def test_run_info_records_pick_and_cameras():
     args = Namespace(data=[Path("a.h5")], pick="held-out", frames=150, seed=0, look="person", bones="fixed",
                      upright=False, fit_iterations=200)  # fmt: skip
-    info = rm.run_info(args, rm.make_view(pitch="35,60"), Path("w/dstformer-small.mocap.pt"))
+    info = rm.run_info(args, rm.make_view(pitch="35,60"), Path("w/dstformer-small.mocap.pt"), 0.25)
     assert info["pick"] == "held-out" and info["model"] == "w/dstformer-small.mocap.pt"
-    assert info["upright"] is False
+    assert info["upright"] is False and info["detector_3d"] == 0.25
     assert info["view"]["pitch_deg"] == (35.0, 60.0) and info["view"]["distance_m"] == (3.5, 5.0)
     assert info["view"]["roll_deg"] == 0.0 and info["view"]["image_size"] == (640, 640)
 

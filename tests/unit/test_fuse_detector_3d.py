@@ -1,0 +1,95 @@
+"""The lifted joints averaged with a detector's own 3D pose (``mocli.lift.fuse_detector_3d``), by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mocli.lift import LiftOptions, fuse_detector_3d, lift_keypoints
+
+
+def _poses(T: int, seed: int) -> np.ndarray:
+    """(T,17,3) root-relative poses, metres: random joints about a metre across, pelvis at 0."""
+    rng = np.random.default_rng(seed)
+    p = rng.normal(0.0, 0.3, size=(T, 17, 3))
+    return p - p[:, :1]
+
+
+def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    """(3,3) rotation about ``axis`` by ``angle`` radians (Rodrigues), applied to row vectors as x @ R.T."""
+    k = axis / np.linalg.norm(axis)
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
+
+
+def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(17,3) ``src`` moved onto ``dst`` by the least-squares rotation, scale and translation (written out here, not
+    mocli's): centre both, R from the SVD of the cross-covariance with det +1, s = tr(S D) / |src_c|^2."""
+    a, b = src - src.mean(0), dst - dst.mean(0)
+    u, s, vt = np.linalg.svd(a.T @ b)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    scale = np.trace(np.diag(s) @ d) / (a**2).sum()
+    return scale * a @ (u @ d @ vt) + dst.mean(0)
+
+
+def test_weight_zero_keeps_the_lifted_joints():
+    lifted, det = _poses(6, 0), _poses(6, 1)
+    np.testing.assert_array_equal(fuse_detector_3d(lifted, det, 0.0), lifted.astype(np.float32))
+
+
+def test_a_moved_scaled_copy_of_the_lifted_pose_changes_nothing_at_any_weight():
+    """The detector's frame, scale and position are not the lifter's: a copy rotated by 70 degrees, scaled by 1.3
+    and shifted by a metre is the same pose, so any mix of the two is the lifted pose itself."""
+    lifted = _poses(5, 2)
+    R = _rotation(np.array([0.3, 1.0, -0.2]), np.radians(70))
+    det = 1.3 * lifted @ R.T + np.array([1.0, -0.5, 2.0])
+    for w in (0.3, 0.5, 1.0):
+        np.testing.assert_allclose(fuse_detector_3d(lifted, det, w), lifted, atol=1e-5)
+
+
+def test_the_mix_is_the_weighted_mean_with_the_aligned_detector_pose_made_root_relative():
+    lifted, det = _poses(4, 3), 2.0 * _poses(4, 4) + 5.0
+    w = 0.4
+    expected = np.stack([(1 - w) * a + w * _kabsch(b, a) for a, b in zip(lifted, det, strict=True)])
+    expected -= expected[:, :1]
+    out = fuse_detector_3d(lifted, det, w)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    assert out.dtype == np.float32 and np.all(out[:, 0] == 0)
+
+
+def test_frames_where_either_pose_is_missing_stay_the_lifters():
+    lifted, det = _poses(6, 5), _poses(6, 6)
+    det[1] = np.nan  # the detector lost the person
+    det[3, 7] = np.nan  # one joint missing: the frame is not used
+    lifted[4] = np.nan  # no lifted pose
+    out = fuse_detector_3d(lifted, det, 0.5)
+    np.testing.assert_array_equal(out[[1, 3]], lifted[[1, 3]].astype(np.float32))
+    assert np.isnan(out[4]).all()
+    assert not np.allclose(out[[0, 2, 5]], lifted[[0, 2, 5]], atol=1e-3)
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5])
+def test_a_weight_outside_zero_to_one_is_refused(weight):
+    with pytest.raises(ValueError, match="0-1"):
+        fuse_detector_3d(_poses(2, 0), _poses(2, 1), weight)
+
+
+def test_lift_keypoints_mixes_the_detector_pose_in_before_fixing_bones():
+    """Through lift_keypoints: with weight 1 and the detector's pose a rotated, scaled copy of another lifter's
+    output, the result is that output in the first lifter's frame (bones free); weight 0 ignores the pose."""
+
+    def flat(x: torch.Tensor) -> torch.Tensor:  # 2D in, zero depth out
+        return torch.cat([x[..., :2], torch.zeros_like(x[..., :1])], dim=-1)
+
+    rng = np.random.default_rng(7)
+    kp = np.concatenate([rng.uniform(100, 500, size=(30, 17, 2)), np.full((30, 17, 1), 0.9)], -1)
+    opts = LiftOptions(clip_len=27, stride=18, bones="free", flip=False, upright=False)
+    lifted = lift_keypoints(flat, kp, opts)
+    other = _poses(30, 8)  # the "detector" pose: another body shape, in its own frame
+    det = 0.8 * other @ _rotation(np.array([1.0, 0.0, 0.0]), np.radians(40)).T
+    with_det = LiftOptions(clip_len=27, stride=18, bones="free", flip=False, upright=False, detector_3d=1.0)
+    out = lift_keypoints(flat, kp, with_det, detector_3d=det)
+    expected = np.stack([_kabsch(b, a) for a, b in zip(lifted, det, strict=True)])
+    np.testing.assert_allclose(out, expected - expected[:, :1], atol=1e-4)
+    np.testing.assert_array_equal(lift_keypoints(flat, kp, opts, detector_3d=det), lifted)
