@@ -85,7 +85,7 @@ def infer(
     precision: str = "auto",
     batch_size: int = 8,
     max_lift_fps: float = 60.0,
-    detector_3d: float = 0.0,
+    detector_3d: float = 0.3,
     max_frames: int | None = None,
     render: bool = False,
     bvh: bool = False,

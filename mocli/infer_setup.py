@@ -80,7 +80,7 @@ def load_setup(
     *, task: str = "pose3d", model: str | os.PathLike | None = None, detector: str = DEFAULT_DETECTOR,
     person: str | int = "largest", keypoint_format: str | None = None, flip: bool = True, upright: bool = True,
     bones: str = "fixed", precision: str = "auto", batch_size: int = 8, max_lift_fps: float = 60.0,
-    detector_3d: float = 0.0, max_frames: int | None = None,
+    detector_3d: float = 0.3, max_frames: int | None = None,
     render: bool = False, bvh: bool = False, labels: str | None = None, top_k: int = 5,
     action_model: str | os.PathLike | None = None, body_model: str = "auto",
     smpl_dir: str | os.PathLike | None = None, device: str = "auto", seed: int = 0, focal: float | None = None,

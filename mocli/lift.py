@@ -56,7 +56,7 @@ class LiftOptions:
     min_conf: float = 0.0  # keypoints at or below this confidence are treated as missing
     bones: str = "fixed"  # fixed: one symmetric length per bone for the sequence | free: the lifter's own lengths
     max_fps: float = 60.0  # a faster input is lifted as interleaved sequences at or below this rate (0: never)
-    detector_3d: float = 0.0  # weight 0-1 of the detector's own 3D pose averaged in, where given (fuse_detector_3d)
+    detector_3d: float = 0.3  # weight 0-1 of the detector's own 3D pose averaged in, where given (fuse_detector_3d)
 
 
 def body_size(joints: np.ndarray) -> np.ndarray:

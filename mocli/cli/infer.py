@@ -124,7 +124,7 @@ def infer(
             max=1,
             help="Weight of MediaPipe's own 3D pose averaged into the lifted one, where the input has it (0: off).",
         ),
-    ] = 0.0,
+    ] = 0.3,
     max_frames: Annotated[int | None, typer.Option(min=1, help="Only the first N frames of videos.")] = None,
     render: Annotated[
         bool, typer.Option("--render", help="Also write preview.mp4: the 2D skeleton on the video beside the 3D one.")

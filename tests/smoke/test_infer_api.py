@@ -317,3 +317,27 @@ def test_a_person_lying_across_the_image_is_lifted_rolled_upright(tmp_path, tiny
         assert rolled.summary["upright_tta"] is True and plain.summary["upright_tta"] is False
         a, b = rolled.motions()[0].joints3d, plain.motions()[0].joints3d
         assert np.isfinite(a).all() and (not np.allclose(a, b, atol=1e-4)) == differs, name
+
+
+def test_mediapipes_own_3d_is_averaged_in_where_the_input_has_it(tmp_path, tiny_model):
+    """An input with MediaPipe's world landmarks: by default (--detector-3d 0.3) they are mixed into the lifted
+    joints (the mixing by hand: tests/unit/test_fuse_detector_3d.py); with 0, or without landmarks, the lifter
+    alone; summary.json records the weight; a weight above 1 is a one-line error."""
+    import dataclasses
+
+    from mocli.keypoints.npz import load_keypoints_npz, save_keypoints_npz
+
+    seq = load_keypoints_npz(_keypoints_npz(tmp_path / "k.npz"))
+    world = np.random.default_rng(3).normal(0.0, 0.3, size=(len(seq.keypoints), 33, 3)).astype(np.float32)
+    world[~seq.valid] = np.nan
+    with_world = save_keypoints_npz(dataclasses.replace(seq, extras={"world_landmarks33": world}), tmp_path / "w.npz")
+    fused = mocli.infer(with_world, out=tmp_path / "a", model=tiny_model)[0]
+    alone = mocli.infer(with_world, out=tmp_path / "b", model=tiny_model, detector_3d=0.0)[0]
+    plain = mocli.infer(tmp_path / "k.npz", out=tmp_path / "c", model=tiny_model)[0]
+    assert fused.summary["detector_3d"] == 0.3 and alone.summary["detector_3d"] == 0.0
+    a, b, c = (r.motions()[0].joints3d for r in (fused, alone, plain))
+    np.testing.assert_array_equal(b, c)
+    ok = np.isfinite(a).all((1, 2))
+    assert ok.sum() == np.isfinite(b).all((1, 2)).sum() and not np.allclose(a[ok], b[ok], atol=1e-3)
+    with pytest.raises(MocliError, match="--detector-3d 1.5"):
+        mocli.infer(with_world, out=tmp_path / "d", model=tiny_model, detector_3d=1.5)
