@@ -19,7 +19,9 @@ Real video has no 3D ground truth here, so real motion capture is turned into vi
    culling, triangles far to near, Lambert shading) of a clothed-looking body (skin, shirt, dark trousers, shoes)
    over a smooth random background, written as ``<out>/videos/<sequence>.mp4`` at the sequence's frame rate;
 5. ``mocli infer``'s own steps on each video with the MediaPipe detector (``mocli.pipeline.load_people`` and
-   ``run_pose3d``, the same options as the command; ``<out>/infer/<sequence>/joints3d.npz``);
+   ``run_pose3d``, the same options as the command, MediaPipe's own 3D averaged in with infer's ``--detector-3d``
+   weight; ``<out>/infer/<sequence>/joints3d.npz``); with a weight above 0, the lifter alone as well ("PA lifter",
+   "limbs lifter"), and with ``--sweep W1,W2,...`` every one of those weights (a table per group and overall);
 6. both scored against the ground truth (root-relative, metres -> mm) on the frames where MediaPipe detected the
    person: PA-MPJPE (per-frame similarity Procrustes) for both; for mocli also MPJPE as output (it is metric, in
    camera axes) and after one least-squares scale per sequence; MediaPipe's world landmarks are in their own
@@ -33,8 +35,10 @@ derived from its 33 landmarks (``mocli.skeleton.to_h36m``), which differ from th
 
     python benchmarks/rendered_mocap.py --data bandai.h5 --data cmu_dance.h5 [--pick val|held-out] [--sequences 6]
         [--frames 150] [--pitch LO,HI] [--distance LO,HI] [--fov LO,HI] [--model NAME|CKPT] [--bones fixed|free]
-        [--no-upright] [--out DIR] [--json FILE]
+        [--no-upright] [--detector-3d W] [--sweep W1,W2,...] [--out DIR] [--json FILE]
     python benchmarks/rendered_mocap.py --data hdm05.h5 --data reactidle.h5 --pick held-out --pitch 35,60
+    python benchmarks/rendered_mocap.py --data bandai.h5 --data cmu_dance.h5 --data reactidle.h5 --data hdm05.h5 \
+        --sequences 12 --sweep 0,0.2,0.3,0.4,0.5,1      # weights of MediaPipe's 3D in mocli's (--detector-3d)
 """
 
 from __future__ import annotations
@@ -46,15 +50,15 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from raster import make_background, region_colours, render_mesh  # benchmarks/raster.py, beside this script
-from rendered_scores import PLAUSIBLE, score_sequence, summarise
+from rendered_scores import PLAUSIBLE, score_sequence, summarise, summarise_sweep
 
 from mocli.data.cameras import Camera, ViewRange, project_perspective, up_vector, world_to_camera
 from mocli.data.holdout import held_out_reason
@@ -83,6 +87,21 @@ def parse_range(text: str, option: str) -> tuple[float, float]:
     if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
         raise InputError(f"{option} {text!r}: expected finite numbers with LO <= HI")
     return lo, hi
+
+
+def parse_weight(text: str) -> float:
+    """A weight of MediaPipe's 3D, 0-1 (``--detector-3d``, ``--sweep``).
+
+    Raises:
+        InputError: not a number from 0 to 1.
+    """
+    try:
+        w = float(text)
+    except ValueError:
+        raise InputError(f"--sweep {text!r}: give weights from 0 to 1, e.g. 0,0.2,0.4") from None
+    if not 0.0 <= w <= 1.0:
+        raise InputError(f"--sweep {text!r}: give weights from 0 to 1, e.g. 0,0.2,0.4")
+    return w
 
 
 def make_view(pitch: str | None = None, distance: str | None = None, fov: str | None = None) -> ViewRange:
@@ -275,6 +294,7 @@ class InferOutput:
 
     joints3d: (T,17,3) mocli joints, metres, root-relative, camera axes, NaN where missing.
     lifter: (T,17,3) the same without MediaPipe's 3D averaged in (``--detector-3d 0``); None when joints3d is that.
+    swept: {weight: (T,17,3)} the joints with other weights of MediaPipe's 3D (``--sweep``), as joints3d.
     mediapipe: (T,17,3) MediaPipe world landmarks in H36M-17 order, metres, its own frame, NaN where missing.
     keypoints2d: (T,17,3) mocli's input, pixels + confidence, NaN where missing.
     detected: (T,) bool, MediaPipe found the person (interpolated frames not counted). seconds: wall time.
@@ -286,11 +306,13 @@ class InferOutput:
     detected: np.ndarray
     seconds: float
     lifter: np.ndarray | None = None
+    swept: dict[float, np.ndarray] = field(default_factory=dict)
 
 
-def run_infer(video: Path, out_dir: Path, pipe: Pipeline, num_frames: int) -> InferOutput:
+def run_infer(video: Path, out_dir: Path, pipe: Pipeline, num_frames: int, sweep: Sequence[float] = ()) -> InferOutput:
     """``mocli infer``'s steps on one video of ``num_frames`` frames; writes ``out_dir/joints3d.npz`` as infer does.
-    When infer averages MediaPipe's 3D in (``detector_3d`` > 0), the lifter alone is run as well (``lifter``).
+    When infer averages MediaPipe's 3D in (``detector_3d`` > 0), the lifter alone is run as well (``lifter``), and
+    so is every weight of ``sweep`` (``swept``).
 
     A video where MediaPipe finds nobody gives NaN everywhere and no detection.
     """
@@ -302,7 +324,8 @@ def run_infer(video: Path, out_dir: Path, pipe: Pipeline, num_frames: int) -> In
         found, _ = load_people(InferInput(video, "video"), pipe.options)
     except InputError:  # MediaPipe found nobody in any frame
         nothing = np.full((num_frames, 17, 3), np.nan)
-        return InferOutput(nothing, nothing, nothing, np.zeros(num_frames, bool), time.perf_counter() - t0)
+        return InferOutput(nothing, nothing, nothing, np.zeros(num_frames, bool), time.perf_counter() - t0,
+                           swept={w: nothing for w in sweep})  # fmt: skip
     seq = found[0][1]
     detected = np.asarray(seq.valid, bool)
     result = run_pose3d(seq, pipe.lifter, pipe.options.lift, pipe.device)
@@ -313,9 +336,13 @@ def run_infer(video: Path, out_dir: Path, pipe: Pipeline, num_frames: int) -> In
     if pipe.options.lift.detector_3d > 0:
         alone = replace(pipe.options.lift, detector_3d=0.0)
         lifter = run_pose3d(seq, pipe.lifter, alone, pipe.device).joints3d.astype(np.float64)
+    swept = {}
+    for w in sweep:
+        lift = replace(pipe.options.lift, detector_3d=w)
+        swept[w] = run_pose3d(seq, pipe.lifter, lift, pipe.device).joints3d.astype(np.float64)
     world = seq.extras.get("world_landmarks33")
     mp = to_h36m(world.astype(np.float64), "mediapipe", conf=False) if world is not None else np.full_like(ours, np.nan)
-    return InferOutput(ours, mp, seq.keypoints.astype(np.float64), detected, time.perf_counter() - t0, lifter)
+    return InferOutput(ours, mp, seq.keypoints.astype(np.float64), detected, time.perf_counter() - t0, lifter, swept)
 
 
 # --- report -----------------------------------------------------------------------------------------------------------
@@ -345,6 +372,15 @@ def print_report(rows: list[dict], overall: dict, groups: dict[str, dict] | None
         p = r["plausibility"]
         cells = [" / ".join(_f(p[w][k], 2) for k in PLAUSIBLE) if w in p else "-" for w in ("gt", "mocli", "mediapipe")]
         print(f"{r['name'][:34]:34} " + " ".join(f"{c:>21}" for c in cells))
+
+
+def print_sweep(overall: dict, groups: dict[str, dict] | None = None) -> None:
+    """PA-MPJPE / limbs PA-MPJPE for each swept weight of MediaPipe's 3D, overall and per group."""
+    weights = list(overall["sweep"])
+    print(f"\n{'--detector-3d: PA / limbs':34} " + " ".join(f"{w:>13}" for w in weights))
+    for name, summary in [*((f"group {n}", g) for n, g in (groups or {}).items()), ("overall", overall)]:
+        cells = [f"{_f(v['mocli_pa_mpjpe_mm'])} / {_f(v['mocli_limbs_pa_mm'])}" for v in summary["sweep"].values()]
+        print(f"{name[:34]:34} " + " ".join(f"{c:>13}" for c in cells))
 
 
 def run_info(args: argparse.Namespace, view: ViewRange, weights: Path, detector_3d: float) -> dict:
@@ -381,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="as infer's --detector-3d (default: infer's); above 0 the "
         "lifter alone is scored as well (PA lifter, limbs lifter)",
+    )
+    ap.add_argument(
+        "--sweep", help="W1,W2,...: also score these weights of MediaPipe's 3D (--detector-3d) on the same videos"
     )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, help="folder for videos and infer outputs (default: a temporary folder)")
@@ -428,10 +467,11 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{len(chosen)} sequences, model {pipe.weights.name}, outputs in {out} (setup {setup:.1f} s)", flush=True)
     print(f"pick {args.pick}, seed {args.seed}, cameras: {describe_view(view)}", flush=True)
     fit_options = FitOptions(iterations=args.fit_iterations)
+    sweep = [parse_weight(w) for w in args.sweep.split(",")] if args.sweep else []
     rows = []
     for seq in chosen:
         rendered = render_sequence(seq, body, colours, out, args.seed, fit_options, view)
-        res = run_infer(rendered.video, out / "infer" / rendered.video.stem, pipe, len(rendered.gt_cam))
+        res = run_infer(rendered.video, out / "infer" / rendered.video.stem, pipe, len(rendered.gt_cam), sweep)
         n = min(len(res.joints3d), len(rendered.gt_cam))  # a decoder may drop a trailing frame
         cam = rendered.camera
         gt_px = project_perspective(rendered.gt_cam[:n], cam.focal, cam.centre)
@@ -441,9 +481,15 @@ def _run(args: argparse.Namespace) -> int:
             row.update(group=group(seq), subject=seq.subject, action=seq.action)
         if seq.frame == "world":
             row["camera_pitch_deg"] = round(camera_pitch_deg(cam.R, seq.up_axis), 2)
+        lifter = None if res.lifter is None else res.lifter[:n]
         row.update(score_sequence(rendered.gt_cam[:n], res.joints3d[:n], res.mediapipe[:n], res.detected[:n],
-                                  res.keypoints2d[:n], gt_px,
-                                  None if res.lifter is None else res.lifter[:n]))  # fmt: skip
+                                  res.keypoints2d[:n], gt_px, lifter))  # fmt: skip
+        if sweep:  # the same frames as the row's: the same masks, and the swept joints miss the same frames
+            row["sweep"] = {}
+            for w, joints in res.swept.items():
+                s = score_sequence(rendered.gt_cam[:n], joints[:n], res.mediapipe[:n], res.detected[:n],
+                                   res.keypoints2d[:n], gt_px, lifter)  # fmt: skip
+                row["sweep"][f"{w:g}"] = {k: s[k] for k in ("frames", "mocli_pa_mpjpe_mm", "mocli_limbs_pa_mm")}
         row["detection_rate"] = float(res.detected[:n].sum() / len(rendered.gt_cam))
         row["seconds"] = {**{k: round(v, 2) for k, v in rendered.seconds.items()}, "infer": round(res.seconds, 2)}
         rows.append(row)
@@ -457,6 +503,11 @@ def _run(args: argparse.Namespace) -> int:
         names = sorted({r["group"] for r in rows})
         groups = {name: summarise([r for r in rows if r["group"] == name]) for name in names}
     print_report(rows, overall, groups)
+    if sweep:
+        overall["sweep"] = summarise_sweep(rows)
+        for name in groups or {}:
+            groups[name]["sweep"] = summarise_sweep([r for r in rows if r["group"] == name])
+        print_sweep(overall, groups)
     print(f"\ntimings (s, all sequences): {overall['seconds']}; setup {setup:.1f}")
     if args.json:
         info = run_info(args, view, pipe.weights, pipe.options.lift.detector_3d)

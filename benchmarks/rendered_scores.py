@@ -104,6 +104,18 @@ def score_sequence(
     return out
 
 
+def summarise_sweep(rows: list[dict]) -> dict:
+    """{weight: {'mocli_pa_mpjpe_mm', 'mocli_limbs_pa_mm'}} over rows with a 'sweep' ({weight: {'frames', the two
+    metrics}}): means over all scored frames, as ``summarise``; None where no frame is scored."""
+    out: dict = {}
+    for w in rows[0]["sweep"] if rows else ():
+        scored = [r["sweep"][w] for r in rows if r["sweep"][w]["frames"]]
+        total = sum(s["frames"] for s in scored)
+        out[w] = {k: sum(s[k] * s["frames"] for s in scored) / total if total else None
+                  for k in ("mocli_pa_mpjpe_mm", "mocli_limbs_pa_mm")}  # fmt: skip
+    return out
+
+
 def summarise(rows: list[dict]) -> dict:
     """Overall figures of per-sequence rows (``score_sequence`` + 'num_frames', 'fit_error_mm').
 

@@ -441,3 +441,21 @@ def test_print_report_shows_group_rows(capsys):
     assert cells["group hdm05 motion"][:5] == ["40", "100.0", "5.0", "-", "25.0"]  # (10 x 10 + 30 x 30) / 40
     assert cells["group hdm05 person"][4] == "70.0"
     assert cells["overall"][4] == "34.0"  # (100 + 900 + 700) / 50
+
+
+def test_sweep_summaries_weigh_frames_and_weights_are_checked():
+    rows = [
+        {"sweep": {"0": {"frames": 10, "mocli_pa_mpjpe_mm": 50.0, "mocli_limbs_pa_mm": 60.0},
+                   "0.5": {"frames": 10, "mocli_pa_mpjpe_mm": 40.0, "mocli_limbs_pa_mm": 45.0}}},
+        {"sweep": {"0": {"frames": 30, "mocli_pa_mpjpe_mm": 70.0, "mocli_limbs_pa_mm": 80.0},
+                   "0.5": {"frames": 30, "mocli_pa_mpjpe_mm": 60.0, "mocli_limbs_pa_mm": 61.0}}},
+        {"sweep": {"0": {"frames": 0, "mocli_pa_mpjpe_mm": None, "mocli_limbs_pa_mm": None},
+                   "0.5": {"frames": 0, "mocli_pa_mpjpe_mm": None, "mocli_limbs_pa_mm": None}}},
+    ]  # fmt: skip
+    out = scores.summarise_sweep(rows)
+    assert out["0"] == {"mocli_pa_mpjpe_mm": pytest.approx(65.0), "mocli_limbs_pa_mm": pytest.approx(75.0)}
+    assert out["0.5"] == {"mocli_pa_mpjpe_mm": pytest.approx(55.0), "mocli_limbs_pa_mm": pytest.approx(57.0)}
+    assert rm.parse_weight("0.3") == 0.3
+    for bad in ("1.2", "-0.1", "half"):
+        with pytest.raises(rm.InputError, match="--sweep"):
+            rm.parse_weight(bad)
