@@ -11,7 +11,7 @@ Pure orchestration around a model: no file I/O. The data flow per sequence:
       -> per window: scaled to metres with an average adult's body size (monocular 2D cannot observe scale)
       -> blended across overlaps -> (T,17,3) metres, root-relative, camera axes (x right, y down, z forward)
       -> (detector_3d > 0, with the detector's own 3D pose: MediaPipe's world landmarks) that pose aligned onto the
-         lifted one frame by frame and averaged in with that weight (``fuse_detector_3d``)
+         lifted one frame by frame, smoothed over time and averaged in with that weight (``fuse_detector_3d``)
       -> (bones="fixed") every bone set to one length for the whole sequence, the same on the left and the right:
          the median of the lifter's own lengths over the frames with a person (a body is rigid between joints)
 """
@@ -27,6 +27,7 @@ from mocli.data.transforms import crop_scale, root_relative
 from mocli.metrics import procrustes_align
 from mocli.predict import Runtime, plan_sequence, read_frames, run_batches, window_inputs
 from mocli.skeleton import H36M_17, median_bone_lengths, set_bone_lengths
+from mocli.trajectory import smooth_trajectory
 
 __all__ = [
     "LiftOptions",
@@ -36,11 +37,15 @@ __all__ = [
     "fuse_detector_3d",
     "body_size",
     "CANONICAL_BODY_SIZE_M",
+    "DETECTOR_3D_SMOOTH_S",
 ]
 
 # Metric scale of the output: mean leg length (hip-knee-ankle) plus the pelvis-spine-thorax chain of an average
 # adult, in metres (0.80 + 0.49; the mean of mocli's mocap sources lies within 5 %).
 CANONICAL_BODY_SIZE_M = 1.29
+# The detector's own 3D pose jitters from frame to frame (and so does its alignment): each joint of it is smoothed
+# over time as the trajectories are (mocli.trajectory.smooth_trajectory), with a Gaussian of this many seconds.
+DETECTOR_3D_SMOOTH_S = 0.07
 _LEGS = [(1, 2), (2, 3), (4, 5), (5, 6)]
 _TORSO = [(0, 7), (7, 8)]
 
@@ -127,18 +132,24 @@ def merge_phases(phases: list[np.ndarray]) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def fuse_detector_3d(joints: np.ndarray, detector_3d: np.ndarray, weight: float) -> np.ndarray:
+def fuse_detector_3d(
+    joints: np.ndarray, detector_3d: np.ndarray, weight: float, smooth_frames: float = 0.0
+) -> np.ndarray:
     """The lifted joints averaged frame by frame with a detector's own 3D pose (MediaPipe's world landmarks).
 
     The two err differently (the lifter sees 2D over time, the detector sees the pixels of one frame), so their
     mean is closer to the truth than either where both are about as good. The detector's pose is in its own frame
     and scale, so each frame of it is first aligned onto the lifted pose by a similarity transform (rotation, scale,
     translation; ``mocli.metrics.procrustes_align``): the result keeps the lifter's orientation, scale and root.
+    With ``smooth_frames`` > 0 each joint of the aligned pose is then smoothed over the frames that have it
+    (``mocli.trajectory.smooth_trajectory``: a 5-frame running median, then a local linear fit with Gaussian
+    weights of that many frames), so that the detector's jitter does not reach the result.
 
     Args:
         joints: (T,17,3) lifted joints, metres, root-relative, camera axes.
         detector_3d: (T,17,3) the detector's 3D joints in H36M-17 order, metres, any frame; NaN where missing.
         weight: the detector's share, 0-1 (0: ``joints`` unchanged, 1: the aligned detector pose).
+        smooth_frames: the Gaussian's sigma in frames (0: no smoothing).
     Returns:
         (T,17,3) float32, root-relative; frames where either pose is not finite are ``joints``'s.
     """
@@ -149,8 +160,12 @@ def fuse_detector_3d(joints: np.ndarray, detector_3d: np.ndarray, weight: float)
     out = np.asarray(joints, np.float64).copy()
     both = np.isfinite(out).all((1, 2)) & np.isfinite(detector_3d).all((1, 2))
     if weight > 0 and both.any():
-        aligned = procrustes_align(np.asarray(detector_3d[both], np.float64), out[both])
-        out[both] = root_relative((1.0 - weight) * out[both] + weight * aligned)
+        aligned = np.full_like(out, np.nan)
+        aligned[both] = root_relative(procrustes_align(np.asarray(detector_3d[both], np.float64), out[both]))
+        if smooth_frames > 0:
+            for j in range(1, out.shape[1]):  # the root stays at 0
+                aligned[:, j] = smooth_trajectory(aligned[:, j], sigma_frames=smooth_frames)
+        out[both] = root_relative((1.0 - weight) * out[both] + weight * aligned[both])
     return out.astype(np.float32)
 
 
@@ -174,8 +189,9 @@ def lift_keypoints(
             much time as in training (the lifters are trained at 15-60 frames/s; at 120 frames/s a window of 81
             frames is 0.7 s of motion), and the phases are merged back into one sequence (``merge_phases``).
         detector_3d: (T,17,3) the detector's own 3D pose (MediaPipe's world landmarks in H36M-17 order), metres,
-            its own frame, NaN where missing; averaged in with weight ``options.detector_3d`` (``fuse_detector_3d``)
-            before the bone lengths are fixed. None, or a weight of 0: the lifter's alone.
+            its own frame, NaN where missing; averaged in with weight ``options.detector_3d`` (``fuse_detector_3d``,
+            smoothed over ``DETECTOR_3D_SMOOTH_S`` seconds at ``fps``, 30 when unknown) before the bone lengths are
+            fixed. None, or a weight of 0: the lifter's alone.
     Returns:
         (T,17,3) float32 metres, root-relative (pelvis at 0), camera axes (x right, y down, z forward).
         Frames are returned for every input frame; callers mark frames without a person.
@@ -193,7 +209,8 @@ def lift_keypoints(
     else:
         joints = merge_phases([_lift_windows(model, keypoints[p::k], seen[p::k], opts, device) for p in range(k)])
     if detector_3d is not None and opts.detector_3d > 0:
-        joints = fuse_detector_3d(joints, detector_3d, opts.detector_3d)
+        smooth = DETECTOR_3D_SMOOTH_S * (fps if fps and fps > 0 else 30.0)
+        joints = fuse_detector_3d(joints, detector_3d, opts.detector_3d, smooth_frames=smooth)
     if opts.bones == "fixed":
         if seen.any():
             joints = set_bone_lengths(joints, median_bone_lengths(joints[seen], symmetric=True))

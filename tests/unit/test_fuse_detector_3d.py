@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mocli.lift import LiftOptions, fuse_detector_3d, lift_keypoints
+from mocli.lift import DETECTOR_3D_SMOOTH_S, LiftOptions, fuse_detector_3d, lift_keypoints
 
 
 def _poses(T: int, seed: int) -> np.ndarray:
@@ -75,21 +75,40 @@ def test_a_weight_outside_zero_to_one_is_refused(weight):
         fuse_detector_3d(_poses(2, 0), _poses(2, 1), weight)
 
 
-def test_lift_keypoints_mixes_the_detector_pose_in_before_fixing_bones():
-    """Through lift_keypoints: with weight 1 and the detector's pose a rotated, scaled copy of another lifter's
-    output, the result is that output in the first lifter's frame (bones free); weight 0 ignores the pose."""
+def test_smoothing_removes_a_one_frame_jump_of_the_detector_and_keeps_a_steady_pose():
+    """A still person, the detector's pose steady but for one frame thrown 40 cm off: with smoothing (a 5-frame
+    median, then a local linear Gaussian fit) every frame of the mix is the steady pose aligned; without, the jump
+    frame is not."""
+    lifted = np.repeat(_poses(1, 9), 12, axis=0)
+    steady = 0.9 * _poses(1, 10)[0] @ _rotation(np.array([0.0, 1.0, 0.0]), np.radians(30)).T
+    det = np.repeat(steady[None], 12, axis=0)
+    det[6, 13:] += np.array([0.4, 0.0, 0.0])  # the left arm, one frame
+    expected = _kabsch(steady, lifted[0])
+    expected -= expected[:1]
+    smoothed = fuse_detector_3d(lifted, det, 1.0, smooth_frames=2.0)
+    np.testing.assert_allclose(smoothed, np.repeat(expected[None], 12, axis=0), atol=1e-5)
+    raw = fuse_detector_3d(lifted, det, 1.0)
+    np.testing.assert_allclose(np.delete(raw, 6, axis=0), np.repeat(expected[None], 11, axis=0), atol=1e-5)
+    assert np.abs(raw[6] - expected).max() > 0.1
+
+
+@pytest.mark.parametrize("fps", [None, 60.0])
+def test_lift_keypoints_mixes_the_detector_pose_in_before_fixing_bones(fps):
+    """Through lift_keypoints: the mix of fuse_detector_3d with the lifted joints (bones free), smoothed over
+    DETECTOR_3D_SMOOTH_S seconds at the input's rate (30 frames/s when unknown); weight 0 ignores the pose."""
 
     def flat(x: torch.Tensor) -> torch.Tensor:  # 2D in, zero depth out
         return torch.cat([x[..., :2], torch.zeros_like(x[..., :1])], dim=-1)
 
     rng = np.random.default_rng(7)
     kp = np.concatenate([rng.uniform(100, 500, size=(30, 17, 2)), np.full((30, 17, 1), 0.9)], -1)
-    opts = LiftOptions(clip_len=27, stride=18, bones="free", flip=False, upright=False)
-    lifted = lift_keypoints(flat, kp, opts)
+    opts = LiftOptions(clip_len=27, stride=18, bones="free", flip=False, upright=False, max_fps=0, detector_3d=0.0)
+    lifted = lift_keypoints(flat, kp, opts, fps=fps)
     other = _poses(30, 8)  # the "detector" pose: another body shape, in its own frame
     det = 0.8 * other @ _rotation(np.array([1.0, 0.0, 0.0]), np.radians(40)).T
-    with_det = LiftOptions(clip_len=27, stride=18, bones="free", flip=False, upright=False, detector_3d=1.0)
-    out = lift_keypoints(flat, kp, with_det, detector_3d=det)
-    expected = np.stack([_kabsch(b, a) for a, b in zip(lifted, det, strict=True)])
-    np.testing.assert_allclose(out, expected - expected[:, :1], atol=1e-4)
-    np.testing.assert_array_equal(lift_keypoints(flat, kp, opts, detector_3d=det), lifted)
+    with_det = LiftOptions(clip_len=27, stride=18, bones="free", flip=False, upright=False, max_fps=0, detector_3d=0.3)
+    out = lift_keypoints(flat, kp, with_det, fps=fps, detector_3d=det)
+    sigma = DETECTOR_3D_SMOOTH_S * (fps or 30.0)
+    np.testing.assert_array_equal(out, fuse_detector_3d(lifted, det, 0.3, smooth_frames=sigma))
+    assert not np.allclose(out, fuse_detector_3d(lifted, det, 0.3), atol=1e-3)
+    np.testing.assert_array_equal(lift_keypoints(flat, kp, opts, fps=fps, detector_3d=det), lifted)
