@@ -307,6 +307,11 @@ def _write_person(
     facts = {"file": joints_file(unit), "person": int(seq.track_id), "frames": result.num_frames, "fps": result.fps,
              "frames_without_person": int(len(result.missing)),
              "lift_phases": lift_phases(result.fps, setup.options.lift.max_fps)}  # fmt: skip
+    world = result.extras.get("world_landmarks33")
+    mixed = 0
+    if world is not None and setup.options.lift.detector_3d > 0:  # frames with MediaPipe's 3D averaged in
+        mixed = int((np.isfinite(world).all((1, 2)) & np.isfinite(result.joints3d).all((1, 2))).sum())
+    facts["detector_3d_frames"] = mixed
     if result.root is not None:
         solved = np.isfinite(result.root).all(-1)
         facts["trajectory_frames"] = int(solved.sum())

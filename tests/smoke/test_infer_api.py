@@ -335,6 +335,10 @@ def test_mediapipes_own_3d_is_averaged_in_where_the_input_has_it(tmp_path, tiny_
     alone = mocli.infer(with_world, out=tmp_path / "b", model=tiny_model, detector_3d=0.0)[0]
     plain = mocli.infer(tmp_path / "k.npz", out=tmp_path / "c", model=tiny_model)[0]
     assert fused.summary["detector_3d"] == 0.3 and alone.summary["detector_3d"] == 0.0
+    frames_with_person = int(seq.valid.sum())  # world landmarks are NaN where the person is missing
+    assert [r["detector_3d_frames"] for r in fused.summary["results"]] == [frames_with_person]
+    assert [r["detector_3d_frames"] for r in alone.summary["results"]] == [0]
+    assert [r["detector_3d_frames"] for r in plain.summary["results"]] == [0]
     a, b, c = (r.motions()[0].joints3d for r in (fused, alone, plain))
     np.testing.assert_array_equal(b, c)
     ok = np.isfinite(a).all((1, 2))
