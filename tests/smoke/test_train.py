@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -231,7 +232,11 @@ def test_two_processes_under_torchrun_make_the_same_update_as_one(tmp_path):
     script.write_text(textwrap.dedent(DDP_SCRIPT.format(repo=str(REPO))))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
-    proc = subprocess.run([*cmd, str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=120)
+    for _attempt in range(2):  # a second try only for gloo's rare abort while a process exits (seen once in CI)
+        shutil.rmtree(tmp_path / "ddp", ignore_errors=True)
+        proc = subprocess.run([*cmd, str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=120)
+        if proc.returncode == 0 or "terminate called without an active exception" not in proc.stderr:
+            break
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     # the same global batch of 4 clips in one process (one epoch = one step: 4 clips of 16 frames, batch 4)
