@@ -2,7 +2,7 @@
 
 Real-time factor = seconds of video / seconds of processing (>= 1 means real time). Stages are timed in one pass
 the way the pipeline runs them: decode (OpenCV), detect (the 2D detector, per frame), lift (windows + flip TTA
-through the model), export (joints3d.npz).
+through the model, and MediaPipe's 3D averaged in as ``--detector-3d``), export (joints3d.npz).
 
     python benchmarks/bench_infer.py                                  # example video, shipped weights, CPU
     python benchmarks/bench_infer.py clip.mp4 --model my.pt --device cuda --no-flip
@@ -27,18 +27,19 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="auto", help="auto (as mocli infer), fp32 or bf16")
     ap.add_argument("--no-flip", action="store_true")
+    ap.add_argument("--detector-3d", type=float, default=0.3, help="as infer's (MediaPipe's 3D averaged in; 0: off)")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
 
-    import numpy as np
     import torch
 
     from mocli.api import load_lifter, model_clip_len
     from mocli.keypoints import create_detector
     from mocli.keypoints.sequence import build_sequences
-    from mocli.lift import LiftOptions, lift_keypoints
+    from mocli.lift import LiftOptions
     from mocli.models.registry import default_weights, resolve_weights
-    from mocli.results import MotionResult, write_joints_npz
+    from mocli.pipeline import run_pose3d
+    from mocli.results import write_joints_npz
     from mocli.utils.device import resolve_precision
     from mocli.utils.native_logs import native_stderr_muted
     from mocli.video import probe_video, read_frames
@@ -66,13 +67,12 @@ def main() -> None:
                           multi_person=False)[0]  # fmt: skip
     t0 = time.perf_counter()
     precision = resolve_precision(torch.device(args.device), args.precision)
-    opts = LiftOptions(clip_len=clip, flip=not args.no_flip, precision=precision)
-    joints = lift_keypoints(model, seq.keypoints, opts, device=args.device)
+    opts = LiftOptions(clip_len=clip, flip=not args.no_flip, precision=precision, detector_3d=args.detector_3d)
+    result = run_pose3d(seq, model, opts, args.device)  # as mocli infer, with MediaPipe's 3D averaged in
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     t1 = time.perf_counter()
     t["lift"] = t1 - t0
-    result = MotionResult(joints, seq.keypoints, seq.fps, seq.image_size, np.flatnonzero(~seq.valid))
     with tempfile.TemporaryDirectory() as tmp:
         write_joints_npz(result, Path(tmp) / "joints3d.npz")
     t["export"] = time.perf_counter() - t1
