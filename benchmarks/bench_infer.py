@@ -27,7 +27,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="auto", help="auto (as mocli infer), fp32 or bf16")
     ap.add_argument("--no-flip", action="store_true")
-    ap.add_argument("--detector-3d", type=float, default=0.3, help="as infer's (MediaPipe's 3D averaged in; 0: off)")
+    ap.add_argument(
+        "--detector-3d", type=float, help="as infer's (MediaPipe's 3D averaged in; 0: off; default: infer's)"
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
 
@@ -67,7 +69,9 @@ def main() -> None:
                           multi_person=False)[0]  # fmt: skip
     t0 = time.perf_counter()
     precision = resolve_precision(torch.device(args.device), args.precision)
-    opts = LiftOptions(clip_len=clip, flip=not args.no_flip, precision=precision, detector_3d=args.detector_3d)
+    opts = LiftOptions(clip_len=clip, flip=not args.no_flip, precision=precision)
+    if args.detector_3d is not None:
+        opts.detector_3d = args.detector_3d
     result = run_pose3d(seq, model, opts, args.device)  # as mocli infer, with MediaPipe's 3D averaged in
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()

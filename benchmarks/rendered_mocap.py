@@ -89,18 +89,18 @@ def parse_range(text: str, option: str) -> tuple[float, float]:
     return lo, hi
 
 
-def parse_weight(text: str) -> float:
-    """A weight of MediaPipe's 3D, 0-1 (``--detector-3d``, ``--sweep``).
+def parse_weight(text: str, option: str = "--sweep") -> float:
+    """A weight of MediaPipe's 3D, 0-1 (``--detector-3d``, each of ``--sweep``).
 
     Raises:
-        InputError: not a number from 0 to 1.
+        InputError: not a number from 0 to 1, naming ``option``.
     """
     try:
         w = float(text)
     except ValueError:
-        raise InputError(f"--sweep {text!r}: give weights from 0 to 1, e.g. 0,0.2,0.4") from None
+        w = float("nan")
     if not 0.0 <= w <= 1.0:
-        raise InputError(f"--sweep {text!r}: give weights from 0 to 1, e.g. 0,0.2,0.4")
+        raise InputError(f"{option} {text!r}: give weights from 0 to 1, e.g. 0,0.2,0.4")
     return w
 
 
@@ -414,7 +414,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--upright", action=argparse.BooleanOptionalAction, default=True, help="as infer's --upright")
     ap.add_argument(
         "--detector-3d",
-        type=float,
         help="as infer's --detector-3d (default: infer's); above 0 the "
         "lifter alone is scored as well (PA lifter, limbs lifter)",
     )
@@ -462,12 +461,13 @@ def _run(args: argparse.Namespace) -> int:
     body = AnnyBody()
     dominant = body.model.vertex_bone_indices.gather(1, body.model.vertex_bone_weights.argmax(1, keepdim=True))
     colours = region_colours(body.bone_labels, dominant[:, 0].numpy(), np.asarray(body.faces), args.look)
-    pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, args.detector_3d)
+    detector_3d = None if args.detector_3d is None else parse_weight(args.detector_3d, "--detector-3d")
+    sweep = [parse_weight(w) for w in args.sweep.split(",")] if args.sweep else []
+    pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, detector_3d)
     setup = time.perf_counter() - t0
     print(f"{len(chosen)} sequences, model {pipe.weights.name}, outputs in {out} (setup {setup:.1f} s)", flush=True)
     print(f"pick {args.pick}, seed {args.seed}, cameras: {describe_view(view)}", flush=True)
     fit_options = FitOptions(iterations=args.fit_iterations)
-    sweep = [parse_weight(w) for w in args.sweep.split(",")] if args.sweep else []
     rows = []
     for seq in chosen:
         rendered = render_sequence(seq, body, colours, out, args.seed, fit_options, view)

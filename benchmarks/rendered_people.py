@@ -252,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detection-confidence", type=float, help="person-detector threshold (default: mocli's)")
     ap.add_argument("--fit-iterations", type=int, default=200, help="L-BFGS iterations of the Anny pose fit")
     ap.add_argument("--model", help="lifter weights name or checkpoint (default: the shipped one)")
-    ap.add_argument("--detector-3d", type=float, default=0.3, help="as infer's (MediaPipe's 3D averaged in; 0: off)")
+    ap.add_argument(
+        "--detector-3d", type=float, help="as infer's (MediaPipe's 3D averaged in; 0: off; default: infer's)"
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, help="folder for videos and infer outputs (default: a temporary folder)")
     ap.add_argument("--json", type=Path)
@@ -307,8 +309,9 @@ def _run(args: argparse.Namespace) -> int:
     body = AnnyBody()
     dominant = body.model.vertex_bone_indices.gather(1, body.model.vertex_bone_weights.argmax(1, keepdim=True))
     colours = region_colours(body.bone_labels, dominant[:, 0].numpy(), np.asarray(body.faces), "person")
+    mix = {} if args.detector_3d is None else {"detector_3d": args.detector_3d}  # None: infer's default
     setup = load_setup(model=args.model, detector=DETECTOR, person="all", device=args.device, seed=args.seed,
-                       fov=args.fov, detector_3d=args.detector_3d)  # fmt: skip
+                       fov=args.fov, **mix)  # fmt: skip
     camera = scene_camera(*size, args.fov, args.pitch)
     print(f"{args.scenes} scene(s) of {args.people} people, {args.frames} frames, {size[0]}x{size[1]} px, fov "
           f"{args.fov:g} deg; outputs in {out} (setup {time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
