@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="auto (as mocli infer), fp32 or bf16")
     ap.add_argument("--no-flip", action="store_true")
     ap.add_argument(
-        "--detector-3d", type=float, help="as infer's (MediaPipe's 3D averaged in; 0: off; default: infer's)"
+        "--detector-3d", help="as infer's: auto or a weight 0-1 of MediaPipe's 3D mixed in (0: off; default: infer's)"
     )
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))

@@ -89,19 +89,18 @@ def parse_range(text: str, option: str) -> tuple[float, float]:
     return lo, hi
 
 
-def parse_weight(text: str, option: str = "--sweep") -> float:
-    """A weight of MediaPipe's 3D, 0-1 (``--detector-3d``, each of ``--sweep``).
+def parse_weight(text: str, option: str = "--sweep") -> float | str:
+    """A weight of MediaPipe's 3D (``--detector-3d``, each of ``--sweep``): 'auto' or 0-1, as infer's.
 
     Raises:
-        InputError: not a number from 0 to 1, naming ``option``.
+        InputError: neither, naming ``option``.
     """
+    from mocli.lift import parse_detector_3d
+
     try:
-        w = float(text)
+        return parse_detector_3d(text)
     except ValueError:
-        w = float("nan")
-    if not 0.0 <= w <= 1.0:
-        raise InputError(f"{option} {text!r}: give weights from 0 to 1, e.g. 0,0.2,0.4")
-    return w
+        raise InputError(f"{option} {text!r}: give 'auto' or weights from 0 to 1, e.g. auto,0,0.3") from None
 
 
 def make_view(pitch: str | None = None, distance: str | None = None, fov: str | None = None) -> ViewRange:
@@ -306,16 +305,19 @@ class InferOutput:
     detected: np.ndarray
     seconds: float
     lifter: np.ndarray | None = None
-    swept: dict[float, np.ndarray] = field(default_factory=dict)
+    swept: dict[float | str, np.ndarray] = field(default_factory=dict)
 
 
-def run_infer(video: Path, out_dir: Path, pipe: Pipeline, num_frames: int, sweep: Sequence[float] = ()) -> InferOutput:
+def run_infer(
+    video: Path, out_dir: Path, pipe: Pipeline, num_frames: int, sweep: Sequence[float | str] = ()
+) -> InferOutput:
     """``mocli infer``'s steps on one video of ``num_frames`` frames; writes ``out_dir/joints3d.npz`` as infer does.
-    When infer averages MediaPipe's 3D in (``detector_3d`` > 0), the lifter alone is run as well (``lifter``), and
-    so is every weight of ``sweep`` (``swept``).
+    When infer averages MediaPipe's 3D in (``detector_3d`` 'auto' or > 0), the lifter alone is run as well
+    (``lifter``), and so is every weight of ``sweep`` (``swept``).
 
     A video where MediaPipe finds nobody gives NaN everywhere and no detection.
     """
+    from mocli.lift import mixes_detector_3d
     from mocli.pipeline import InferInput, load_people, run_pose3d
     from mocli.results import write_joints_npz
 
@@ -333,7 +335,7 @@ def run_infer(video: Path, out_dir: Path, pipe: Pipeline, num_frames: int, sweep
     write_joints_npz(result, out_dir / "joints3d.npz")
     ours = result.joints3d.astype(np.float64)
     lifter = None
-    if pipe.options.lift.detector_3d > 0:
+    if mixes_detector_3d(pipe.options.lift.detector_3d):
         alone = replace(pipe.options.lift, detector_3d=0.0)
         lifter = run_pose3d(seq, pipe.lifter, alone, pipe.device).joints3d.astype(np.float64)
     swept = {}
@@ -383,7 +385,7 @@ def print_sweep(overall: dict, groups: dict[str, dict] | None = None) -> None:
         print(f"{name[:34]:34} " + " ".join(f"{c:>13}" for c in cells))
 
 
-def run_info(args: argparse.Namespace, view: ViewRange, weights: Path, detector_3d: float) -> dict:
+def run_info(args: argparse.Namespace, view: ViewRange, weights: Path, detector_3d: float | str) -> dict:
     """The choices of a run, for the JSON file: data, pick, frames, seed, look, model, bones, camera ranges, fit."""
     return {"data": [str(p) for p in args.data], "pick": args.pick, "frames": args.frames, "seed": args.seed,
             "look": args.look, "model": str(weights), "bones": args.bones, "upright": args.upright,

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-iterations", type=int, default=200, help="L-BFGS iterations of the Anny pose fit")
     ap.add_argument("--model", help="lifter weights name or checkpoint (default: the shipped one)")
     ap.add_argument(
-        "--detector-3d", type=float, help="as infer's (MediaPipe's 3D averaged in; 0: off; default: infer's)"
+        "--detector-3d", help="as infer's: auto or a weight 0-1 of MediaPipe's 3D mixed in (0: off; default: infer's)"
     )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, help="folder for videos and infer outputs (default: a temporary folder)")

@@ -25,7 +25,7 @@ import numpy as np
 from mocli.errors import MocliError
 from mocli.infer_setup import Exports, InferSetup, check_options, load_setup
 from mocli.keypoints import DEFAULT_DETECTOR, KeypointSequence
-from mocli.lift import lift_phases
+from mocli.lift import lift_phases, mixes_detector_3d
 from mocli.pipeline import (
     InferInput,
     InferOptions,
@@ -85,7 +85,7 @@ def infer(
     precision: str = "auto",
     batch_size: int = 8,
     max_lift_fps: float = 60.0,
-    detector_3d: float = 0.3,
+    detector_3d: float | str = "auto",
     max_frames: int | None = None,
     render: bool = False,
     bvh: bool = False,
@@ -132,9 +132,10 @@ def infer(
             lengths; ``auto``, ``fp32`` or ``bf16``; windows per forward pass).
         max_lift_fps: inputs faster than this (frames/s) are lifted as interleaved sequences at or below it, the
             rates the lifter was trained at (``mocli.lift.lift_phases``); 0: every input at its own rate.
-        detector_3d: the weight (0-1) of MediaPipe's own 3D pose (its world landmarks), aligned onto the lifted one
-            and averaged in, frame by frame, for inputs that have it (``mocli.lift.fuse_detector_3d``); 0: the
-            lifter alone.
+        detector_3d: MediaPipe's own 3D pose (its world landmarks), for inputs that have it, aligned onto the lifted
+            one and averaged in frame by frame (``mocli.lift.fuse_detector_3d``) with this weight: 'auto' (more
+            where the lifter is less sure, read from flip TTA: ``mocli.lift.detector_3d_weights``), a number 0-1,
+            or 0: the lifter alone.
         labels, top_k, action_model: task action: free-text labels (comma-separated or a list), classes listed per
             window, the action checkpoint (default: ``model``, else the shipped one).
         body_model, smpl_dir: task mesh: ``auto``, ``smpl`` or ``anny``, and the folder of the SMPL files.
@@ -309,7 +310,7 @@ def _write_person(
              "lift_phases": lift_phases(result.fps, setup.options.lift.max_fps)}  # fmt: skip
     world = result.extras.get("world_landmarks33")
     mixed = 0
-    if world is not None and setup.options.lift.detector_3d > 0:  # frames with MediaPipe's 3D averaged in
+    if world is not None and mixes_detector_3d(setup.options.lift.detector_3d):  # frames with MediaPipe's 3D mixed in
         mixed = int((np.isfinite(world).all((1, 2)) & np.isfinite(result.joints3d).all((1, 2))).sum())
     facts["detector_3d_frames"] = mixed
     if result.root is not None:

@@ -68,9 +68,12 @@ def check_options(**values: Any) -> None:
         raise MocliError(f"--focal {focal}: the focal length must be a positive number of pixels")
     if fov is not None and not 0 < float(fov) < 180:
         raise MocliError(f"--fov {fov}: the horizontal field of view must be between 0 and 180 degrees")
-    detector_3d = values.get("detector_3d", 0.0)
-    if not 0 <= float(detector_3d) <= 1:
-        raise MocliError(f"--detector-3d {detector_3d}: give the detector's weight from 0 to 1 (0: the lifter alone)")
+    from mocli.lift import parse_detector_3d
+
+    try:
+        parse_detector_3d(values.get("detector_3d", 0.0))
+    except ValueError as e:
+        raise MocliError(str(e)) from None
     max_lift_fps = values.get("max_lift_fps", 0.0)
     if not 0 <= float(max_lift_fps) < float("inf"):
         raise MocliError(f"--max-lift-fps {max_lift_fps}: give a frame rate >= 0 (0: lift every input at its own rate)")
@@ -80,7 +83,7 @@ def load_setup(
     *, task: str = "pose3d", model: str | os.PathLike | None = None, detector: str = DEFAULT_DETECTOR,
     person: str | int = "largest", keypoint_format: str | None = None, flip: bool = True, upright: bool = True,
     bones: str = "fixed", precision: str = "auto", batch_size: int = 8, max_lift_fps: float = 60.0,
-    detector_3d: float = 0.3, max_frames: int | None = None,
+    detector_3d: float | str = "auto", max_frames: int | None = None,
     render: bool = False, bvh: bool = False, labels: str | None = None, top_k: int = 5,
     action_model: str | os.PathLike | None = None, body_model: str = "auto",
     smpl_dir: str | os.PathLike | None = None, device: str = "auto", seed: int = 0, focal: float | None = None,
@@ -89,7 +92,7 @@ def load_setup(
     """Load the lifter and what the exports need (action model, body model), once for every input."""
     from mocli.api import load_lifter, model_clip_len
     from mocli.keypoints import DetectorOptions, parse_person
-    from mocli.lift import LiftOptions
+    from mocli.lift import LiftOptions, parse_detector_3d
     from mocli.models.registry import default_weights, resolve_weights
     from mocli.models.stmo import ManyToOne
     from mocli.utils.device import resolve_device, resolve_precision
@@ -112,7 +115,7 @@ def load_setup(
             batch_size=batch_size,
             precision=resolve_precision(torch_device, precision),
             max_fps=float(max_lift_fps),
-            detector_3d=float(detector_3d),
+            detector_3d=parse_detector_3d(detector_3d),
         ),
         max_frames=max_frames,
         focal=focal,

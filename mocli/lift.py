@@ -10,8 +10,10 @@ Pure orchestration around a model: no file I/O. The data flow per sequence:
          -> (T_w,17,3) normalised 3D, root-relative
       -> per window: scaled to metres with an average adult's body size (monocular 2D cannot observe scale)
       -> blended across overlaps -> (T,17,3) metres, root-relative, camera axes (x right, y down, z forward)
-      -> (detector_3d > 0, with the detector's own 3D pose: MediaPipe's world landmarks) that pose aligned onto the
-         lifted one frame by frame, smoothed over time and averaged in with that weight (``fuse_detector_3d``)
+      -> (with the detector's own 3D pose: MediaPipe's world landmarks) that pose aligned onto the lifted one frame
+         by frame, smoothed over time and averaged in (``fuse_detector_3d``): with a fixed weight, or ('auto') with
+         a weight that grows with the lifter's own uncertainty there (``detector_3d_weights``: how far the lifts
+         of the input and of its mirror image disagree, over about two seconds)
       -> (bones="fixed") every bone set to one length for the whole sequence, the same on the left and the right:
          the median of the lifter's own lengths over the frames with a person (a body is rigid between joints)
 """
@@ -25,6 +27,7 @@ import torch
 
 from mocli.data.transforms import crop_scale, root_relative
 from mocli.metrics import procrustes_align
+from mocli.models.tta import mirrored
 from mocli.predict import Runtime, plan_sequence, read_frames, run_batches, window_inputs
 from mocli.skeleton import H36M_17, median_bone_lengths, set_bone_lengths
 from mocli.trajectory import smooth_trajectory
@@ -35,6 +38,9 @@ __all__ = [
     "lift_phases",
     "merge_phases",
     "fuse_detector_3d",
+    "detector_3d_weights",
+    "parse_detector_3d",
+    "mixes_detector_3d",
     "body_size",
     "CANONICAL_BODY_SIZE_M",
     "DETECTOR_3D_SMOOTH_S",
@@ -46,6 +52,13 @@ CANONICAL_BODY_SIZE_M = 1.29
 # The detector's own 3D pose jitters from frame to frame (and so does its alignment): each joint of it is smoothed
 # over time as the trajectories are (mocli.trajectory.smooth_trajectory), with a Gaussian of this many seconds.
 DETECTOR_3D_SMOOTH_S = 0.07
+# --detector-3d auto: the lifter's uncertainty is read from flip TTA, as the mean over joints of the distance between
+# the lift of the input and the mirrored lift of its mirror image (metres, at the canonical body size), averaged over
+# this many seconds; the detector's weight is u^2 / (u^2 + s^2) with s = DETECTOR_3D_SPREAD_M (half at 6 cm).
+# Chosen on rendered validation sequences of the training sources (model card, "Auto weight").
+DETECTOR_3D_AUTO = "auto"
+DETECTOR_3D_SPREAD_M = 0.06
+DETECTOR_3D_SPREAD_S = 2.0
 _LEGS = [(1, 2), (2, 3), (4, 5), (5, 6)]
 _TORSO = [(0, 7), (7, 8)]
 
@@ -61,7 +74,49 @@ class LiftOptions:
     min_conf: float = 0.0  # keypoints at or below this confidence are treated as missing
     bones: str = "fixed"  # fixed: one symmetric length per bone for the sequence | free: the lifter's own lengths
     max_fps: float = 60.0  # a faster input is lifted as interleaved sequences at or below this rate (0: never)
-    detector_3d: float = 0.3  # weight 0-1 of the detector's own 3D pose averaged in, where given (fuse_detector_3d)
+    # the detector's own 3D pose averaged in, where given: 'auto' (detector_3d_weights) or a weight 0-1
+    detector_3d: float | str = DETECTOR_3D_AUTO
+
+
+def parse_detector_3d(value: float | str) -> float | str:
+    """``--detector-3d``: 'auto' or a weight from 0 to 1 (a number or its text); ValueError otherwise."""
+    if isinstance(value, str) and value.strip().lower() == DETECTOR_3D_AUTO:
+        return DETECTOR_3D_AUTO
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"--detector-3d {value}: give 'auto' or the detector's weight from 0 to 1 (0: lifter alone)")
+    return weight
+
+
+def mixes_detector_3d(value: float | str) -> bool:
+    """Whether ``--detector-3d`` ``value`` averages the detector's 3D pose in at all ('auto' or a weight above 0)."""
+    return parse_detector_3d(value) == DETECTOR_3D_AUTO or float(value) > 0
+
+
+def detector_3d_weights(spread: np.ndarray, window_frames: float, scale_m: float = DETECTOR_3D_SPREAD_M) -> np.ndarray:
+    """Per-frame weight of the detector's 3D pose from the lifter's flip spread (``--detector-3d auto``).
+
+    Args:
+        spread: (T,) metres, the lifter's flip disagreement per frame (mean over joints); NaN where no person.
+        window_frames: the running mean's width in frames (a centred box, shorter at the ends and next to gaps).
+        scale_m: the spread at which the detector gets half the weight.
+    Returns:
+        (T,) float64 in [0, 1): u^2 / (u^2 + scale_m^2), u the running mean of the finite spreads within the window;
+        0 where the window has none.
+    """
+    spread = np.asarray(spread, np.float64)
+    have = np.isfinite(spread)
+    half = max(0, int(round(window_frames)) // 2)
+    total = np.concatenate([[0.0], np.cumsum(np.where(have, spread, 0.0))])
+    count = np.concatenate([[0], np.cumsum(have)])
+    t = np.arange(len(spread))
+    lo, hi = np.clip(t - half, 0, len(spread)), np.clip(t + half + 1, 0, len(spread))
+    n = count[hi] - count[lo]
+    u = np.divide(total[hi] - total[lo], n, out=np.zeros(len(spread)), where=n > 0)
+    return u**2 / (u**2 + scale_m**2)
 
 
 def body_size(joints: np.ndarray) -> np.ndarray:
@@ -73,15 +128,16 @@ def body_size(joints: np.ndarray) -> np.ndarray:
     return length(_LEGS) / 2 + length(_TORSO)
 
 
-def _to_metres(pose: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
-    """(T,17,3) normalised, root-relative -> metres, with one scale per window: the median over its frames with the
-    person (``seen`` (T,) bool; all frames when None or when none is seen). Frames without anyone are lifted from
-    an all-zero input and would pull the median down, blowing up a person seen in only part of the window."""
+def _metres_scale(pose: np.ndarray, seen: np.ndarray | None = None) -> float:
+    """Factor from a window's (T,17,3) normalised, root-relative pose to metres: the canonical body size over the
+    median over its frames with the person (``seen`` (T,) bool; all frames when None or when none is seen). Frames
+    without anyone are lifted from an all-zero input and would pull the median down, blowing up a person seen in
+    only part of the window. 0 for a pose of no size."""
     if seen is not None and seen.any():
         size = float(np.median(body_size(pose[seen])))
     else:
         size = float(np.median(body_size(pose)))
-    return pose * (CANONICAL_BODY_SIZE_M / size) if size > 1e-6 else pose * 0.0
+    return CANONICAL_BODY_SIZE_M / size if size > 1e-6 else 0.0
 
 
 def _window_input(keypoints: np.ndarray, frames: np.ndarray, min_conf: float) -> np.ndarray:
@@ -133,7 +189,7 @@ def merge_phases(phases: list[np.ndarray]) -> np.ndarray:
 
 
 def fuse_detector_3d(
-    joints: np.ndarray, detector_3d: np.ndarray, weight: float, smooth_frames: float = 0.0
+    joints: np.ndarray, detector_3d: np.ndarray, weight: float | np.ndarray, smooth_frames: float = 0.0
 ) -> np.ndarray:
     """The lifted joints averaged frame by frame with a detector's own 3D pose (MediaPipe's world landmarks).
 
@@ -148,24 +204,27 @@ def fuse_detector_3d(
     Args:
         joints: (T,17,3) lifted joints, metres, root-relative, camera axes.
         detector_3d: (T,17,3) the detector's 3D joints in H36M-17 order, metres, any frame; NaN where missing.
-        weight: the detector's share, 0-1 (0: ``joints`` unchanged, 1: the aligned detector pose).
+        weight: the detector's share, 0-1 (0: ``joints`` unchanged, 1: the aligned detector pose), one for every
+            frame or (T,) one per frame.
         smooth_frames: the Gaussian's sigma in frames (0: no smoothing).
     Returns:
         (T,17,3) float32, root-relative; frames where either pose is not finite are ``joints``'s.
     """
     if joints.shape != detector_3d.shape or joints.shape[1:] != (H36M_17.num_joints, 3):
         raise ValueError(f"expected two (T,17,3) arrays, got {joints.shape} and {detector_3d.shape}")
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"detector_3d weight must be within 0-1, got {weight}")
+    w = np.broadcast_to(np.asarray(weight, np.float64), (len(joints),))
+    if not ((w >= 0.0) & (w <= 1.0)).all():
+        raise ValueError(f"detector_3d weights must be within 0-1, got {np.min(w)}-{np.max(w)}")
     out = np.asarray(joints, np.float64).copy()
     both = np.isfinite(out).all((1, 2)) & np.isfinite(detector_3d).all((1, 2))
-    if weight > 0 and both.any():
+    if (w > 0).any() and both.any():
         aligned = np.full_like(out, np.nan)
         aligned[both] = root_relative(procrustes_align(np.asarray(detector_3d[both], np.float64), out[both]))
         if smooth_frames > 0:
             for j in range(1, out.shape[1]):  # the root stays at 0
                 aligned[:, j] = smooth_trajectory(aligned[:, j], sigma_frames=smooth_frames)
-        out[both] = root_relative((1.0 - weight) * out[both] + weight * aligned[both])
+        wb = w[both][:, None, None]
+        out[both] = root_relative((1.0 - wb) * out[both] + wb * aligned[both])
     return out.astype(np.float32)
 
 
@@ -189,9 +248,11 @@ def lift_keypoints(
             much time as in training (the lifters are trained at 15-60 frames/s; at 120 frames/s a window of 81
             frames is 0.7 s of motion), and the phases are merged back into one sequence (``merge_phases``).
         detector_3d: (T,17,3) the detector's own 3D pose (MediaPipe's world landmarks in H36M-17 order), metres,
-            its own frame, NaN where missing; averaged in with weight ``options.detector_3d`` (``fuse_detector_3d``,
-            smoothed over ``DETECTOR_3D_SMOOTH_S`` seconds at ``fps``, 30 when unknown) before the bone lengths are
-            fixed. None, or a weight of 0: the lifter's alone.
+            its own frame, NaN where missing; averaged in (``fuse_detector_3d``, smoothed over
+            ``DETECTOR_3D_SMOOTH_S`` seconds at ``fps``, 30 when unknown) before the bone lengths are fixed, with
+            the weight ``options.detector_3d``: a number, or 'auto' (``detector_3d_weights`` of the lifter's flip
+            spread over ``DETECTOR_3D_SPREAD_S`` seconds; without ``options.flip`` the mirrored pass is run for the
+            weight only). None, or a weight of 0: the lifter's alone.
     Returns:
         (T,17,3) float32 metres, root-relative (pelvis at 0), camera axes (x right, y down, z forward).
         Frames are returned for every input frame; callers mark frames without a person.
@@ -199,18 +260,24 @@ def lift_keypoints(
     opts = options or LiftOptions()
     if opts.bones not in ("fixed", "free"):
         raise ValueError(f"bones must be 'fixed' or 'free', got {opts.bones!r}")
+    mix = parse_detector_3d(opts.detector_3d)
+    auto = detector_3d is not None and mix == DETECTOR_3D_AUTO
     device = torch.device(device)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (H36M_17.num_joints, 3):
         raise ValueError(f"expected (T,17,3) keypoints, got {keypoints.shape}")
     seen = (np.isfinite(keypoints[..., :2]).all(-1) & (keypoints[..., 2] > opts.min_conf)).any(-1)  # (T,) a person
     k = lift_phases(fps, opts.max_fps)
-    if k == 1:
-        joints = _lift_windows(model, keypoints, seen, opts, device)
-    else:
-        joints = merge_phases([_lift_windows(model, keypoints[p::k], seen[p::k], opts, device) for p in range(k)])
-    if detector_3d is not None and opts.detector_3d > 0:
-        smooth = DETECTOR_3D_SMOOTH_S * (fps if fps and fps > 0 else 30.0)
-        joints = fuse_detector_3d(joints, detector_3d, opts.detector_3d, smooth_frames=smooth)
+    lifted = [_lift_windows(model, keypoints[p::k], seen[p::k], opts, device, spread=auto) for p in range(k)]
+    joints = merge_phases([j for j, _ in lifted]) if k > 1 else lifted[0][0]
+    if detector_3d is not None and (auto or mix > 0):
+        rate = fps if fps and fps > 0 else 30.0
+        if auto:
+            spread = merge_phases([g for _, g in lifted]) if k > 1 else lifted[0][1]
+            spread = np.where(seen, spread, np.nan)
+            weight = detector_3d_weights(spread, DETECTOR_3D_SPREAD_S * rate)
+        else:
+            weight = mix
+        joints = fuse_detector_3d(joints, detector_3d, weight, smooth_frames=DETECTOR_3D_SMOOTH_S * rate)
     if opts.bones == "fixed":
         if seen.any():
             joints = set_bone_lengths(joints, median_bone_lengths(joints[seen], symmetric=True))
@@ -218,14 +285,33 @@ def lift_keypoints(
 
 
 def _lift_windows(
-    model: torch.nn.Module, keypoints: np.ndarray, seen: np.ndarray, opts: LiftOptions, device: torch.device
-) -> np.ndarray:
+    model: torch.nn.Module,
+    keypoints: np.ndarray,
+    seen: np.ndarray,
+    opts: LiftOptions,
+    device: torch.device,
+    spread: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(T,17,3) pixels + conf -> (T,17,3) metres, root-relative: blended windows, each scaled to the average body
-    from the frames where ``seen`` (T,) has the person."""
+    from the frames where ``seen`` (T,) has the person. With ``spread`` also (T,) metres: the mean over joints of
+    the distance between the lift of the input and the mirrored lift of its mirror image (the two halves of flip
+    TTA, run as two passes; their mean is the flip-averaged lift, used when ``opts.flip``), at the same scale;
+    else None."""
     T = len(keypoints)
     plan = plan_sequence(T, opts.clip_len, "blend", stride=opts.stride)
     inputs = window_inputs(plan, make=lambda frames: _window_input(keypoints, frames, opts.min_conf))
-    pred = run_batches(model, inputs, Runtime(opts.batch_size, device, opts.precision, opts.flip, opts.upright))
-    pred = pred - pred[:, :, :1]  # root-relative
-    per_window = [_to_metres(p[: e - s], seen[s:e]) for p, (s, e) in zip(pred, plan.windows, strict=True)]
-    return read_frames(plan, per_window)
+    if spread:
+        runtime = Runtime(opts.batch_size, device, opts.precision, False, opts.upright)
+        one = run_batches(model, inputs, runtime)
+        other = run_batches(mirrored(model), inputs, runtime)
+        one, other = one - one[:, :, :1], other - other[:, :, :1]
+        pred = (one + other) / 2 if opts.flip else one
+        gap = np.linalg.norm(one - other, axis=-1).mean(-1)  # (N, T_w) normalised units
+    else:
+        pred = run_batches(model, inputs, Runtime(opts.batch_size, device, opts.precision, opts.flip, opts.upright))
+        pred = pred - pred[:, :, :1]  # root-relative
+    scales = [_metres_scale(p[: e - s], seen[s:e]) for p, (s, e) in zip(pred, plan.windows, strict=True)]
+    joints = read_frames(plan, [p[: e - s] * c for p, (s, e), c in zip(pred, plan.windows, scales, strict=True)])
+    if not spread:
+        return joints, None
+    return joints, read_frames(plan, [g[: e - s] * c for g, (s, e), c in zip(gap, plan.windows, scales, strict=True)])

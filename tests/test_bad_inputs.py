@@ -108,6 +108,14 @@ def test_one_nan_confidence_drops_one_joint_and_lifts_every_frame(tmp_path, tiny
     assert_nothing_half_written(tmp_path)
 
 
+@pytest.mark.parametrize("value", ["1.5", "-0.2", "most"])
+def test_detector_3d_outside_auto_or_zero_to_one_is_one_line_and_writes_nothing(tmp_path, tiny_model, value):
+    src = write_npz(tmp_path / "a.npz", keypoints(lambda kp, valid: None))
+    result = infer(src, tmp_path / "out", tiny_model, "--detector-3d", value)
+    assert_one_line_error(result, f"--detector-3d {value}: give 'auto' or the detector's weight from 0 to 1")
+    assert not (tmp_path / "out" / "a").exists()
+
+
 def test_nan_frames_marked_valid_are_missing_not_made_up(tmp_path, tiny_model):
     src = write_npz(
         tmp_path / "a.npz", keypoints(lambda kp, valid: kp.__setitem__((slice(3, 5), slice(None), 0), np.nan))

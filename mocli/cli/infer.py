@@ -117,14 +117,13 @@ def infer(
         typer.Option(min=0, help="Lift faster inputs as interleaved sequences at or below this rate (0: off)."),
     ] = 60.0,
     detector_3d: Annotated[
-        float,
+        str,
         typer.Option(
             "--detector-3d",
-            min=0,
-            max=1,
-            help="Weight of MediaPipe's own 3D pose averaged into the lifted one, where the input has it (0: off).",
+            help="MediaPipe's own 3D pose averaged into the lifted one, where the input has it: auto (more where the "
+            "lifter is less sure, from flip TTA), a weight 0-1, or 0 (off).",
         ),
-    ] = 0.3,
+    ] = "auto",
     max_frames: Annotated[int | None, typer.Option(min=1, help="Only the first N frames of videos.")] = None,
     render: Annotated[
         bool, typer.Option("--render", help="Also write preview.mp4: the 2D skeleton on the video beside the 3D one.")

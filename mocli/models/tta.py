@@ -27,7 +27,7 @@ import torch
 
 from mocli.skeleton import H36M_17, Skeleton, flip_keypoints
 
-__all__ = ["flip_average", "body_roll", "box_centre", "roll_image_plane", "upright"]
+__all__ = ["flip_average", "mirrored", "body_roll", "box_centre", "roll_image_plane", "upright"]
 
 AGREE_COS = 0.5  # torso and legs within 60 degrees of each other
 
@@ -46,6 +46,19 @@ def flip_average(
     both = model(torch.cat([x, flip_keypoints(x, skeleton)], dim=0))
     out, out_flipped = both.chunk(2, dim=0)
     return (out + flip_keypoints(out_flipped, skeleton)) / 2
+
+
+def mirrored(
+    model: Callable[[torch.Tensor], torch.Tensor], skeleton: Skeleton = H36M_17
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The other half of ``flip_average``: x -> flip(model(flip(x))), the lift of the mirror image mirrored back
+    ((B,T,J,C_in) -> (B,T,J,C_out), x in channel 0). (model(x) + mirrored(model)(x)) / 2 is flip_average(model, x);
+    how far the two halves disagree measures the model's uncertainty (``mocli.lift.detector_3d_weights``)."""
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return flip_keypoints(model(flip_keypoints(x, skeleton)), skeleton)
+
+    return run
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:

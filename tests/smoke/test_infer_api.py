@@ -320,9 +320,10 @@ def test_a_person_lying_across_the_image_is_lifted_rolled_upright(tmp_path, tiny
 
 
 def test_mediapipes_own_3d_is_averaged_in_where_the_input_has_it(tmp_path, tiny_model):
-    """An input with MediaPipe's world landmarks: by default (--detector-3d 0.3) they are mixed into the lifted
-    joints (the mixing by hand: tests/unit/test_fuse_detector_3d.py); with 0, or without landmarks, the lifter
-    alone; summary.json records the weight; a weight above 1 is a one-line error."""
+    """An input with MediaPipe's world landmarks: by default (--detector-3d auto) and with a fixed weight they are
+    mixed into the lifted joints (the mixing and the auto weight by hand: tests/unit/test_fuse_detector_3d.py);
+    with 0, or without landmarks, the lifter alone; summary.json records the choice; a weight above 1 or another
+    word is a one-line error."""
     import dataclasses
 
     from mocli.keypoints.npz import load_keypoints_npz, save_keypoints_npz
@@ -334,14 +335,19 @@ def test_mediapipes_own_3d_is_averaged_in_where_the_input_has_it(tmp_path, tiny_
     fused = mocli.infer(with_world, out=tmp_path / "a", model=tiny_model)[0]
     alone = mocli.infer(with_world, out=tmp_path / "b", model=tiny_model, detector_3d=0.0)[0]
     plain = mocli.infer(tmp_path / "k.npz", out=tmp_path / "c", model=tiny_model)[0]
-    assert fused.summary["detector_3d"] == 0.3 and alone.summary["detector_3d"] == 0.0
+    fixed = mocli.infer(with_world, out=tmp_path / "e", model=tiny_model, detector_3d="0.3")[0]
+    assert fused.summary["detector_3d"] == "auto" and alone.summary["detector_3d"] == 0.0
+    assert fixed.summary["detector_3d"] == 0.3
     frames_with_person = int(seq.valid.sum())  # world landmarks are NaN where the person is missing
     assert [r["detector_3d_frames"] for r in fused.summary["results"]] == [frames_with_person]
+    assert [r["detector_3d_frames"] for r in fixed.summary["results"]] == [frames_with_person]
     assert [r["detector_3d_frames"] for r in alone.summary["results"]] == [0]
     assert [r["detector_3d_frames"] for r in plain.summary["results"]] == [0]
-    a, b, c = (r.motions()[0].joints3d for r in (fused, alone, plain))
+    a, b, c, d = (r.motions()[0].joints3d for r in (fused, alone, plain, fixed))
     np.testing.assert_array_equal(b, c)
     ok = np.isfinite(a).all((1, 2))
     assert ok.sum() == np.isfinite(b).all((1, 2)).sum() and not np.allclose(a[ok], b[ok], atol=1e-3)
-    with pytest.raises(MocliError, match="--detector-3d 1.5"):
-        mocli.infer(with_world, out=tmp_path / "d", model=tiny_model, detector_3d=1.5)
+    assert not np.allclose(d[ok], b[ok], atol=1e-3) and not np.allclose(d[ok], a[ok], atol=1e-4)
+    for bad in (1.5, "most"):
+        with pytest.raises(MocliError, match=f"--detector-3d {bad}: give 'auto' or"):
+            mocli.infer(with_world, out=tmp_path / "d", model=tiny_model, detector_3d=bad)

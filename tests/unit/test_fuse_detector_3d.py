@@ -1,4 +1,5 @@
-"""The lifted joints averaged with a detector's own 3D pose (``mocli.lift.fuse_detector_3d``), by hand."""
+"""The lifted joints averaged with a detector's own 3D pose (``mocli.lift.fuse_detector_3d``), and the weight
+that grows with the lifter's flip spread (``--detector-3d auto``: ``detector_3d_weights``), by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from mocli.lift import DETECTOR_3D_SMOOTH_S, LiftOptions, fuse_detector_3d, lift_keypoints
+from mocli.data.transforms import crop_scale
+from mocli.lift import (
+    CANONICAL_BODY_SIZE_M,
+    DETECTOR_3D_SMOOTH_S,
+    DETECTOR_3D_SPREAD_M,
+    LiftOptions,
+    body_size,
+    detector_3d_weights,
+    fuse_detector_3d,
+    lift_keypoints,
+    mixes_detector_3d,
+    parse_detector_3d,
+)
 
 
 def _poses(T: int, seed: int) -> np.ndarray:
@@ -112,3 +125,87 @@ def test_lift_keypoints_mixes_the_detector_pose_in_before_fixing_bones(fps):
     np.testing.assert_array_equal(out, fuse_detector_3d(lifted, det, 0.3, smooth_frames=sigma))
     assert not np.allclose(out, fuse_detector_3d(lifted, det, 0.3), atol=1e-3)
     np.testing.assert_array_equal(lift_keypoints(flat, kp, opts, fps=fps, detector_3d=det), lifted)
+
+
+def test_one_weight_per_frame_mixes_each_frame_with_its_own():
+    lifted, det = _poses(3, 11), 1.5 * _poses(3, 12)
+    out = fuse_detector_3d(lifted, det, np.array([0.0, 0.5, 1.0]))
+    for t, w in enumerate((0.0, 0.5, 1.0)):
+        np.testing.assert_allclose(out[t], fuse_detector_3d(lifted[t : t + 1], det[t : t + 1], w)[0], atol=1e-6)
+    with pytest.raises(ValueError, match="0-1"):
+        fuse_detector_3d(lifted, det, np.array([0.2, 1.1, 0.3]))
+
+
+def test_auto_weights_are_the_running_mean_spread_squared_over_itself_plus_half_weight_spread_squared():
+    """s = 6 cm: a spread of 6 cm gives 0.5, 12 cm 0.8 (0.0144 / 0.018), 3 cm 0.2 (0.0009 / 0.0045); the running
+    mean skips frames without a person (NaN) and is shorter at the ends."""
+    assert DETECTOR_3D_SPREAD_M == 0.06
+    spread = np.array([0.06, 0.06, np.nan, 0.0, 0.12])
+    np.testing.assert_allclose(detector_3d_weights(spread, 1), [0.5, 0.5, 0.0, 0.0, 0.8])
+    # window of 3: (0.06, 0.06) (0.06, 0.06) (0.06, 0.0) (0.0, 0.12) (0.0, 0.12)
+    np.testing.assert_allclose(detector_3d_weights(spread, 3), [0.5, 0.5, 0.2, 0.5, 0.5])
+    np.testing.assert_array_equal(detector_3d_weights(np.full(4, np.nan), 3), np.zeros(4))
+
+
+@pytest.mark.parametrize("value, parsed", [("auto", "auto"), (" AUTO", "auto"), ("0.3", 0.3), (0.0, 0.0), (1, 1.0)])
+def test_detector_3d_is_auto_or_a_weight_from_zero_to_one(value, parsed):
+    assert parse_detector_3d(value) == parsed
+    assert mixes_detector_3d(value) == (parsed != 0.0)
+
+
+@pytest.mark.parametrize("value", ["1.5", -0.1, "half", float("nan"), None])
+def test_any_other_detector_3d_is_refused_in_one_line(value):
+    with pytest.raises(ValueError, match="--detector-3d .*: give 'auto' or the detector's weight from 0 to 1"):
+        parse_detector_3d(value)
+
+
+def _static_keypoints(T: int, seed: int) -> np.ndarray:
+    """(T,17,3) one pose held still, pixels + confidence 0.9."""
+    rng = np.random.default_rng(seed)
+    pose = np.concatenate([rng.uniform(100, 500, size=(17, 2)), np.full((17, 1), 0.9)], -1)
+    return np.repeat(pose[None], T, axis=0)
+
+
+def _auto(flip: bool) -> LiftOptions:
+    return LiftOptions(clip_len=27, stride=18, bones="free", flip=flip, upright=False, max_fps=0, detector_3d="auto")
+
+
+def test_auto_gives_a_lifter_that_agrees_with_its_mirror_image_no_detector_weight():
+    """A lifter that mirrors exactly (2D in, zero depth out) has no flip spread: the weight is 0 everywhere and the
+    result is the lifter's alone, with or without flip TTA."""
+
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[..., :2], torch.zeros_like(x[..., :1])], dim=-1)
+
+    kp, det = _static_keypoints(30, 13), _poses(30, 14)
+    alone = lift_keypoints(flat, kp, LiftOptions(clip_len=27, stride=18, bones="free", upright=False, max_fps=0))
+    for flip in (True, False):
+        np.testing.assert_allclose(lift_keypoints(flat, kp, _auto(flip), fps=30.0, detector_3d=det), alone, atol=1e-6)
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_auto_weight_from_the_flip_spread_of_a_lifter_that_does_not_mirror(flip):
+    """A lifter with depth z = c x (normalised x): its mirror image's lift, mirrored back, has z = -c x, so the
+    spread of each joint is 2 c |x_j - x_root| in normalised units, times the window's metres scale (canonical body
+    size over the body size of the lifted pose: the flip mean, flat, or without flip TTA the one pass, z = c x). A
+    still pose gives one weight for every frame: u^2 / (u^2 + s^2) of the mean spread over joints, and the result
+    is fuse_detector_3d with it."""
+    c = 0.3
+
+    def tilted(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[..., :2], c * x[..., :1]], dim=-1)
+
+    kp = _static_keypoints(30, 15)
+    det = 0.9 * _poses(30, 16) @ _rotation(np.array([0.0, 1.0, 0.0]), np.radians(25)).T
+    norm = crop_scale(kp[:1])[0][0]  # (17,3) the still pose normalised
+    pose = np.concatenate([norm[:, :2], np.zeros((17, 1)) if flip else c * norm[:, :1]], -1)
+    metres = CANONICAL_BODY_SIZE_M / body_size(pose - pose[:1])
+    u = np.mean(2 * c * np.abs(norm[:, 0] - norm[0, 0])) * metres
+    weight = u**2 / (u**2 + DETECTOR_3D_SPREAD_M**2)
+    assert 0.05 < weight < 0.95  # a real mix, not one side alone
+    plain = LiftOptions(clip_len=27, stride=18, bones="free", flip=flip, upright=False, max_fps=0, detector_3d=0.0)
+    lifted = lift_keypoints(tilted, kp, plain)
+    expected = fuse_detector_3d(lifted, det, weight, smooth_frames=DETECTOR_3D_SMOOTH_S * 30.0)
+    out = lift_keypoints(tilted, kp, _auto(flip), fps=30.0, detector_3d=det)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    assert not np.allclose(out, lifted, atol=1e-3)
