@@ -25,7 +25,7 @@ import numpy as np
 from mocli.errors import MocliError
 from mocli.infer_setup import Exports, InferSetup, check_options, load_setup
 from mocli.keypoints import DEFAULT_DETECTOR, KeypointSequence
-from mocli.lift import lift_phases, mixes_detector_3d
+from mocli.lift import lift_phases
 from mocli.pipeline import (
     InferInput,
     InferOptions,
@@ -308,11 +308,10 @@ def _write_person(
     facts = {"file": joints_file(unit), "person": int(seq.track_id), "frames": result.num_frames, "fps": result.fps,
              "frames_without_person": int(len(result.missing)),
              "lift_phases": lift_phases(result.fps, setup.options.lift.max_fps)}  # fmt: skip
-    world = result.extras.get("world_landmarks33")
-    mixed = 0
-    if world is not None and mixes_detector_3d(setup.options.lift.detector_3d):  # frames with MediaPipe's 3D mixed in
-        mixed = int((np.isfinite(world).all((1, 2)) & np.isfinite(result.joints3d).all((1, 2))).sum())
-    facts["detector_3d_frames"] = mixed
+    weight = result.extras.get("detector_3d_weight")  # (T,) MediaPipe's 3D's share per frame, NaN where not mixed
+    mixed = np.isfinite(weight) if weight is not None else np.zeros(result.num_frames, bool)
+    facts["detector_3d_frames"] = int(mixed.sum())
+    facts["detector_3d_weight"] = round(float(np.mean(weight[mixed])), 3) if mixed.any() else None
     if result.root is not None:
         solved = np.isfinite(result.root).all(-1)
         facts["trajectory_frames"] = int(solved.sum())

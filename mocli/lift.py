@@ -35,6 +35,8 @@ from mocli.trajectory import smooth_trajectory
 __all__ = [
     "LiftOptions",
     "lift_keypoints",
+    "lift_sequence",
+    "Lifted",
     "lift_phases",
     "merge_phases",
     "fuse_detector_3d",
@@ -228,6 +230,14 @@ def fuse_detector_3d(
     return out.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Lifted:
+    """What ``lift_sequence`` gives for one sequence."""
+
+    joints: np.ndarray  # (T,17,3) float32 metres, root-relative, camera axes (x right, y down, z forward)
+    detector_3d_weight: np.ndarray  # (T,) float32: the detector's share of each frame's mix; NaN where not mixed
+
+
 def lift_keypoints(
     model: torch.nn.Module,
     keypoints: np.ndarray,
@@ -236,7 +246,19 @@ def lift_keypoints(
     fps: float | None = None,
     detector_3d: np.ndarray | None = None,
 ) -> np.ndarray:
-    """3D joints for a whole sequence of 2D keypoints.
+    """(T,17,3) float32 3D joints for a whole sequence of 2D keypoints: ``lift_sequence(...).joints``."""
+    return lift_sequence(model, keypoints, options, device, fps, detector_3d).joints
+
+
+def lift_sequence(
+    model: torch.nn.Module,
+    keypoints: np.ndarray,
+    options: LiftOptions | None = None,
+    device: str | torch.device = "cpu",
+    fps: float | None = None,
+    detector_3d: np.ndarray | None = None,
+) -> Lifted:
+    """3D joints for a whole sequence of 2D keypoints, and the weight the detector's own 3D pose got in each frame.
 
     Args:
         model: maps (B,T,17,3) normalised 2D + conf to (B,T,17,3) normalised 3D (a DSTformer, or an STMO in
@@ -254,8 +276,9 @@ def lift_keypoints(
             spread over ``DETECTOR_3D_SPREAD_S`` seconds; without ``options.flip`` the mirrored pass is run for the
             weight only). None, or a weight of 0: the lifter's alone.
     Returns:
-        (T,17,3) float32 metres, root-relative (pelvis at 0), camera axes (x right, y down, z forward).
-        Frames are returned for every input frame; callers mark frames without a person.
+        ``Lifted``: joints (T,17,3) float32 metres, root-relative (pelvis at 0), camera axes (x right, y down, z
+        forward), for every input frame (callers mark frames without a person); detector_3d_weight (T,) the
+        detector's weight in the frames it was averaged into (NaN in the others, and everywhere without it).
     """
     opts = options or LiftOptions()
     if opts.bones not in ("fixed", "free"):
@@ -269,6 +292,7 @@ def lift_keypoints(
     k = lift_phases(fps, opts.max_fps)
     lifted = [_lift_windows(model, keypoints[p::k], seen[p::k], opts, device, spread=auto) for p in range(k)]
     joints = merge_phases([j for j, _ in lifted]) if k > 1 else lifted[0][0]
+    used = np.full(len(keypoints), np.nan)
     if detector_3d is not None and (auto or mix > 0):
         rate = fps if fps and fps > 0 else 30.0
         if auto:
@@ -276,12 +300,14 @@ def lift_keypoints(
             spread = np.where(seen, spread, np.nan)
             weight = detector_3d_weights(spread, DETECTOR_3D_SPREAD_S * rate)
         else:
-            weight = mix
+            weight = np.full(len(keypoints), mix)
+        both = np.isfinite(joints).all((1, 2)) & np.isfinite(detector_3d).all((1, 2))  # as fuse_detector_3d's
+        used[both] = weight[both]
         joints = fuse_detector_3d(joints, detector_3d, weight, smooth_frames=DETECTOR_3D_SMOOTH_S * rate)
     if opts.bones == "fixed":
         if seen.any():
             joints = set_bone_lengths(joints, median_bone_lengths(joints[seen], symmetric=True))
-    return joints.astype(np.float32)
+    return Lifted(joints.astype(np.float32), used.astype(np.float32))
 
 
 def _lift_windows(

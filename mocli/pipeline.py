@@ -26,7 +26,7 @@ import torch
 from mocli._version import __version__
 from mocli.errors import InputError, MocliError
 from mocli.keypoints import DEFAULT_DETECTOR, KeypointSequence
-from mocli.lift import LiftOptions, lift_keypoints
+from mocli.lift import LiftOptions, lift_sequence
 from mocli.result_folder import SUMMARY, OutputLock, is_complete
 from mocli.results import MotionResult, write_json
 from mocli.skeleton import to_h36m
@@ -271,15 +271,20 @@ def run_pose3d(
     """3D joints (metres, root-relative, camera axes) for every frame of a keypoint sequence; with a ``camera``,
     also the pelvis trajectory in that camera's frame (``MotionResult.root`` (T,3) metres, NaN where missing).
     MediaPipe's own 3D pose (``extras['world_landmarks33']``), where the sequence has it, is averaged into the
-    lifted joints with weight ``lift.detector_3d`` (``mocli.lift.fuse_detector_3d``)."""
+    lifted joints with weight ``lift.detector_3d`` (``mocli.lift.fuse_detector_3d``); the weight of each frame is
+    kept as ``extras['detector_3d_weight']`` (T,) (NaN where not mixed)."""
     present = seq.valid | seq.interpolated
     if not present.any():
         raise InputError("no frame with the person")
     world = seq.extras.get("world_landmarks33")  # MediaPipe's own 3D pose, (T,33,3) metres, NaN where missing
     detector_3d = to_h36m(np.asarray(world, np.float64), "mediapipe", conf=False) if world is not None else None
-    joints = lift_keypoints(model, seq.keypoints, lift, device=device, fps=seq.fps, detector_3d=detector_3d)
+    lifted = lift_sequence(model, seq.keypoints, lift, device=device, fps=seq.fps, detector_3d=detector_3d)
+    joints = lifted.joints
     joints[~present] = np.nan
     extras = {"world_landmarks33": world} if world is not None else {}
+    weight = np.where(present, lifted.detector_3d_weight, np.nan).astype(np.float32)
+    if np.isfinite(weight).any():
+        extras["detector_3d_weight"] = weight
     root = None
     if camera is not None:
         root = estimate_trajectory(seq.keypoints, joints, camera, fps=seq.fps)

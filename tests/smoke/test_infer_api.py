@@ -341,6 +341,12 @@ def test_mediapipes_own_3d_is_averaged_in_where_the_input_has_it(tmp_path, tiny_
     frames_with_person = int(seq.valid.sum())  # world landmarks are NaN where the person is missing
     assert [r["detector_3d_frames"] for r in fused.summary["results"]] == [frames_with_person]
     assert [r["detector_3d_frames"] for r in fixed.summary["results"]] == [frames_with_person]
+    assert [r["detector_3d_weight"] for r in fixed.summary["results"]] == [0.3]
+    assert [r["detector_3d_weight"] for r in alone.summary["results"]] == [None]
+    with np.load(fused.out_dir / "joints3d.npz") as data:  # the weight of each frame, NaN where not mixed
+        weight = data["detector_3d_weight"]
+    assert np.isfinite(weight).sum() == frames_with_person and ((weight >= 0) & (weight < 1))[seq.valid].all()
+    assert fused.summary["results"][0]["detector_3d_weight"] == round(float(np.nanmean(weight)), 3)
     assert [r["detector_3d_frames"] for r in alone.summary["results"]] == [0]
     assert [r["detector_3d_frames"] for r in plain.summary["results"]] == [0]
     a, b, c, d = (r.motions()[0].joints3d for r in (fused, alone, plain, fixed))

@@ -17,6 +17,7 @@ from mocli.lift import (
     detector_3d_weights,
     fuse_detector_3d,
     lift_keypoints,
+    lift_sequence,
     mixes_detector_3d,
     parse_detector_3d,
 )
@@ -209,3 +210,20 @@ def test_auto_weight_from_the_flip_spread_of_a_lifter_that_does_not_mirror(flip)
     out = lift_keypoints(tilted, kp, _auto(flip), fps=30.0, detector_3d=det)
     np.testing.assert_allclose(out, expected, atol=1e-5)
     assert not np.allclose(out, lifted, atol=1e-3)
+    det[[3, 4]] = np.nan  # the detector lost the person: not mixed there, the weight is NaN
+    used = lift_sequence(tilted, kp, _auto(flip), fps=30.0, detector_3d=det).detector_3d_weight
+    assert used.shape == (30,) and used.dtype == np.float32 and np.isnan(used[[3, 4]]).all()
+    np.testing.assert_allclose(np.delete(used, [3, 4]), weight, rtol=1e-5)
+
+
+def test_lift_sequence_reports_a_fixed_weight_where_mixed_and_nan_without_a_detector_pose():
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[..., :2], torch.zeros_like(x[..., :1])], dim=-1)
+
+    kp, det = _static_keypoints(30, 17), _poses(30, 18)
+    det[0] = np.nan
+    opts = LiftOptions(clip_len=27, stride=18, bones="free", upright=False, max_fps=0, detector_3d=0.3)
+    lifted = lift_sequence(flat, kp, opts, detector_3d=det)
+    assert np.isnan(lifted.detector_3d_weight[0]) and (lifted.detector_3d_weight[1:] == np.float32(0.3)).all()
+    np.testing.assert_array_equal(lifted.joints, lift_keypoints(flat, kp, opts, detector_3d=det))
+    assert np.isnan(lift_sequence(flat, kp, opts).detector_3d_weight).all()
