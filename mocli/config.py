@@ -76,6 +76,8 @@ class DataConfig:
     tilt_deg: tuple[float, float] = (0.0, 90.0)  # tilt angle range (90: lying)
     tilt_ramp_prob: float = 0.0  # probability that a tilted clip's angle changes over the clip (lying down, getting up)
     speed_fps: tuple[float, float] = (0.0, 0.0)  # play clips as if filmed at a rate in this range (0, 0: off)
+    shift_prob: float = 0.0  # probability that a clip's 2D input shows joints defined elsewhere on the body
+    shift_m: float = 0.04  # std of those shifts along the bones, metres (mocli.data.definitions)
     occlusion_rate: float = 0.0  # detector-like loss of a joint or limb, events per 100 frames
     occlusion_frames: tuple[int, int] = (5, 30)  # frames an occlusion lasts
     occlusion_limb_prob: float = 0.5  # probability that an occlusion takes a limb or the head, not one joint

@@ -403,10 +403,10 @@ def check_config(cfg: DataConfig) -> None:
     ordered("aim_offset_m", -np.inf)
     if tuple(cfg.speed_fps) != (0.0, 0.0):
         ordered("speed_fps", 1e-3)
-    for key in ("tilt_prob", "tilt_ramp_prob", "bend_prob", "trunk_prob", "occlusion_limb_prob"):
+    for key in ("tilt_prob", "tilt_ramp_prob", "bend_prob", "trunk_prob", "occlusion_limb_prob", "shift_prob"):
         if not 0.0 <= getattr(cfg, key) <= 1.0:
             raise MocliError(f"data.{key} must be in [0, 1], got {getattr(cfg, key)}")
-    for key in ("bone_asymmetry", "occlusion_rate", "swap_rate", "jitter_rate", "jitter_std"):
+    for key in ("bone_asymmetry", "occlusion_rate", "swap_rate", "jitter_rate", "jitter_std", "shift_m"):
         if not getattr(cfg, key) >= 0.0:
             raise MocliError(f"data.{key} must be >= 0, got {getattr(cfg, key)}")
     if cfg.bone_asymmetry >= 2.0:

@@ -24,6 +24,7 @@ import torch
 from mocli.config import DataConfig
 from mocli.data import augment
 from mocli.data.cameras import ViewRange, identity_camera, image_25d, sample_camera, up_vector, world_to_camera
+from mocli.data.definitions import sample_joint_shifts, shift_joints
 from mocli.data.holdout import is_held_out
 from mocli.data.noise import (
     DetectorFaults,
@@ -253,7 +254,8 @@ class LiftClipDataset(torch.utils.data.Dataset):
     ``bone_asymmetry``), bent legs (``data.bend_prob``, ``bend_hip_deg``, ``bend_knee_deg``), a bent trunk
     (``data.trunk_prob``, ``trunk_deg``), a tilt of world-frame motion (``data.tilt_prob``, ``tilt_deg``; changing
     over the clip with ``tilt_ramp_prob``), then, after the noise, detector failures (``data.occlusion_*``,
-    ``swap_*``, ``jitter_*``; only with ``data.noise``).
+    ``swap_*``, ``jitter_*``; only with ``data.noise``), and with ``data.shift_prob`` a 2D input showing joints
+    defined elsewhere on the body (``mocli.data.definitions``; the target keeps the data's joints).
     Validation clips get none of them; the camera ranges (``aim_offset_m`` included) apply to both.
     """
 
@@ -358,9 +360,16 @@ class LiftClipDataset(torch.utils.data.Dataset):
             box_scale, target = 1.0, np.zeros_like(label_px)
         else:
             box_scale, target = box.scale, normalise_image_3d(label_px, box)
+        shown = target  # the joints the 2D input shows: with data.shift_prob, defined elsewhere on the body
+        if self.train and self.cfg.shift_prob > 0 and rng.random() < self.cfg.shift_prob and box is not None:
+            shifted = shift_joints(joints, sample_joint_shifts(rng, self.cfg.shift_m))
+            shifted_px, _ = image_25d(
+                world_to_camera(shifted, camera.R, camera.t), camera, orthographic=self.cfg.projection == "orthographic"
+            )
+            shown = normalise_image_3d(shifted_px, box)
         if self._flip(rng):
-            target = flip_clip(target)
-        model_input = self._corrupt(rng, target[..., :2], None)
+            target, shown = flip_clip(target), flip_clip(shown)
+        model_input = self._corrupt(rng, shown[..., :2], None)
         if self.cfg.root_relative:
             target = root_relative(target)
         return {
