@@ -103,6 +103,11 @@ def parse_weight(text: str, option: str = "--sweep") -> float | str:
         raise InputError(f"{option} {text!r}: give 'auto' or weights from 0 to 1, e.g. auto,0,0.3") from None
 
 
+def weight_label(weight: float | str) -> str:
+    """A weight of MediaPipe's 3D as the sweep's tables and JSON name it: 'auto', '0.3', '1'."""
+    return weight if isinstance(weight, str) else f"{weight:g}"
+
+
 def make_view(pitch: str | None = None, distance: str | None = None, fov: str | None = None) -> ViewRange:
     """``VIEW`` with the ranges given as 'LO,HI' text (None keeps VIEW's).
 
@@ -491,7 +496,7 @@ def _run(args: argparse.Namespace) -> int:
             for w, joints in res.swept.items():
                 s = score_sequence(rendered.gt_cam[:n], joints[:n], res.mediapipe[:n], res.detected[:n],
                                    res.keypoints2d[:n], gt_px, lifter)  # fmt: skip
-                row["sweep"][f"{w:g}"] = {k: s[k] for k in ("frames", "mocli_pa_mpjpe_mm", "mocli_limbs_pa_mm")}
+                row["sweep"][weight_label(w)] = {k: s[k] for k in ("frames", "mocli_pa_mpjpe_mm", "mocli_limbs_pa_mm")}
         row["detection_rate"] = float(res.detected[:n].sum() / len(rendered.gt_cam))
         row["seconds"] = {**{k: round(v, 2) for k, v in rendered.seconds.items()}, "infer": round(res.seconds, 2)}
         rows.append(row)

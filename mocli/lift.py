@@ -95,7 +95,8 @@ def parse_detector_3d(value: float | str) -> float | str:
 
 def mixes_detector_3d(value: float | str) -> bool:
     """Whether ``--detector-3d`` ``value`` averages the detector's 3D pose in at all ('auto' or a weight above 0)."""
-    return parse_detector_3d(value) == DETECTOR_3D_AUTO or float(value) > 0
+    weight = parse_detector_3d(value)
+    return weight == DETECTOR_3D_AUTO or weight > 0
 
 
 def detector_3d_weights(spread: np.ndarray, window_frames: float, scale_m: float = DETECTOR_3D_SPREAD_M) -> np.ndarray:

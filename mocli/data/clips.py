@@ -352,9 +352,12 @@ class LiftClipDataset(torch.utils.data.Dataset):
         camera = sample_camera(rng, joints, src.up_axis, self.view) if src.frame == "world" else None
         if camera is None:
             camera = identity_camera(self.view)
-        label_px, metres_per_px = image_25d(
-            world_to_camera(joints, camera.R, camera.t), camera, orthographic=self.cfg.projection == "orthographic"
-        )
+
+        def to_image(world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            orthographic = self.cfg.projection == "orthographic"
+            return image_25d(world_to_camera(world, camera.R, camera.t), camera, orthographic=orthographic)
+
+        label_px, metres_per_px = to_image(joints)
         box = crop_box(label_px[..., :2], ratio=rng.uniform(*self.cfg.scale_range))
         if box is None:  # a degenerate clip (all joints on one point): no signal, no loss
             box_scale, target = 1.0, np.zeros_like(label_px)
@@ -363,10 +366,7 @@ class LiftClipDataset(torch.utils.data.Dataset):
         shown = target  # the joints the 2D input shows: with data.shift_prob, defined elsewhere on the body
         if self.train and self.cfg.shift_prob > 0 and rng.random() < self.cfg.shift_prob and box is not None:
             shifted = shift_joints(joints, sample_joint_shifts(rng, self.cfg.shift_m))
-            shifted_px, _ = image_25d(
-                world_to_camera(shifted, camera.R, camera.t), camera, orthographic=self.cfg.projection == "orthographic"
-            )
-            shown = normalise_image_3d(shifted_px, box)
+            shown = normalise_image_3d(to_image(shifted)[0], box)
         if self._flip(rng):
             target, shown = flip_clip(target), flip_clip(shown)
         model_input = self._corrupt(rng, shown[..., :2], None)

@@ -26,12 +26,12 @@ __all__ = ["SHIFTED_JOINTS", "sample_joint_shifts", "shift_joints"]
 # Joints whose definition moves (the trunk follows the hips and shoulders), with their child along the chain
 # (-1: the end of a chain); pairs of left/right joints share one draw.
 SHIFTED_JOINTS = {1: 2, 2: 3, 3: -1, 4: 5, 5: 6, 6: -1, 9: 10, 10: -1, 11: 12, 12: 13, 13: -1, 14: 15, 15: 16, 16: -1}
-_MIRROR = {4: 1, 5: 2, 6: 3, 14: 11, 15: 12, 16: 13}  # left joint -> right joint (H36M-17)
+_MIRROR = {b: a for a, b in H36M_17.flip_pairs}  # the second joint of each left/right pair -> the first
 
 
 def sample_joint_shifts(rng: np.random.Generator, std_m: float) -> np.ndarray:
     """(17, 2) metres: for each joint its shift along the bone from its parent and along the bone to its child;
-    zero for the trunk, for the child direction of chain ends; a left joint shares its right twin's draw."""
+    zero for the trunk, for the child direction of chain ends; the two joints of a left/right pair share a draw."""
     shifts = np.zeros((H36M_17.num_joints, 2))
     for j, child in SHIFTED_JOINTS.items():
         if j in _MIRROR:

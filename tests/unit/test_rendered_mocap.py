@@ -456,6 +456,7 @@ def test_sweep_summaries_weigh_frames_and_weights_are_checked():
     assert out["0"] == {"mocli_pa_mpjpe_mm": pytest.approx(65.0), "mocli_limbs_pa_mm": pytest.approx(75.0)}
     assert out["0.5"] == {"mocli_pa_mpjpe_mm": pytest.approx(55.0), "mocli_limbs_pa_mm": pytest.approx(57.0)}
     assert rm.parse_weight("0.3") == 0.3 and rm.parse_weight("auto") == "auto"
+    assert [rm.weight_label(rm.parse_weight(w)) for w in ("auto", "0.30", "1", "0")] == ["auto", "0.3", "1", "0"]
     with pytest.raises(rm.InputError, match="--detector-3d '2'"):
         rm.parse_weight("2", "--detector-3d")
     for bad in ("1.2", "-0.1", "half"):
