@@ -35,7 +35,7 @@ derived from its 33 landmarks (``mocli.skeleton.to_h36m``), which differ from th
 
     python benchmarks/rendered_mocap.py --data bandai.h5 --data cmu_dance.h5 [--pick val|held-out] [--sequences 6]
         [--frames 150] [--pitch LO,HI] [--distance LO,HI] [--fov LO,HI] [--model NAME|CKPT] [--bones fixed|free]
-        [--no-upright] [--detector-3d W] [--sweep W1,W2,...] [--out DIR] [--json FILE]
+        [--no-upright] [--detector-3d W] [--limb-depth W] [--sweep W1,W2,...] [--out DIR] [--json FILE]
     python benchmarks/rendered_mocap.py --data hdm05.h5 --data reactidle.h5 --pick held-out --pitch 35,60
     python benchmarks/rendered_mocap.py --data bandai.h5 --data cmu_dance.h5 --data reactidle.h5 --data hdm05.h5 \
         --sequences 12 --sweep 0,0.2,0.3,0.4,0.5,1      # weights of MediaPipe's 3D in mocli's (--detector-3d)
@@ -268,9 +268,10 @@ def load_pipeline(
     bones: str = "fixed",
     upright: bool = True,
     detector_3d: float | None = None,
+    limb_depth: float | None = None,
 ) -> Pipeline:
     """The lifter (``--model`` name or checkpoint, default the shipped one) and infer's default options
-    (``detector_3d``: infer's --detector-3d, None: its default)."""
+    (``detector_3d``, ``limb_depth``: infer's --detector-3d and --limb-depth, None: its default)."""
     from mocli.api import load_lifter, model_clip_len
     from mocli.keypoints import DetectorOptions
     from mocli.lift import LiftOptions
@@ -288,6 +289,8 @@ def load_pipeline(
     )
     if detector_3d is not None:
         lift = replace(lift, detector_3d=detector_3d)
+    if limb_depth is not None:
+        lift = replace(lift, limb_depth=limb_depth)
     options = InferOptions(detector="mediapipe", detector_options=DetectorOptions(device=device), lift=lift)
     return Pipeline(lifter, options, dev, weights)
 
@@ -394,7 +397,7 @@ def run_info(args: argparse.Namespace, view: ViewRange, weights: Path, detector_
     """The choices of a run, for the JSON file: data, pick, frames, seed, look, model, bones, camera ranges, fit."""
     return {"data": [str(p) for p in args.data], "pick": args.pick, "frames": args.frames, "seed": args.seed,
             "look": args.look, "model": str(weights), "bones": args.bones, "upright": args.upright,
-            "detector_3d": detector_3d,
+            "detector_3d": detector_3d, "limb_depth": args.limb_depth,
             "view": dict(view.__dict__),
             "fit_iterations": args.fit_iterations}  # fmt: skip
 
@@ -424,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         help="as infer's --detector-3d (default: infer's); above 0 the "
         "lifter alone is scored as well (PA lifter, limbs lifter)",
     )
+    ap.add_argument("--limb-depth", type=float, default=0.0, help="as infer's --limb-depth (default 0: off)")
     ap.add_argument(
         "--sweep", help="W1,W2,...: also score these weights of MediaPipe's 3D (--detector-3d) on the same videos"
     )
@@ -470,7 +474,9 @@ def _run(args: argparse.Namespace) -> int:
     colours = region_colours(body.bone_labels, dominant[:, 0].numpy(), np.asarray(body.faces), args.look)
     detector_3d = None if args.detector_3d is None else parse_weight(args.detector_3d, "--detector-3d")
     sweep = [parse_weight(w) for w in args.sweep.split(",")] if args.sweep else []
-    pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, detector_3d)
+    if not 0 <= args.limb_depth <= 1:
+        raise MocliError(f"--limb-depth {args.limb_depth}: give a strength from 0 to 1 (0: off)")
+    pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, detector_3d, args.limb_depth)
     setup = time.perf_counter() - t0
     print(f"{len(chosen)} sequences, model {pipe.weights.name}, outputs in {out} (setup {setup:.1f} s)", flush=True)
     print(f"pick {args.pick}, seed {args.seed}, cameras: {describe_view(view)}", flush=True)

@@ -86,6 +86,7 @@ def infer(
     batch_size: int = 8,
     max_lift_fps: float = 60.0,
     detector_3d: float | str = "auto",
+    limb_depth: float = 0.0,
     max_frames: int | None = None,
     render: bool = False,
     bvh: bool = False,
@@ -136,6 +137,8 @@ def infer(
             one and averaged in frame by frame (``mocli.lift.fuse_detector_3d``) with this weight: 'auto' (more
             where the lifter is less sure, read from flip TTA: ``mocli.lift.detector_3d_weights``), a number 0-1,
             or 0: the lifter alone.
+        limb_depth: 0-1, the depth of each limb and girdle bone blended towards the one its length and its length
+            in the image call for (``mocli.limb_depth.limb_depths``); 0: the lifter's own.
         labels, top_k, action_model: task action: free-text labels (comma-separated or a list), classes listed per
             window, the action checkpoint (default: ``model``, else the shipped one).
         body_model, smpl_dir: task mesh: ``auto``, ``smpl`` or ``anny``, and the folder of the SMPL files.
@@ -156,7 +159,7 @@ def infer(
     specs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     check_options(task=task, bones=bones, precision=precision, body_model=body_model, batch_size=batch_size,
                   top_k=top_k, max_frames=max_frames, detector=detector, focal=focal, fov=fov,
-                  max_lift_fps=max_lift_fps, detector_3d=detector_3d)  # fmt: skip
+                  max_lift_fps=max_lift_fps, detector_3d=detector_3d, limb_depth=limb_depth)  # fmt: skip
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MocliError(f"--out {out} is a file; give a folder for the results")
@@ -173,7 +176,7 @@ def infer(
     setup = load_setup(
         task=task, model=model, detector=detector, person=person, keypoint_format=keypoint_format, flip=flip,
         upright=upright, bones=bones, precision=precision, batch_size=batch_size, max_lift_fps=max_lift_fps,
-        detector_3d=detector_3d,
+        detector_3d=detector_3d, limb_depth=limb_depth,
         max_frames=max_frames, render=render, bvh=bvh, labels=labels, top_k=top_k, action_model=action_model,
         body_model=body_model, smpl_dir=smpl_dir, device=device, seed=seed, focal=focal, fov=fov, world=world,
     )  # fmt: skip

@@ -74,6 +74,13 @@ def check_options(**values: Any) -> None:
         parse_detector_3d(values.get("detector_3d", 0.0))
     except ValueError as e:
         raise MocliError(str(e)) from None
+    limb_depth = values.get("limb_depth", 0.0)
+    try:
+        strength = float(limb_depth)
+    except (TypeError, ValueError):
+        strength = float("nan")
+    if not 0 <= strength <= 1:
+        raise MocliError(f"--limb-depth {limb_depth}: give a strength from 0 to 1 (0: the lifter's own depths)")
     max_lift_fps = values.get("max_lift_fps", 0.0)
     if not 0 <= float(max_lift_fps) < float("inf"):
         raise MocliError(f"--max-lift-fps {max_lift_fps}: give a frame rate >= 0 (0: lift every input at its own rate)")
@@ -83,7 +90,7 @@ def load_setup(
     *, task: str = "pose3d", model: str | os.PathLike | None = None, detector: str = DEFAULT_DETECTOR,
     person: str | int = "largest", keypoint_format: str | None = None, flip: bool = True, upright: bool = True,
     bones: str = "fixed", precision: str = "auto", batch_size: int = 8, max_lift_fps: float = 60.0,
-    detector_3d: float | str = "auto", max_frames: int | None = None,
+    detector_3d: float | str = "auto", limb_depth: float = 0.0, max_frames: int | None = None,
     render: bool = False, bvh: bool = False, labels: str | None = None, top_k: int = 5,
     action_model: str | os.PathLike | None = None, body_model: str = "auto",
     smpl_dir: str | os.PathLike | None = None, device: str = "auto", seed: int = 0, focal: float | None = None,
@@ -116,6 +123,7 @@ def load_setup(
             precision=resolve_precision(torch_device, precision),
             max_fps=float(max_lift_fps),
             detector_3d=parse_detector_3d(detector_3d),
+            limb_depth=float(limb_depth),
         ),
         max_frames=max_frames,
         focal=focal,

@@ -8,6 +8,8 @@ Pure orchestration around a model: no file I/O. The data flow per sequence:
       -> per window: MotionBERT's crop-scale normalisation (T_w,17,3) in [-1,1] + conf
       -> the model (flip TTA; a body lying across the image rolled upright and back), windows batched
          -> (T_w,17,3) normalised 3D, root-relative
+      -> (limb_depth > 0) per window: the depth of each limb and girdle bone blended towards the depth its length
+         and its length in the image call for (``mocli.limb_depth.limb_depths``; x and y unchanged)
       -> per window: scaled to metres with an average adult's body size (monocular 2D cannot observe scale)
       -> blended across overlaps -> (T,17,3) metres, root-relative, camera axes (x right, y down, z forward)
       -> (with the detector's own 3D pose: MediaPipe's world landmarks) that pose aligned onto the lifted one frame
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from mocli.data.transforms import crop_scale, root_relative
+from mocli.limb_depth import limb_depths
 from mocli.metrics import procrustes_align
 from mocli.models.tta import mirrored
 from mocli.predict import Runtime, plan_sequence, read_frames, run_batches, window_inputs
@@ -78,6 +81,8 @@ class LiftOptions:
     max_fps: float = 60.0  # a faster input is lifted as interleaved sequences at or below this rate (0: never)
     # the detector's own 3D pose averaged in, where given: 'auto' (detector_3d_weights) or a weight 0-1
     detector_3d: float | str = DETECTOR_3D_AUTO
+    # 0-1: each window's limb depths blended towards those their lengths call for (mocli.limb_depth; 0: off)
+    limb_depth: float = 0.0
 
 
 def parse_detector_3d(value: float | str) -> float | str:
@@ -337,8 +342,20 @@ def _lift_windows(
     else:
         pred = run_batches(model, inputs, Runtime(opts.batch_size, device, opts.precision, opts.flip, opts.upright))
         pred = pred - pred[:, :, :1]  # root-relative
+    if opts.limb_depth > 0:
+        windows = zip(pred, plan.windows, strict=True)
+        pred = np.stack([_limb_window(p, seen[s:e], opts.limb_depth) for p, (s, e) in windows])
     scales = [_metres_scale(p[: e - s], seen[s:e]) for p, (s, e) in zip(pred, plan.windows, strict=True)]
     joints = read_frames(plan, [p[: e - s] * c for p, (s, e), c in zip(pred, plan.windows, scales, strict=True)])
     if not spread:
         return joints, None
     return joints, read_frames(plan, [g[: e - s] * c for g, (s, e), c in zip(gap, plan.windows, scales, strict=True)])
+
+
+def _limb_window(pred: np.ndarray, seen: np.ndarray, strength: float) -> np.ndarray:
+    """``limb_depths`` of one window (T_w,17,3) whose first len(seen) frames are the sequence's (the rest pad it),
+    bone lengths from the frames with the person."""
+    n = len(seen)
+    out = pred.copy()
+    out[:n] = limb_depths(pred[:n], strength, seen=seen)
+    return out

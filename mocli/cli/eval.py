@@ -109,6 +109,14 @@ FlipOption = Annotated[bool, typer.Option(help="Flip test-time augmentation.")]
 UprightOption = Annotated[
     bool, typer.Option(help="Lift a body lying across the image rolled upright, as `mocli infer` does.")
 ]
+LimbDepthOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Set each window's limb depths as `mocli infer --limb-depth` does, with this strength (0: the model's).",
+    ),
+]
 RootrelOption = Annotated[
     bool | None, typer.Option("--rootrel/--no-rootrel", help="Set the predicted root to 0 (default: the checkpoint's).")
 ]
@@ -222,6 +230,7 @@ def mocap(
     ] = Cameras.model,
     flip: FlipOption = True,
     upright: UprightOption = True,
+    limb_depth: LimbDepthOption = 0.0,
     json_path: JsonOption = None,
     clip_len: ClipLenOption = None,
     batch_size: BatchOption = 8,
@@ -262,8 +271,10 @@ def mocap(
         variants["clean"] = None
     if noise:
         variants["noisy"] = load_noise_model(data_cfg.noise_file or None)
-    run = RunOptions(clip_len=opts.clip_len, flip=flip, batch_size=batch_size, device=str(device), upright=upright)
+    run = RunOptions(clip_len=opts.clip_len, flip=flip, batch_size=batch_size, device=str(device), upright=upright,
+                     limb_depth=limb_depth)  # fmt: skip
     info = {"model": model_info, "data": [str(p) for p in data], "flip": flip, "upright": upright,
+            "limb_depth": limb_depth,
             "device": str(device), "cameras": cameras.value,
             "noise_file": data_cfg.noise_file or "motionbert_noise.json (shipped)"}  # fmt: skip
     with progress_bar(settings.quiet) as progress:
@@ -297,6 +308,7 @@ def generalisation(
     noise: Annotated[bool, typer.Option(help="Also score inputs with MotionBERT's detection noise.")] = True,
     flip: FlipOption = True,
     upright: UprightOption = True,
+    limb_depth: LimbDepthOption = 0.0,
     json_path: JsonOption = None,
     batch_size: BatchOption = 8,
 ) -> None:
@@ -320,8 +332,10 @@ def generalisation(
     variants = {"clean": None}
     if noise:
         variants["noisy"] = load_noise_model()
-    run = RunOptions(clip_len=clip_len, flip=flip, batch_size=batch_size, device=str(device), upright=upright)
+    run = RunOptions(clip_len=clip_len, flip=flip, batch_size=batch_size, device=str(device), upright=upright,
+                     limb_depth=limb_depth)  # fmt: skip
     info = {"model": model_info, "data": [str(p) for p in data], "flip": flip, "upright": upright,
+            "limb_depth": limb_depth,
             "device": str(device)}  # fmt: skip
     with progress_bar(settings.quiet) as progress:
         task = progress.add_task("groups", total=len(GROUPS))

@@ -124,6 +124,15 @@ def infer(
             "lifter is less sure, from flip TTA), a weight 0-1, or 0 (off).",
         ),
     ] = "auto",
+    limb_depth: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="0-1: each limb's depth blended towards the one its length and its length in the image call for "
+            "(0: the lifter's own).",
+        ),
+    ] = 0.0,
     max_frames: Annotated[int | None, typer.Option(min=1, help="Only the first N frames of videos.")] = None,
     render: Annotated[
         bool, typer.Option("--render", help="Also write preview.mp4: the 2D skeleton on the video beside the 3D one.")
@@ -165,7 +174,7 @@ def infer(
             inputs, out, task=task.value, model=model, detector=detector.value, person=person,
             keypoint_format=keypoint_format, shard=shard, overwrite=overwrite, flip=flip, upright=upright,
             bones=bones.value, precision=precision.value, batch_size=batch_size, max_lift_fps=max_lift_fps,
-            detector_3d=detector_3d, max_frames=max_frames,
+            detector_3d=detector_3d, limb_depth=limb_depth, max_frames=max_frames,
             render=render, bvh=bvh, labels=labels, top_k=top_k, action_model=action_model,
             body_model=body_model.value, smpl_dir=smpl_dir, device=settings.device, seed=settings.seed, focal=focal,
             fov=fov, world=world,

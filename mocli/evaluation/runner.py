@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from mocli.api import model_clip_len
+from mocli.limb_depth import limb_depths
 from mocli.models.stmo import ManyToOne
 from mocli.predict import Runtime, SequencePlan, pad_window, plan_reference, read_frames, resample_indices, run_batches
 from mocli.predict import plan_sequence as plan_policy
@@ -41,7 +42,8 @@ plan_reference_clips = plan_reference
 @dataclass(frozen=True)
 class RunOptions:
     """How the model runs: clip length (frames per window), flip TTA, windows per forward pass, device, precision,
-    upright rolling of lying bodies (``models.tta.upright``; off for the reference protocols)."""
+    upright rolling of lying bodies (``models.tta.upright``; off for the reference protocols), and infer's limb
+    depths (``mocli.limb_depth.limb_depths`` of each window, this strength; 0: the model's own output)."""
 
     clip_len: int
     flip: bool = True
@@ -49,6 +51,7 @@ class RunOptions:
     device: str = "cpu"
     precision: str = "fp32"
     upright: bool = False
+    limb_depth: float = 0.0
 
     @property
     def runtime(self) -> Runtime:
@@ -67,14 +70,18 @@ def predict_windows(model: torch.nn.Module, inputs: np.ndarray, opts: RunOptions
         model: maps (B,L,17,3) normalised 2D + confidence to (B,L,17,3) normalised 3D.
         inputs: (N,L,17,C) float normalised x, y + confidence (C = 3), or x, y only (C = 2).
     Returns:
-        (N,L,17,3) float64 normalised 3D (flip-averaged when ``opts.flip``).
+        (N,L,17,3) float64 normalised 3D (flip-averaged when ``opts.flip``; with ``opts.limb_depth``, each window's
+        limb depths set as infer's).
     """
     if len(inputs) == 0:
         return np.zeros((0, *inputs.shape[1:]))
     out = run_batches(model, inputs, opts.runtime)
     if tuple(out.shape[:-1]) != tuple(inputs.shape[:-1]) or out.shape[-1] != 3:
         raise ValueError(f"model returned shape {tuple(out.shape)} for input {tuple(inputs.shape)}")
-    return out.astype(np.float64)
+    out = out.astype(np.float64)
+    if opts.limb_depth > 0:
+        out = np.stack([limb_depths(window, opts.limb_depth) for window in out])
+    return out
 
 
 def gather_frames(per_window: list[np.ndarray], plan: SequencePlan) -> np.ndarray:

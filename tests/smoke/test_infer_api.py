@@ -267,6 +267,8 @@ def test_trajectory_in_joints_npz_follows_the_camera(tmp_path, tiny_model):
         ({"focal": -1.0}, "--focal -1.0"),
         ({"fov": 180.0}, "--fov 180.0"),
         ({"max_lift_fps": -1.0}, "--max-lift-fps -1.0"),
+        ({"limb_depth": 1.5}, "--limb-depth 1.5"),
+        ({"limb_depth": float("nan")}, "--limb-depth nan"),
     ],
 )
 def test_bad_camera_options_are_one_line(tmp_path, tiny_model, options, needle):
@@ -274,6 +276,19 @@ def test_bad_camera_options_are_one_line(tmp_path, tiny_model, options, needle):
     with pytest.raises(MocliError, match=needle):
         mocli.infer(src, out=tmp_path / "o", model=tiny_model, **options)
     assert not (tmp_path / "o").exists()
+
+
+def test_limb_depths_are_an_option_as_summary_json_says(tmp_path, tiny_model):
+    """limb_depth > 0 sets limb depths from bone lengths (``mocli.limb_depth``, by hand in
+    tests/unit/test_limb_depth.py); the default, 0, is the lifter's own output."""
+    src = _keypoints_npz(tmp_path / "walk.npz")
+    on = mocli.infer(src, out=tmp_path / "on", model=tiny_model, limb_depth=0.5)[0]
+    off = mocli.infer(src, out=tmp_path / "off", model=tiny_model)[0]
+    assert on.summary["limb_depth"] == 0.5 and off.summary["limb_depth"] == 0.0
+    a, b = on.motions()[0].joints3d, off.motions()[0].joints3d
+    ok = np.isfinite(a).all((1, 2))
+    assert ok.any() and (np.isfinite(b) == np.isfinite(a)).all()
+    assert not np.allclose(a[ok], b[ok], atol=1e-4)
 
 
 def test_a_fast_input_is_lifted_in_phases_as_summary_json_says(tmp_path, tiny_model):

@@ -417,10 +417,13 @@ def test_render_sequence_uses_the_view_and_writes_every_frame(tmp_path, monkeypa
 
 def test_run_info_records_pick_and_cameras():
     args = Namespace(data=[Path("a.h5")], pick="held-out", frames=150, seed=0, look="person", bones="fixed",
-                     upright=False, fit_iterations=200)  # fmt: skip
+                     upright=False, fit_iterations=200, limb_depth=0.5)  # fmt: skip
     info = rm.run_info(args, rm.make_view(pitch="35,60"), Path("w/dstformer-small.mocap.pt"), 0.25)
     assert info["pick"] == "held-out" and info["model"] == "w/dstformer-small.mocap.pt"
     assert info["upright"] is False and info["detector_3d"] == 0.25
+    assert info["limb_depth"] == 0.5
+    off = Namespace(**{**vars(args), "limb_depth": 0.0})
+    assert rm.run_info(off, rm.make_view(), Path("w"), 0.0)["limb_depth"] == 0.0
     assert info["view"]["pitch_deg"] == (35.0, 60.0) and info["view"]["distance_m"] == (3.5, 5.0)
     assert info["view"]["roll_deg"] == 0.0 and info["view"]["image_size"] == (640, 640)
 
