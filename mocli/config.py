@@ -119,6 +119,7 @@ class LossConfig:
     velocity: float = 20.0
     proj_2d: float = 1.0  # confidence-weighted 2D loss of 2D-only data
     n_mpjpe_max_scale: float = 0.0  # N-MPJPE's scale clamped to [1/x, x] (0: unbounded, MotionBERT; docs/pretrain.md)
+    bone_length: float = 0.0  # mean |bone length - target's| over the 16 bones of 3D clips (0: off; docs/pretrain.md)
 
 
 @dataclass

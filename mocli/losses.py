@@ -19,10 +19,11 @@ import torch
 from mocli.config import MeshLossConfig
 from mocli.metrics import mpjpe, n_mpjpe, n_scale, velocity_error
 from mocli.models.rotations import matrix_to_axis_angle
+from mocli.skeleton import H36M_17
 
 __all__ = [
-    "loss_mpjpe", "loss_n_mpjpe", "loss_velocity", "loss_2d_weighted", "LiftLossWeights", "lift_loss", "supcon_loss",
-    "mesh_loss",
+    "loss_mpjpe", "loss_n_mpjpe", "loss_velocity", "loss_bone_length", "loss_2d_weighted", "LiftLossWeights",
+    "lift_loss", "supcon_loss", "mesh_loss",
 ]  # fmt: skip
 
 
@@ -53,6 +54,25 @@ def loss_velocity(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return velocity_error(pred.float(), target.float(), axis=-3)
 
 
+def loss_bone_length(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of the 16 H36M-17 bone lengths, over bones and frames.
+
+    A lifter trained on the joint errors alone hedges on the depth it cannot be sure of and comes out too flat,
+    with limbs too short; this term asks for the target's lengths whatever the depth's sign.
+
+    Args:
+        pred, target: (..., 17, 3) in one unit (normalised).
+    Returns:
+        0-dim tensor, in that unit.
+    """
+    child = torch.arange(1, H36M_17.num_joints, device=pred.device)
+    parent = torch.tensor(H36M_17.parents[1:], device=pred.device)
+    p, t = pred.float(), target.float()
+    length_p = torch.linalg.vector_norm(p[..., child, :] - p[..., parent, :], dim=-1)
+    length_t = torch.linalg.vector_norm(t[..., child, :] - t[..., parent, :], dim=-1)
+    return (length_p - length_t).abs().mean()
+
+
 def loss_2d_weighted(pred: torch.Tensor, target: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
     """Confidence-weighted 2D error: ``mean(conf * ||pred_xy - target_xy||)`` over all joints (as MotionBERT).
 
@@ -78,6 +98,7 @@ class LiftLossWeights:
     velocity: float = 20.0
     proj_2d: float = 1.0
     n_mpjpe_max_scale: float = 0.0  # 0: the least-squares scale unbounded (MotionBERT); > 1: clamped to [1/x, x]
+    bone_length: float = 0.0  # loss_bone_length of 3D samples (0: off, and no such term)
 
 
 def lift_loss(
@@ -96,13 +117,15 @@ def lift_loss(
         has_3d: (B,) 1 for samples with a 3D target, 0 for 2D-only samples.
         weights: term weights.
     Returns:
-        total loss (0-dim) and the detached unweighted terms {'mpjpe', 'n_mpjpe', 'velocity', 'proj_2d'} (a term is 0
-        when the batch has no sample of its kind).
+        total loss (0-dim) and the detached unweighted terms {'mpjpe', 'n_mpjpe', 'velocity', 'proj_2d'}, and
+        'bone_length' when its weight is above 0 (a term is 0 when the batch has no sample of its kind).
     """
     is_3d = has_3d > 0.5
     total = pred.float().sum() * 0.0  # keeps every parameter in the graph when a kind of sample is absent
     zero = total.detach()
     terms = {"mpjpe": zero, "n_mpjpe": zero, "velocity": zero, "proj_2d": zero}
+    if weights.bone_length > 0:
+        terms["bone_length"] = loss_bone_length(pred[is_3d], target[is_3d]) if is_3d.any() else zero
     if is_3d.any():
         p3, t3 = pred[is_3d], target[is_3d]
         terms["mpjpe"] = loss_mpjpe(p3, t3)

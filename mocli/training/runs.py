@@ -156,6 +156,8 @@ def check_common(cfg: TrainingConfig, world: int) -> None:
     bound = cfg.loss.n_mpjpe_max_scale
     if bound != 0.0 and not bound > 1.0:
         raise MocliError(f"loss.n_mpjpe_max_scale must be 0 (unbounded) or above 1, got {bound}")
+    if not cfg.loss.bone_length >= 0:
+        raise MocliError(f"loss.bone_length must be >= 0 (0: off), got {cfg.loss.bone_length}")
     if cfg.data.paths:
         check_repeat(list(cfg.data.paths), tuple(cfg.data.repeat))
 

@@ -7,7 +7,15 @@ import torch
 
 from mocli.config import LossConfig, RunConfig
 from mocli.errors import MocliError
-from mocli.losses import LiftLossWeights, lift_loss, loss_2d_weighted, loss_mpjpe, loss_n_mpjpe, loss_velocity
+from mocli.losses import (
+    LiftLossWeights,
+    lift_loss,
+    loss_2d_weighted,
+    loss_bone_length,
+    loss_mpjpe,
+    loss_n_mpjpe,
+    loss_velocity,
+)
 from mocli.training.runs import check_common
 
 
@@ -60,6 +68,36 @@ def test_lift_loss_combines_3d_and_2d_samples():
     assert pred.grad is not None and pred.grad.abs().sum() > 0
     only_2d, terms_2d = lift_loss(pred, gt, conf, torch.zeros(2), LiftLossWeights())
     assert float(terms_2d["mpjpe"]) == 0.0 and only_2d.item() == pytest.approx(loss_2d_weighted(pred, gt, conf).item())
+
+
+def test_bone_length_loss_of_a_pose_flattened_to_its_image():
+    """One frame: every joint at the origin but the right knee at (0.3, 0, 0.4) from the hip at (0.1, 0, 0), so the
+    thigh is 0.5 long; flattening the depth (z = 0) makes it 0.3, one bone of 16 off by 0.2: loss 0.2 / 16. Moving
+    the whole pose, or flipping the depth's sign, keeps every length: loss 0."""
+    target = torch.zeros(1, 17, 3)
+    target[0, 1] = torch.tensor([0.1, 0.0, 0.0])
+    target[0, 2] = target[0, 1] + torch.tensor([0.3, 0.0, 0.4])
+    target[0, 3] = target[0, 2]
+    flat = target.clone()
+    flat[..., 2] = 0.0
+    assert float(loss_bone_length(flat, target)) == pytest.approx(0.2 / 16)
+    mirrored = target * torch.tensor([1.0, 1.0, -1.0])
+    assert float(loss_bone_length(mirrored + 3.0, target)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_lift_loss_adds_the_bone_length_term_of_3d_samples_only_when_weighted():
+    gt = _poses(8, (2, 4, 17, 3))
+    pred = gt + 0.1 * _poses(9, (2, 4, 17, 3))
+    conf, has_3d = torch.ones(2, 4, 17), torch.tensor([1.0, 0.0])
+    base, terms = lift_loss(pred, gt, conf, has_3d, LiftLossWeights())
+    total, with_bones = lift_loss(pred, gt, conf, has_3d, LiftLossWeights(bone_length=2.0))
+    assert "bone_length" not in terms
+    assert float(with_bones["bone_length"]) == pytest.approx(float(loss_bone_length(pred[:1], gt[:1])))
+    assert total.item() == pytest.approx(base.item() + 2.0 * float(with_bones["bone_length"]), rel=1e-6)
+    _, only_2d = lift_loss(pred, gt, conf, torch.zeros(2), LiftLossWeights(bone_length=2.0))
+    assert float(only_2d["bone_length"]) == 0.0
+    with pytest.raises(MocliError, match="loss.bone_length must be >= 0"):
+        check_common(RunConfig(loss=LossConfig(bone_length=-1.0)), 1)
 
 
 def test_bounded_n_mpjpe_equals_the_unbounded_within_its_bounds():
