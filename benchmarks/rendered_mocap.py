@@ -444,12 +444,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from mocli.evaluation.mocap import load_mocap_sequences
+    from mocli.limb_depth import parse_limb_depth
     from mocli.mesh.anny import AnnyBody
     from mocli.mesh.fit import FitOptions
     from mocli.utils.io import atomic_path
 
     if args.sequences < 1 or args.frames < 3:
         raise MocliError("--sequences must be >= 1 and --frames >= 3")
+    try:
+        limb_depth = parse_limb_depth(args.limb_depth)
+    except ValueError as e:
+        raise MocliError(str(e)) from None
     missing = [str(p) for p in args.data if not p.is_file()]
     if missing:
         raise MocliError(f"no such file: {', '.join(missing)}")
@@ -474,9 +479,7 @@ def _run(args: argparse.Namespace) -> int:
     colours = region_colours(body.bone_labels, dominant[:, 0].numpy(), np.asarray(body.faces), args.look)
     detector_3d = None if args.detector_3d is None else parse_weight(args.detector_3d, "--detector-3d")
     sweep = [parse_weight(w) for w in args.sweep.split(",")] if args.sweep else []
-    if not 0 <= args.limb_depth <= 1:
-        raise MocliError(f"--limb-depth {args.limb_depth}: give a strength from 0 to 1 (0: off)")
-    pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, detector_3d, args.limb_depth)
+    pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, detector_3d, limb_depth)
     setup = time.perf_counter() - t0
     print(f"{len(chosen)} sequences, model {pipe.weights.name}, outputs in {out} (setup {setup:.1f} s)", flush=True)
     print(f"pick {args.pick}, seed {args.seed}, cameras: {describe_view(view)}", flush=True)

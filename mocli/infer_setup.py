@@ -69,18 +69,13 @@ def check_options(**values: Any) -> None:
     if fov is not None and not 0 < float(fov) < 180:
         raise MocliError(f"--fov {fov}: the horizontal field of view must be between 0 and 180 degrees")
     from mocli.lift import parse_detector_3d
+    from mocli.limb_depth import parse_limb_depth
 
     try:
         parse_detector_3d(values.get("detector_3d", 0.0))
+        parse_limb_depth(values.get("limb_depth", 0.0))
     except ValueError as e:
         raise MocliError(str(e)) from None
-    limb_depth = values.get("limb_depth", 0.0)
-    try:
-        strength = float(limb_depth)
-    except (TypeError, ValueError):
-        strength = float("nan")
-    if not 0 <= strength <= 1:
-        raise MocliError(f"--limb-depth {limb_depth}: give a strength from 0 to 1 (0: the lifter's own depths)")
     max_lift_fps = values.get("max_lift_fps", 0.0)
     if not 0 <= float(max_lift_fps) < float("inf"):
         raise MocliError(f"--max-lift-fps {max_lift_fps}: give a frame rate >= 0 (0: lift every input at its own rate)")

@@ -30,11 +30,22 @@ import numpy as np
 
 from mocli.skeleton import H36M_17, median_bone_lengths
 
-__all__ = ["LIMB_BONES", "limb_depths"]
+__all__ = ["LIMB_BONES", "limb_depths", "parse_limb_depth"]
 
 # H36M-17 joints that end a rigid bone, each bone indexed by its child joint: hips (from the pelvis), knees, ankles,
 # shoulders (from the thorax), elbows, wrists
 LIMB_BONES = (1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16)
+
+
+def parse_limb_depth(value: float | str) -> float:
+    """``--limb-depth``: a strength from 0 to 1 (a number or its text); ValueError with a one-line message otherwise."""
+    try:
+        strength = float(value)
+    except (TypeError, ValueError):
+        strength = float("nan")
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"--limb-depth {value}: give a strength from 0 to 1 (0: the lifter's own depths)")
+    return strength
 
 
 def limb_depths(

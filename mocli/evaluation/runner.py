@@ -71,7 +71,7 @@ def predict_windows(model: torch.nn.Module, inputs: np.ndarray, opts: RunOptions
         inputs: (N,L,17,C) float normalised x, y + confidence (C = 3), or x, y only (C = 2).
     Returns:
         (N,L,17,3) float64 normalised 3D (flip-averaged when ``opts.flip``; with ``opts.limb_depth``, each window's
-        limb depths set as infer's).
+        limb depths set as infer's, its bone lengths from the whole window, a padded tail included).
     """
     if len(inputs) == 0:
         return np.zeros((0, *inputs.shape[1:]))

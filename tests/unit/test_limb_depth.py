@@ -11,7 +11,7 @@ import torch
 
 from mocli.evaluation.runner import RunOptions, predict_windows
 from mocli.lift import LiftOptions, lift_keypoints
-from mocli.limb_depth import LIMB_BONES, limb_depths
+from mocli.limb_depth import LIMB_BONES, limb_depths, parse_limb_depth
 
 
 def _legs(thigh_dz: float = 0.1) -> np.ndarray:
@@ -101,6 +101,13 @@ def test_bad_strength_and_shapes_are_errors(strength):
         limb_depths(_legs(), strength)
     with pytest.raises(ValueError, match=r"expected \(T,17,3\) joints"):
         limb_depths(np.zeros((3, 16, 3)), 0.5)
+
+
+def test_parse_limb_depth_takes_0_to_1_and_refuses_the_rest_in_one_line():
+    assert parse_limb_depth("0.5") == 0.5 and parse_limb_depth(0) == 0.0 and parse_limb_depth(1.0) == 1.0
+    for bad in ("1.5", -0.2, "most", float("nan"), None):
+        with pytest.raises(ValueError, match=f"--limb-depth {bad}: give a strength from 0 to 1"):
+            parse_limb_depth(bad)
 
 
 def _tilted(x: torch.Tensor) -> torch.Tensor:
