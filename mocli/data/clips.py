@@ -5,6 +5,12 @@ keypoints in pixels with confidences. Sources come from mocli HDF5 files (``load
 (``sources_from_arrays``, for tests and scripts). Clips are windows of ``clip_len`` frames every ``stride`` frames
 (plus one window ending on the last frame, so the tail is covered); shorter sequences give no clip.
 
+A *paired* source holds both: camera-frame 3D joints (the truth) and the 2D keypoints a real detector gave on a video
+filmed (or rendered) by a known camera (``MotionSource.camera``, from the sequence attributes ``focal_px``,
+``principal_x_px``, ``principal_y_px`` and ``image_size``). Its samples teach that detector's own errors: the label
+is its 3D through its camera as for any 3D source, the model input the detector's 2D in the same crop box, with the
+detector's confidence, and no synthetic noise, detector failures or 3D augmentations (the 2D is fixed).
+
 Every random choice of a sample (camera, flip, noise, masks, augmentations) comes from a generator seeded by
 ``(seed, stream, epoch, clip index)``: a sample depends on nothing else, so shuffling, worker processes, several
 training processes and resuming from a checkpoint never change it. An augmentation that is switched off draws
@@ -23,7 +29,15 @@ import torch
 
 from mocli.config import DataConfig
 from mocli.data import augment
-from mocli.data.cameras import ViewRange, identity_camera, image_25d, sample_camera, up_vector, world_to_camera
+from mocli.data.cameras import (
+    Camera,
+    ViewRange,
+    identity_camera,
+    image_25d,
+    sample_camera,
+    up_vector,
+    world_to_camera,
+)
 from mocli.data.definitions import sample_joint_shifts, shift_joints
 from mocli.data.holdout import is_held_out
 from mocli.data.noise import (
@@ -36,7 +50,7 @@ from mocli.data.noise import (
     sample_detector_errors,
     sample_keep_mask,
 )
-from mocli.data.transforms import crop_box, flip_clip, normalise_image_3d, normalise_xy, root_relative
+from mocli.data.transforms import CropBox, crop_box, flip_clip, normalise_image_3d, normalise_xy, root_relative
 from mocli.errors import InputError
 
 __all__ = [
@@ -72,11 +86,18 @@ class MotionSource:
         fps: frames per second.
         joints3d: (T, 17, 3) float32 metres in ``frame`` ('world' with ``up_axis``, or 'camera': OpenCV axes), or
             None for 2D-only data.
-        keypoints2d: (T, 17, 3) float32 x, y pixels + confidence, or None. Used only when joints3d is None.
+        keypoints2d: (T, 17, 3) float32 x, y pixels + confidence, or None. Used when joints3d is None, or as the
+            model input of a paired source.
         split: 'train', 'val' or 'test'.
         frame: frame of joints3d.
         up_axis: world up axis ('y', 'z', '-y', ...).
         origin: the file it came from.
+        camera: the camera that filmed a paired source (camera-frame joints3d and the detector's keypoints2d of the
+            same frames; R = identity, t = 0), else None.
+
+    Raises:
+        InputError: a camera without camera-frame joints3d and keypoints2d of the same shape, or with a focal
+            length that is not a positive number.
     """
 
     name: str
@@ -87,10 +108,29 @@ class MotionSource:
     frame: str = "world"
     up_axis: str = "y"
     origin: str = ""
+    camera: Camera | None = None
+
+    def __post_init__(self) -> None:
+        if self.camera is None:
+            return
+        if self.joints3d is None or self.keypoints2d is None or self.frame != "camera":
+            raise InputError(f"{self.name}: a paired sequence needs camera-frame joints3d and keypoints2d")
+        if self.keypoints2d.shape != self.joints3d.shape:
+            raise InputError(
+                f"{self.name}: keypoints2d {self.keypoints2d.shape} and joints3d {self.joints3d.shape} disagree; "
+                "a paired sequence needs (T, 17, 3) of each"
+            )
+        if not (np.isfinite(self.camera.focal) and self.camera.focal > 0):
+            raise InputError(f"{self.name}: focal_px {self.camera.focal} is not a positive number")
 
     @property
     def is_3d(self) -> bool:
         return self.joints3d is not None
+
+    @property
+    def is_paired(self) -> bool:
+        """3D truth with a real detector's 2D of the same frames, through ``camera``."""
+        return self.camera is not None
 
     @property
     def num_frames(self) -> int:
@@ -124,13 +164,39 @@ def subsample(source: MotionSource, fps: float) -> MotionSource:
     )
 
 
+def _paired_camera(seq) -> Camera | None:
+    """The camera of a paired h5 Sequence (camera-frame joints3d, keypoints2d and a ``focal_px`` attribute), from
+    ``focal_px``, ``principal_x_px``, ``principal_y_px`` (pixels) and ``image_size``, with R = identity and t = 0;
+    None for any other sequence.
+
+    Raises:
+        InputError: the principal point or the image size is missing.
+    """
+    if seq.frame != "camera" or seq.keypoints2d is None or "focal_px" not in seq.extra:
+        return None
+    missing = [k for k in ("principal_x_px", "principal_y_px") if k not in seq.extra]
+    missing += [] if seq.image_size else ["image_size"]
+    if missing:
+        raise InputError(f"{seq.name}: focal_px without {', '.join(missing)}; a paired sequence needs them")
+    centre = np.array([float(seq.extra["principal_x_px"]), float(seq.extra["principal_y_px"])])
+    w, h = seq.image_size
+    return Camera(R=np.eye(3), t=np.zeros(3), focal=float(seq.extra["focal_px"]), centre=centre, image_size=(w, h))
+
+
 def _sources_of_sequence(seq, origin: str) -> list[MotionSource]:
-    """MotionSources of one h5 Sequence: its 3D joints, else its 2D keypoints (one source per person)."""
+    """MotionSources of one h5 Sequence: its 3D joints (with its keypoints2d and camera when paired), else its 2D
+    keypoints (one source per person).
+
+    Raises:
+        InputError: a paired sequence whose attributes or arrays do not fit (``_paired_camera``, ``MotionSource``).
+    """
     if seq.joints3d is not None and seq.frame in FRAMES_3D:
+        camera = _paired_camera(seq)
         return [
             MotionSource(
                 name=seq.name, fps=seq.fps, joints3d=np.asarray(seq.joints3d, np.float32), split=seq.split,
-                frame=seq.frame, up_axis=seq.up_axis or "y", origin=origin,
+                frame=seq.frame, up_axis=seq.up_axis or "y", origin=origin, camera=camera,
+                keypoints2d=None if camera is None else np.asarray(seq.keypoints2d, np.float32),
             )
         ]  # fmt: skip
     if seq.keypoints2d is not None:
@@ -175,6 +241,18 @@ def load_sources(paths: Sequence[str | Path], fps: float = 0.0, holdout: bool = 
         log.warning("the mocap files place pelvis, spine and thorax differently: %s; prepare them alike "
                     "(mocli prepare dataset --trunk)", mixed)  # fmt: skip
     return sources
+
+
+def _normalise_detections(keypoints: np.ndarray, box: CropBox | None) -> np.ndarray:
+    """(T, J, 3) detected x, y pixels + confidence -> (T, J, 3) x, y normalised by ``box`` (``normalise_xy``, as the
+    label's x, y) + the confidence; keypoints with confidence 0, and every keypoint when ``box`` is None, all zero."""
+    out = np.zeros_like(keypoints)
+    if box is None:
+        return out
+    out[..., :2] = normalise_xy(keypoints[..., :2], box)
+    out[..., 2] = keypoints[..., 2]
+    out[keypoints[..., 2] <= 0] = 0.0
+    return out
 
 
 def clip_starts(num_frames: int, clip_len: int, stride: int) -> np.ndarray:
@@ -248,14 +326,17 @@ class LiftClipDataset(torch.utils.data.Dataset):
     3D sources are seen through a random virtual camera per sample (``DataConfig`` ranges; camera-frame sources
     through the identity camera), projected (pinhole or scaled orthographic), normalised over the clip's 2D box,
     flipped at random (training only), then the 2D input gets detection noise with synthetic confidence and masks.
+    Paired sources are seen through their own camera, and their input is the detector's 2D of the clip's frames in
+    the label's box, with its confidence (zero where it is 0), flipped with the label and masked; nothing else.
 
-    Training clips of 3D sources also get the augmentations the config switches on (docs/pretrain.md), in this
-    order: a new playback speed (``data.speed_fps``), body proportions (``data.body_scale``, ``bone_scale``,
-    ``bone_asymmetry``), bent legs (``data.bend_prob``, ``bend_hip_deg``, ``bend_knee_deg``), a bent trunk
-    (``data.trunk_prob``, ``trunk_deg``), a tilt of world-frame motion (``data.tilt_prob``, ``tilt_deg``; changing
-    over the clip with ``tilt_ramp_prob``), then, after the noise, detector failures (``data.occlusion_*``,
-    ``swap_*``, ``jitter_*``; only with ``data.noise``), and with ``data.shift_prob`` a 2D input showing joints
-    defined elsewhere on the body (``mocli.data.definitions``; the target keeps the data's joints).
+    Training clips of 3D sources (not paired ones) also get the augmentations the config switches on
+    (docs/pretrain.md), in this order: a new playback speed (``data.speed_fps``), body proportions
+    (``data.body_scale``, ``bone_scale``, ``bone_asymmetry``), bent legs (``data.bend_prob``, ``bend_hip_deg``,
+    ``bend_knee_deg``), a bent trunk (``data.trunk_prob``, ``trunk_deg``), a tilt of world-frame motion
+    (``data.tilt_prob``, ``tilt_deg``; changing over the clip with ``tilt_ramp_prob``), then, after the noise,
+    detector failures (``data.occlusion_*``, ``swap_*``, ``jitter_*``; only with ``data.noise``), and with
+    ``data.shift_prob`` a 2D input showing joints defined elsewhere on the body (``mocli.data.definitions``; the
+    target keeps the data's joints).
     Validation clips get none of them; the camera ranges (``aim_offset_m`` included) apply to both.
     """
 
@@ -293,10 +374,13 @@ class LiftClipDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.stream, int(epoch), int(i)])
         src = self.sources[int(self.index.source[i])]
         start = int(self.index.start[i])
-        if src.joints3d is not None:
+        frames = slice(start, start + self.cfg.clip_len)
+        if src.is_paired:  # the plain window: the detector's 2D is fixed to these frames
+            joints, detected = (a[frames].astype(np.float64) for a in (src.joints3d, src.keypoints2d))
+            sample = self._sample_3d(rng, src, joints, detected)
+        elif src.joints3d is not None:
             sample = self._sample_3d(rng, src, self._window_3d(rng, src, start))
         else:
-            frames = slice(start, start + self.cfg.clip_len)
             sample = self._sample_2d(rng, src.keypoints2d[frames].astype(np.float64))
         return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sample.items()}
 
@@ -333,8 +417,9 @@ class LiftClipDataset(torch.utils.data.Dataset):
         return joints
 
     def _corrupt(self, rng: np.random.Generator, xy: np.ndarray, conf: np.ndarray | None) -> np.ndarray:
-        """(T, J, 2) clean normalised x, y -> (T, J, 3) model input with noise and detector failures (3D data only,
-        failures in training only) and masks; dropped entries are zero, as inference gives missing keypoints."""
+        """(T, J, 2) clean normalised x, y -> (T, J, 3) model input with noise and detector failures (only without
+        a real ``conf`` (T, J), i.e. 3D seen through a virtual camera; failures in training only) and masks; dropped
+        entries are zero, as inference gives missing keypoints."""
         synthetic = conf is None and self.noise_model is not None
         if synthetic:
             kp = add_detection_noise(rng, xy, self.noise_model)
@@ -346,11 +431,19 @@ class LiftClipDataset(torch.utils.data.Dataset):
             kp, keep = apply_detector_errors(kp, errors), keep & ~errors.occluded
         return apply_keep_mask(kp, keep)
 
-    def _sample_3d(self, rng: np.random.Generator, src: MotionSource, joints: np.ndarray) -> dict[str, np.ndarray]:
-        if self.train:
+    def _sample_3d(
+        self, rng: np.random.Generator, src: MotionSource, joints: np.ndarray, detected: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """The sample of (T, 17, 3) joints in metres (``src.frame``). ``detected``: (T, 17, 3) x, y pixels +
+        confidence of a paired source, shown as the input instead of the projected joints (no augmentation, no
+        definition shift, no synthetic noise or failures)."""
+        if self.train and detected is None:
             joints = self._augment_3d(rng, src, joints)
-        camera = sample_camera(rng, joints, src.up_axis, self.view) if src.frame == "world" else None
-        if camera is None:
+        if src.camera is not None:
+            camera = src.camera
+        elif src.frame == "world":
+            camera = sample_camera(rng, joints, src.up_axis, self.view)
+        else:
             camera = identity_camera(self.view)
 
         def to_image(world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -364,12 +457,14 @@ class LiftClipDataset(torch.utils.data.Dataset):
         else:
             box_scale, target = box.scale, normalise_image_3d(label_px, box)
         shown = target  # the joints the 2D input shows: with data.shift_prob, defined elsewhere on the body
-        if self.train and self.cfg.shift_prob > 0 and rng.random() < self.cfg.shift_prob and box is not None:
+        if detected is not None:  # x, y + the detector's confidence
+            shown = _normalise_detections(detected, box)
+        elif self.train and self.cfg.shift_prob > 0 and rng.random() < self.cfg.shift_prob and box is not None:
             shifted = shift_joints(joints, sample_joint_shifts(rng, self.cfg.shift_m))
             shown = normalise_image_3d(to_image(shifted)[0], box)
         if self._flip(rng):
             target, shown = flip_clip(target), flip_clip(shown)
-        model_input = self._corrupt(rng, shown[..., :2], None)
+        model_input = self._corrupt(rng, shown[..., :2], None if detected is None else shown[..., 2])
         if self.cfg.root_relative:
             target = root_relative(target)
         return {
