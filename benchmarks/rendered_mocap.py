@@ -108,8 +108,10 @@ def weight_label(weight: float | str) -> str:
     return weight if isinstance(weight, str) else f"{weight:g}"
 
 
-def make_view(pitch: str | None = None, distance: str | None = None, fov: str | None = None) -> ViewRange:
-    """``VIEW`` with the ranges given as 'LO,HI' text (None keeps VIEW's).
+def make_view(
+    pitch: str | None = None, distance: str | None = None, fov: str | None = None, base: ViewRange = VIEW
+) -> ViewRange:
+    """``base`` (default ``VIEW``) with the ranges given as 'LO,HI' text (None keeps the base's).
 
     Args:
         pitch: degrees in [-90, 90], positive = camera above the target, looking down.
@@ -118,7 +120,7 @@ def make_view(pitch: str | None = None, distance: str | None = None, fov: str | 
     Raises:
         InputError: malformed or out-of-range values.
     """
-    view = VIEW
+    view = base
     if pitch is not None:
         lo, hi = parse_range(pitch, "--pitch")
         if lo < -90 or hi > 90:
@@ -218,13 +220,24 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "sequence"
 
 
-def render_sequence(seq, body, colours: np.ndarray, out: Path, seed: int, fit_options, view: ViewRange = VIEW):
-    """Camera (drawn from ``view``), Anny fit and video of one MocapSequence (already cut to its frames)."""
+def render_sequence(
+    seq,
+    body,
+    colours: np.ndarray,
+    out: Path,
+    seed: int,
+    fit_options,
+    view: ViewRange = VIEW,
+    camera: Camera | None = None,
+):
+    """Camera (drawn from ``view``, unless ``camera`` is given), Anny fit and video of one MocapSequence (already cut
+    to its frames)."""
     from mocli.evaluation.mocap import sequence_camera
     from mocli.mesh.meshes import fit_mesh
     from mocli.utils.io import atomic_path
 
-    camera = sequence_camera(seq, seed, view)
+    if camera is None:
+        camera = sequence_camera(seq, seed, view)
     gt_cam = world_to_camera(seq.joints, camera.R, camera.t)  # (T,17,3)
     t0 = time.perf_counter()
     mesh = fit_mesh(body, root_relative(gt_cam), "anny", fit_options)
@@ -251,6 +264,36 @@ def render_sequence(seq, body, colours: np.ndarray, out: Path, seed: int, fit_op
     return RenderedSequence(seq.name, seq.source, seq.fps, gt_cam, camera, mesh.error_mm, video, seconds)
 
 
+def load_body(look: str = "person") -> tuple[Any, np.ndarray]:
+    """The Anny body model (``mocli.mesh.anny.AnnyBody``) and its (F,3) base colours (``raster.region_colours``)."""
+    from mocli.mesh.anny import AnnyBody
+
+    body = AnnyBody()
+    dominant = body.model.vertex_bone_indices.gather(1, body.model.vertex_bone_weights.argmax(1, keepdim=True))
+    return body, region_colours(body.bone_labels, dominant[:, 0].numpy(), np.asarray(body.faces), look)
+
+
+def detection_options(device: str = "auto"):
+    """``mocli infer``'s options (``mocli.pipeline.InferOptions``) with the MediaPipe detector, the rest infer's
+    defaults."""
+    from mocli.keypoints import DetectorOptions
+    from mocli.pipeline import InferOptions
+
+    return InferOptions(detector="mediapipe", detector_options=DetectorOptions(device=device))
+
+
+def detect_person(video: Path, options):
+    """``mocli infer``'s detection step on one video (``mocli.pipeline.load_people``): the person's
+    ``KeypointSequence`` (H36M-17 pixels + confidence, ``valid`` where detected), None when nobody is found."""
+    from mocli.pipeline import InferInput, load_people
+
+    try:
+        found, _ = load_people(InferInput(video, "video"), options)
+    except InputError:  # MediaPipe found nobody in any frame
+        return None
+    return found[0][1]
+
+
 @dataclass
 class Pipeline:
     """What ``mocli infer`` loads once: the lifter and its options (MediaPipe detector, flip TTA, fp32 on CPU)."""
@@ -273,10 +316,8 @@ def load_pipeline(
     """The lifter (``--model`` name or checkpoint, default the shipped one) and infer's default options
     (``detector_3d``, ``limb_depth``: infer's --detector-3d and --limb-depth, None: its default)."""
     from mocli.api import load_lifter, model_clip_len
-    from mocli.keypoints import DetectorOptions
     from mocli.lift import LiftOptions
     from mocli.models.registry import default_weights, resolve_weights
-    from mocli.pipeline import InferOptions
     from mocli.utils.device import resolve_device, resolve_precision
     from mocli.utils.seed import seed_everything
 
@@ -291,7 +332,7 @@ def load_pipeline(
         lift = replace(lift, detector_3d=detector_3d)
     if limb_depth is not None:
         lift = replace(lift, limb_depth=limb_depth)
-    options = InferOptions(detector="mediapipe", detector_options=DetectorOptions(device=device), lift=lift)
+    options = replace(detection_options(device), lift=lift)
     return Pipeline(lifter, options, dev, weights)
 
 
@@ -326,17 +367,15 @@ def run_infer(
     A video where MediaPipe finds nobody gives NaN everywhere and no detection.
     """
     from mocli.lift import mixes_detector_3d
-    from mocli.pipeline import InferInput, load_people, run_pose3d
+    from mocli.pipeline import run_pose3d
     from mocli.results import write_joints_npz
 
     t0 = time.perf_counter()
-    try:
-        found, _ = load_people(InferInput(video, "video"), pipe.options)
-    except InputError:  # MediaPipe found nobody in any frame
+    seq = detect_person(video, pipe.options)
+    if seq is None:  # MediaPipe found nobody in any frame
         nothing = np.full((num_frames, 17, 3), np.nan)
         return InferOutput(nothing, nothing, nothing, np.zeros(num_frames, bool), time.perf_counter() - t0,
                            swept={w: nothing for w in sweep})  # fmt: skip
-    seq = found[0][1]
     detected = np.asarray(seq.valid, bool)
     result = run_pose3d(seq, pipe.lifter, pipe.options.lift, pipe.device)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -445,7 +484,6 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from mocli.evaluation.mocap import load_mocap_sequences
     from mocli.limb_depth import parse_limb_depth
-    from mocli.mesh.anny import AnnyBody
     from mocli.mesh.fit import FitOptions
     from mocli.utils.io import atomic_path
 
@@ -474,9 +512,7 @@ def _run(args: argparse.Namespace) -> int:
                              "lieDownFloor, throwBasketball; ReActIdle person 012)")  # fmt: skip
     out = args.out or Path(tempfile.mkdtemp(prefix="mocli_rendered_"))
     chosen = [replace(s, joints=s.joints[: args.frames]) for s in chosen]
-    body = AnnyBody()
-    dominant = body.model.vertex_bone_indices.gather(1, body.model.vertex_bone_weights.argmax(1, keepdim=True))
-    colours = region_colours(body.bone_labels, dominant[:, 0].numpy(), np.asarray(body.faces), args.look)
+    body, colours = load_body(args.look)
     detector_3d = None if args.detector_3d is None else parse_weight(args.detector_3d, "--detector-3d")
     sweep = [parse_weight(w) for w in args.sweep.split(",")] if args.sweep else []
     pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, detector_3d, limb_depth)

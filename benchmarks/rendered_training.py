@@ -1,0 +1,495 @@
+"""Training data from rendered motion capture: mocap truth in the camera paired with the detector's own 2D.
+
+A lifter trained on mocap sees 2D made by projecting the joints (with synthetic detector noise); at inference it sees
+MediaPipe's keypoints, which differ in their own ways (where its hips, shoulders and head are, what it does with
+crossed limbs, foreshortening and fast motion). This script makes the pairs with the machinery of
+``rendered_mocap.py`` (``raster.py``), so that the lifter can learn the detector's real errors:
+
+1. the training sequences of mocli HDF5 mocap files (``mocli prepare dataset bvh|amc``): split ``train`` in their
+   file and not held out (``mocli.data.holdout``, as the pretraining with ``data.holdout = true`` leaves them out);
+   a seeded choice of ``--sequences`` spread over the input files (longest first within a file, as
+   ``rendered_mocap.pick_sequences``), each at about 30 fps (``mocli.evaluation.mocap.subsample_sequence``) and cut
+   to its first ``--frames`` frames;
+2. one random camera per sequence (``mocli.evaluation.mocap.sequence_camera``, seeded by ``--seed`` and the name),
+   by default over the ranges of the pretraining preset ``pretrain_dstformer-small_generalise`` (yaw 0-360, pitch
+   -20 to 60 deg, roll up to 15 deg, aim point 0.5 m below to 0.7 m above the mean pelvis) where a render can show
+   them (2.5-8 m, fov 30-90 deg; 640x640 px as ``rendered_mocap.py``); the camera then backs off along its optical
+   axis until every joint of every frame, padded by ``--pad`` metres for hands, feet and hair, is inside the image;
+3. the Anny body fitted to the joints and drawn over a random background (``rendered_mocap.render_sequence``);
+4. ``mocli infer``'s detection step on the video (``rendered_mocap.detect_person``: ``mocli.pipeline.load_people``
+   with the MediaPipe detector, H36M-17 pixels + confidence), nothing else;
+5. one sequence per rendered video in ``--out`` (a mocli HDF5 file, ``mocli.data.h5``, written under a temporary
+   name and renamed at the end), split ``train``, source ``rendered-<source>``:
+   ``joints3d`` (T,17,3) float32 metres, the mocap joints in the camera (frame ``camera``: x right, y down,
+   z forward); ``keypoints2d`` (T,17,3) float32, the detector's x, y pixels + confidence, all zeros (confidence 0)
+   where it found nobody (interpolated frames included), never NaN; attributes ``fps``, ``subject``, ``action``,
+   ``image_size`` (w, h), ``focal_px``, ``principal_x_px``, ``principal_y_px`` (the renderer's pinhole: projecting
+   ``joints3d`` with them gives the pixels the body was drawn at), and provenance: ``original_file``,
+   ``original_sequence``, ``original_fps``, ``camera_yaw_deg``, ``camera_pitch_deg``, ``camera_roll_deg``,
+   ``camera_distance_m`` (camera centre to the mean pelvis), ``camera_fov_deg``, ``detection_rate``, ``fit_error_mm``.
+
+Caveats: the appearance is synthetic (one outfit, no texture, hair or loose clothes, a smooth background, no floor
+or shadows), and what the lifter learns from these pairs is MediaPipe's behaviour on such renders, which is not all
+of its behaviour on real video; the pixels show the Anny fit of the joints, not the mocap skeleton (``fit_error_mm``);
+the truth keeps the rig's own trunk and head joints while MediaPipe's are derived from its landmarks (that offset is
+part of what is learnt); cameras below the pelvis may stand below the (absent) floor.
+
+    OMP_NUM_THREADS=1 python benchmarks/rendered_training.py --data bandai.h5 --data hdm05.h5 --sequences 200
+        [--frames 243] [--seed 0] [--pitch LO,HI] [--distance LO,HI] [--fov LO,HI] [--roll DEG] [--aim LO,HI]
+        [--pad M] [--keep-videos DIR] --out rendered_train.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from rendered_mocap import (  # benchmarks/rendered_mocap.py, beside this script
+    VIEW,
+    camera_pitch_deg,
+    describe_view,
+    detect_person,
+    detection_options,
+    load_body,
+    make_view,
+    parse_range,
+    pick_sequences,
+    render_sequence,
+)
+
+from mocli.data.cameras import Camera, ViewRange, horizontal_basis, project_perspective, up_vector, world_to_camera
+from mocli.data.holdout import is_held_out
+from mocli.errors import InputError, MocliError
+
+FPS = 30.0  # the rate sequences are rendered at (about: every k-th frame of the native rate)
+TRAIN_VIEW = replace(VIEW, pitch_deg=(-20.0, 60.0), roll_deg=15.0, distance_m=(2.5, 8.0), fov_deg=(30.0, 90.0),
+                     aim_offset_m=(-0.5, 0.7))  # fmt: skip
+PAD_M = 0.2  # the drawn body reaches this far beyond its joints (hands, feet, hair)
+MIN_FRAMES = 3
+KIND = "rendered"
+
+
+# --- sequences (metadata only) ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A training sequence of an input file: ``num_frames`` at about ``FPS`` (its native ``fps`` subsampled)."""
+
+    path: Path
+    name: str
+    source: str
+    subject: str
+    action: str
+    fps: float
+    num_frames: int
+
+
+def frames_at(num_frames: int, fps: float, rate: float = FPS) -> int:
+    """Frames left of ``num_frames`` at ``fps`` after ``subsample_sequence`` to about ``rate``: every k-th, k =
+    round(fps / rate) >= 1."""
+    step = max(int(round(fps / rate)), 1)
+    return len(range(0, num_frames, step))
+
+
+def training_candidates(paths: list[Path]) -> list[Candidate]:
+    """The sequences the pretraining (``data.holdout = true``) uses from mocli HDF5 files: split ``train``, a
+    ``joints3d`` array, not held out (``mocli.data.holdout.is_held_out`` on the same attributes as
+    ``mocli.data.clips.load_sources``), at least ``MIN_FRAMES`` frames at ``FPS``. Nothing but metadata is read.
+
+    Raises:
+        InputError: an unreadable file.
+    """
+    from mocli.data.h5 import open_dataset
+
+    out = []
+    for path in paths:
+        with open_dataset(path) as ds:
+            try:
+                for ref in ds.sequences("train"):
+                    attrs = ref.attrs
+                    source = str(attrs.get("source") or ds.source)
+                    subject, action = str(attrs.get("subject", "")), str(attrs.get("action", ""))
+                    if "joints3d" not in ref.array_names or is_held_out(source, ref.name, subject, action):
+                        continue
+                    frames = frames_at(ref.num_frames, ref.fps)
+                    if frames >= MIN_FRAMES:
+                        out.append(Candidate(Path(path), ref.name, source or Path(path).stem, subject, action,
+                                             ref.fps, frames))  # fmt: skip
+            except (OSError, KeyError, ValueError) as e:
+                raise InputError(f"{path}: cannot read sequences ({e})") from None
+    return out
+
+
+def pick_training(candidates: list[Candidate], count: int, frames: int, seed: int) -> list[Candidate]:
+    """``count`` candidates spread over the input files (``rendered_mocap.pick_sequences`` grouped by file: each
+    file's shuffled with ``seed``, those with at least ``frames`` frames first, files taken in turn)."""
+    return pick_sequences(candidates, count, frames, seed, group=lambda c: str(c.path))
+
+
+def output_names(chosen: list[Candidate]) -> list[str]:
+    """One unique sequence name per candidate: '<source>:<name>', '~2', '~3' appended to repeats."""
+    seen: Counter[str] = Counter()
+    names = []
+    for c in chosen:
+        base = f"{c.source}:{c.name}"
+        seen[base] += 1
+        names.append(base if seen[base] == 1 else f"{base}~{seen[base]}")
+    return names
+
+
+def load_candidate(c: Candidate, name: str, frames: int):
+    """The candidate's world joints as a ``MocapSequence`` named ``name``, at about ``FPS``, its first ``frames``.
+
+    Raises:
+        InputError: joints not in a world frame (no camera can be placed) or not finite.
+    """
+    from mocli.data.h5 import open_dataset
+    from mocli.evaluation.mocap import MocapSequence, subsample_sequence
+
+    with open_dataset(c.path) as ds:
+        s = ds[c.name].load()
+    if s.frame != "world":
+        raise InputError(f"{c.path.name}:{c.name}: joints3d in the {s.frame!r} frame, not a world frame")
+    joints = np.asarray(s.joints3d, np.float64)
+    seq = MocapSequence(name, c.source, c.action or "-", float(s.fps), joints, up_axis=s.up_axis or "y",
+                        subject=c.subject)  # fmt: skip
+    seq = subsample_sequence(seq, FPS)
+    seq = replace(seq, joints=seq.joints[:frames])
+    if not np.isfinite(seq.joints).all():
+        raise InputError(f"{c.path.name}:{c.name}: joints3d holds NaN or infinite values")
+    return seq
+
+
+# --- cameras (pure) --------------------------------------------------------------------------------------------------
+
+
+def fit_in_image(camera: Camera, joints_cam: np.ndarray, pad_m: float = PAD_M) -> Camera:
+    """``camera`` moved back along its optical axis, as little as needed (not at all when it already does), so that
+    every point of ``joints_cam`` widened by ``pad_m`` projects inside the image.
+
+    A point (x, y, z) fits when ``f (x + pad) / (z + d) <= w - cx`` and ``f (pad - x) / (z + d) <= cx`` (alike for
+    y with h, cy), so ``d`` is the largest of ``f (x + pad) / (w - cx) - z``, ... and 0. Moving back along the
+    optical axis adds ``d`` to every depth: the camera keeps its rotation, focal and principal point.
+
+    Args:
+        camera: the drawn camera; joints_cam: (T,J,3) metres in it (z > 0), NaN frames ignored; pad_m: metres.
+    """
+    pts = np.asarray(joints_cam, np.float64).reshape(-1, 3)
+    pts = pts[np.isfinite(pts).all(-1)]
+    if not len(pts):
+        return camera
+    (w, h), (cx, cy), f = camera.image_size, camera.centre, camera.focal
+    x, y, z = pts.T
+    need = np.concatenate([f * (x + pad_m) / (w - cx), f * (pad_m - x) / cx,
+                           f * (y + pad_m) / (h - cy), f * (pad_m - y) / cy]) - np.tile(z, 4)  # fmt: skip
+    d = max(float(need.max()), 0.0)
+    return camera if d == 0.0 else replace(camera, t=camera.t + np.array([0.0, 0.0, d]))
+
+
+def training_camera(seq, seed: int, view: ViewRange, pad_m: float = PAD_M) -> Camera:
+    """The sequence's camera: ``sequence_camera(seq, seed, view)`` then ``fit_in_image`` of its joints."""
+    from mocli.evaluation.mocap import sequence_camera
+
+    camera = sequence_camera(seq, seed, view)
+    return fit_in_image(camera, world_to_camera(seq.joints, camera.R, camera.t), pad_m)
+
+
+def camera_angles(camera: Camera, target: np.ndarray, up_axis: str) -> dict[str, float]:
+    """Where a camera stands, as ``mocli.data.cameras.sample_camera`` draws it: yaw (degrees in [0, 360), the
+    direction from the target to the camera about the up axis), pitch (degrees, positive looking down), roll
+    (degrees about the optical axis), distance (metres, camera centre to ``target``, a (3,) world point), horizontal
+    fov (degrees, from the focal length and the image width)."""
+    up = up_vector(up_axis)
+    h0, h1 = horizontal_basis(up)
+    forward = camera.R[2]
+    yaw = np.degrees(np.arctan2(-forward @ h1, -forward @ h0)) % 360.0
+    x0 = np.cross(-up, forward)
+    norm = np.linalg.norm(x0)
+    x0 = x0 / norm if norm > 1e-8 else horizontal_basis(up)[0]  # looking straight down or up: as look_at
+    y0 = np.cross(forward, x0)
+    roll = np.degrees(np.arctan2(camera.R[0] @ y0, camera.R[0] @ x0))
+    fov = np.degrees(2.0 * np.arctan(0.5 * camera.image_size[0] / camera.focal))
+    return {"yaw_deg": float(yaw), "pitch_deg": camera_pitch_deg(camera.R, up_axis), "roll_deg": float(roll),
+            "distance_m": float(np.linalg.norm(camera.position - target)), "fov_deg": float(fov)}  # fmt: skip
+
+
+def make_training_view(
+    pitch: str | None = None,
+    distance: str | None = None,
+    fov: str | None = None,
+    roll: float | None = None,
+    aim: str | None = None,
+) -> ViewRange:
+    """``TRAIN_VIEW`` with the given ranges ('LO,HI' text, as ``rendered_mocap.make_view``; roll: degrees in
+    [0, 90], the camera rolls uniformly in [-roll, roll]; aim: metres, the aim point's height above the mean pelvis).
+
+    Raises:
+        InputError: malformed or out-of-range values.
+    """
+    view = make_view(pitch, distance, fov, base=TRAIN_VIEW)
+    if roll is not None:
+        if not 0.0 <= roll <= 90.0:
+            raise InputError(f"--roll {roll:g}: degrees must lie in [0, 90]")
+        view = replace(view, roll_deg=float(roll))
+    if aim is not None:
+        view = replace(view, aim_offset_m=parse_range(aim, "--aim"))
+    return view
+
+
+# --- pairs -----------------------------------------------------------------------------------------------------------
+
+
+def detector_keypoints(found, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's 2D as written: (n,17,3) float32 pixels + confidence, zeros where nobody was detected (frames
+    not ``valid``, interpolated ones included, and joints that are not finite), and (n,) bool detected;
+    n = the shorter of ``num_frames`` and the detected sequence (a decoder may drop a trailing frame).
+
+    Args:
+        found: a ``KeypointSequence`` (keypoints (T',17,3), valid (T',)), or None when nobody was found.
+    """
+    if found is None:
+        return np.zeros((num_frames, 17, 3), np.float32), np.zeros(num_frames, bool)
+    n = min(num_frames, found.num_frames)
+    detected = np.asarray(found.valid[:n], bool)
+    kp = np.asarray(found.keypoints[:n], np.float64)
+    keep = detected[:, None] & np.isfinite(kp).all(-1)  # (n,17)
+    out = np.where(keep[..., None], kp, 0.0)
+    out[..., 2] = np.clip(out[..., 2], 0.0, 1.0)
+    return out.astype(np.float32), detected
+
+
+SIDES = {"legs": ((1, 2, 3), (4, 5, 6)), "arms": ((11, 12, 13), (14, 15, 16))}  # H36M-17 right, left
+
+
+def unswap_sides(keypoints: np.ndarray, truth_px: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The detector's 2D with its left/right mix-ups undone, per frame and per limb pair (legs, arms).
+
+    A render has no face or hair to tell front from back, so seen from behind the detector often swaps the sides; a
+    lifter cannot learn the truth from such frames (the swapped 2D is that of a mirrored body facing the camera), so
+    they are put right: where the pair's three joints on each side, exchanged, are nearer the truth's projection
+    (mean pixel distance over the joints both sides detected) than as detected, the sides (with their
+    confidences) are exchanged.
+
+    Args:
+        keypoints: (T,17,3) detector x, y pixels + confidence, confidence 0 where missed.
+        truth_px: (T,17,2) the true joints projected through the same camera, pixels.
+    Returns:
+        (T,17,3) keypoints, and per limb pair name the (T,) bool frames that were exchanged.
+    """
+    out = keypoints.copy()
+    swapped = {}
+    for part, (right, left) in SIDES.items():
+        r, l = list(right), list(left)
+        seen = (keypoints[:, r, 2] > 0) & (keypoints[:, l, 2] > 0)  # (T,3): both sides detected
+        as_detected = _side_distance(keypoints, truth_px, r, r, seen) + _side_distance(keypoints, truth_px, l, l, seen)
+        exchanged = _side_distance(keypoints, truth_px, r, l, seen) + _side_distance(keypoints, truth_px, l, r, seen)
+        f = seen.any(1) & (exchanged < as_detected)
+        out[np.ix_(f, r)], out[np.ix_(f, l)] = keypoints[np.ix_(f, l)], keypoints[np.ix_(f, r)]
+        swapped[part] = f
+    return out, swapped
+
+
+def _side_distance(keypoints: np.ndarray, truth_px: np.ndarray, a: list[int], b: list[int], seen: np.ndarray):
+    """(T,) mean pixel distance of the detected joints ``a`` to the true joints ``b`` over the ``seen`` (T,3) ones."""
+    d = np.linalg.norm(keypoints[:, a, :2] - truth_px[:, b], axis=-1) * seen
+    return d.sum(1) / np.maximum(seen.sum(1), 1)
+
+
+def paired_sequence(name: str, c: Candidate, seq, gt_cam: np.ndarray, keypoints: np.ndarray, detected: np.ndarray,
+                    camera: Camera, fit_error_mm: float, swapped: dict[str, float] | None = None):  # fmt: skip
+    """The ``mocli.data.h5.Sequence`` written for one rendered sequence.
+
+    Args:
+        name: the output name; c: where it came from; seq: the rendered ``MocapSequence`` (world joints, fps).
+        gt_cam: (n,17,3) metres, camera frame; keypoints: (n,17,3) pixels + confidence; detected: (n,) bool.
+        camera: the renderer's camera; fit_error_mm: the Anny fit's mean joint error.
+        swapped: per limb pair, the share of detected frames whose sides were exchanged (``unswap_sides``).
+    """
+    from mocli.data.h5 import Sequence
+
+    angles = camera_angles(camera, np.nanmean(seq.joints[:, 0], axis=0), seq.up_axis)
+    extra = {
+        "focal_px": float(camera.focal),
+        "principal_x_px": float(camera.centre[0]),
+        "principal_y_px": float(camera.centre[1]),
+        "original_file": c.path.name,
+        "original_sequence": c.name,
+        "original_fps": float(c.fps),
+        **{f"camera_{k}": round(v, 4) for k, v in angles.items()},
+        "detection_rate": float(detected.mean()) if len(detected) else 0.0,
+        "detector": "mediapipe",
+        "fit_error_mm": round(float(fit_error_mm), 2),
+        **{f"sides_swapped_{k}": round(float(v), 4) for k, v in (swapped or {}).items()},
+    }
+    return Sequence(name=name, fps=float(seq.fps), keypoints2d=keypoints.astype(np.float32),
+                    joints3d=gt_cam.astype(np.float32), frame="camera", up_axis=None, split="train",
+                    source=f"rendered-{c.source}", subject=c.subject, action=c.action,
+                    image_size=tuple(int(v) for v in camera.image_size), extra=extra)  # fmt: skip
+
+
+@dataclass
+class Setup:
+    """What every sequence shares: the body model and its (F,3) colours, the fit's options, the camera ranges, the
+    seed, the frames per sequence, the detection step (``detect(video)`` -> KeypointSequence or None), the folder
+    videos are rendered in and whether they are kept there, the padding of the joints in the image (metres), and
+    whether the detector's left/right mix-ups are put right (``unswap_sides``)."""
+
+    body: object
+    colours: np.ndarray
+    fit_options: object
+    view: ViewRange
+    seed: int
+    frames: int
+    detect: Callable[[Path], object]
+    work: Path
+    keep_videos: bool = False
+    pad_m: float = PAD_M
+    unswap: bool = True
+
+
+@dataclass
+class Made:
+    """One rendered sequence: what is written, and its frames, detection rate and seconds (fit, render, detect)."""
+
+    sequence: object
+    frames: int
+    detection_rate: float
+    seconds: dict[str, float]
+
+
+def make_pair(c: Candidate, name: str, setup: Setup) -> Made:
+    """Load, place a camera, render and detect one candidate; the video is deleted unless kept."""
+    seq = load_candidate(c, name, setup.frames)
+    camera = training_camera(seq, setup.seed, setup.view, setup.pad_m)
+    rendered = render_sequence(seq, setup.body, setup.colours, setup.work, setup.seed, setup.fit_options, setup.view,
+                               camera)  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        found = setup.detect(rendered.video)
+    finally:
+        if not setup.keep_videos:
+            rendered.video.unlink(missing_ok=True)
+    seconds = {**rendered.seconds, "detect": time.perf_counter() - t0}
+    keypoints, detected = detector_keypoints(found, len(rendered.gt_cam))
+    n = len(keypoints)
+    swapped = None
+    if setup.unswap:
+        truth_px = project_perspective(rendered.gt_cam[:n], camera.focal, camera.centre)
+        keypoints, frames = unswap_sides(keypoints, truth_px)
+        swapped = {k: float(v[detected].mean()) if detected.any() else 0.0 for k, v in frames.items()}
+    fit_error = np.nanmean(rendered.fit_error_mm) if np.isfinite(rendered.fit_error_mm).any() else np.nan
+    pair = paired_sequence(name, c, seq, rendered.gt_cam[:n], keypoints, detected, camera, fit_error, swapped)
+    return Made(pair, n, pair.extra["detection_rate"], seconds)
+
+
+# --- command ---------------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, action="append", required=True, help="mocli HDF5 mocap file (repeatable)")
+    ap.add_argument("--sequences", type=int, required=True, help="sequences to render, spread over the files")
+    ap.add_argument("--frames", type=int, default=243, help="at most this many frames per sequence, from the start")
+    ap.add_argument("--seed", type=int, default=0, help="sequence choice, cameras and backgrounds")
+    v = TRAIN_VIEW
+    ap.add_argument("--pitch", help=f"camera elevation LO,HI, degrees, positive looking down; a negative LO needs "
+                    f"'=': --pitch=-10,30 (default {v.pitch_deg[0]:g},{v.pitch_deg[1]:g})")  # fmt: skip
+    ap.add_argument("--distance", help=f"camera distance LO,HI, metres, before backing off to fit the body in "
+                    f"(default {v.distance_m[0]:g},{v.distance_m[1]:g})")  # fmt: skip
+    ap.add_argument(
+        "--fov", help=f"horizontal field of view LO,HI, degrees (default {v.fov_deg[0]:g},{v.fov_deg[1]:g})"
+    )
+    ap.add_argument(
+        "--roll", type=float, help=f"camera roll up to this many degrees either way (default {v.roll_deg:g})"
+    )
+    ap.add_argument("--aim", help=f"aim point LO,HI metres above the mean pelvis (--aim=-0.5,0.7) "
+                    f"(default {v.aim_offset_m[0]:g},{v.aim_offset_m[1]:g})")  # fmt: skip
+    ap.add_argument("--pad", type=float, default=PAD_M, help="metres around every joint kept inside the image")
+    ap.add_argument("--fit-iterations", type=int, default=200, help="L-BFGS iterations of the Anny pose fit")
+    ap.add_argument("--device", default="auto", help="the detector's and the fit's device")
+    ap.add_argument("--keep-swaps", action="store_true", help="keep the detector's left/right mix-ups as detected "
+                    "(default: put right against the truth, see unswap_sides)")  # fmt: skip
+    ap.add_argument("--keep-videos", type=Path, metavar="DIR", help="keep the rendered videos (DIR/videos/*.mp4)")
+    ap.add_argument("--out", type=Path, required=True, help="the HDF5 file to write (X.h5)")
+    args = ap.parse_args(argv)
+    try:
+        return _run(args)
+    except MocliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mocli.data.h5 import DatasetWriter
+    from mocli.mesh.fit import FitOptions
+
+    if args.sequences < 1 or args.frames < MIN_FRAMES:
+        raise InputError(f"--sequences must be >= 1 and --frames >= {MIN_FRAMES}")
+    if not args.pad >= 0:
+        raise InputError(f"--pad {args.pad:g}: metres must be >= 0")
+    if args.out.suffix != ".h5":
+        raise InputError(f"--out {args.out}: give a file name ending in .h5")
+    missing = [str(p) for p in args.data if not p.is_file()]
+    if missing:
+        raise InputError(f"no such file: {', '.join(missing)}")
+    view = make_training_view(args.pitch, args.distance, args.fov, args.roll, args.aim)
+    t0 = time.perf_counter()
+    candidates = training_candidates(args.data)
+    if not candidates:
+        names = ", ".join(str(p) for p in args.data)
+        raise InputError(f"{names}: no training sequence (split train, joints3d, not held out by mocli.data.holdout)")
+    chosen = pick_training(candidates, args.sequences, args.frames, args.seed)
+    body, colours = load_body("person")
+    options = detection_options(args.device)
+    print(f"{len(chosen)} of {len(candidates)} training sequences, seed {args.seed}, up to {args.frames} frames at "
+          f"~{FPS:g} fps (setup {time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
+    print(f"cameras: {describe_view(view)}, aim {view.aim_offset_m[0]:g} to {view.aim_offset_m[1]:g} m, "
+          f"body padded {args.pad:g} m", flush=True)  # fmt: skip
+    made: list[Made] = []
+    failed: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="mocli_rendered_training_") as tmp, \
+            DatasetWriter(args.out, kind=KIND, source="rendered") as writer:  # fmt: skip
+        setup = Setup(body, colours, FitOptions(iterations=args.fit_iterations), view, args.seed, args.frames,
+                      lambda video: detect_person(video, options), args.keep_videos or Path(tmp),
+                      args.keep_videos is not None, args.pad, not args.keep_swaps)  # fmt: skip
+        for c, name in zip(chosen, output_names(chosen), strict=True):
+            try:
+                m = make_pair(c, name, setup)
+                writer.add(m.sequence)
+            except Exception as e:  # noqa: BLE001 - one bad sequence must not end a long run; reported below
+                failed.append((name, f"{type(e).__name__}: {e}".splitlines()[0]))
+                print(f"  {name}: failed ({failed[-1][1]})", flush=True)
+                continue
+            made.append(m)
+            s = m.seconds
+            ex = m.sequence.extra
+            sides = "".join(f", {k[len('sides_swapped_'):]} swapped {100 * v:.0f} %" for k, v in ex.items()
+                            if k.startswith("sides_swapped_"))  # fmt: skip
+            print(f"  {name}: {m.frames} frames, detected {100 * m.detection_rate:.0f} %{sides}, fit {s['fit']:.1f} s, "
+                  f"render {s['render']:.1f} s, detect {s['detect']:.1f} s, {sum(s.values()):.1f} s",
+                  flush=True)  # fmt: skip
+        if not made:
+            raise MocliError(f"every sequence failed; {args.out} not written")
+    frames = sum(m.frames for m in made)
+    rate = sum(m.detection_rate * m.frames for m in made) / max(frames, 1)
+    total = {k: sum(m.seconds[k] for m in made) for k in ("fit", "render", "detect")}
+    print(f"\nwrote {args.out}: {len(made)} sequences, {frames} frames, detected {100 * rate:.1f} % of frames; "
+          f"{sum(total.values()) / len(made):.1f} s per sequence (fit {total['fit']:.0f} s, render "
+          f"{total['render']:.0f} s, detect {total['detect']:.0f} s in all)")  # fmt: skip
+    if failed:
+        print(f"{len(failed)} failed and skipped:")
+        for name, why in failed:
+            print(f"  {name}: {why}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

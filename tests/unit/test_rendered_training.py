@@ -1,0 +1,302 @@
+"""benchmarks/rendered_training.py: the choice of training sequences, the cameras and the written pairs, on hand-made
+HDF5 files (no MediaPipe, no Anny: the fit and the detector are stubbed)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from mocli.data.cameras import Camera, focal_from_fov, horizontal_basis, look_at, project_perspective, up_vector
+from mocli.data.h5 import Sequence, open_dataset, write_dataset
+from mocli.keypoints.sequence import KeypointSequence
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))  # as when the script runs: it imports its sibling modules by name
+rm = importlib.import_module("rendered_mocap")
+rt = importlib.import_module("rendered_training")
+
+TRAIN = {"HDM_bk_jog_001", "HDM_dg_walk_001", "011_acted", "dataset-1_walk_001"}
+
+
+def _standing(T: int, seed: int) -> np.ndarray:
+    """(T,17,3) metres, y up: a body-sized skeleton, pelvis 1 m up, drifting forward."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform([-0.25, -0.9, -0.15], [0.25, 0.7, 0.15], (17, 3))
+    base[0] = 0.0
+    return (base + [0.0, 1.0, 0.0] + np.linspace(0, 0.5, T)[:, None, None] * [1.0, 0.0, 0.0]).astype(np.float32)
+
+
+def _files(tmp_path: Path) -> list[Path]:
+    """hdm05.h5 (120 fps), reactidle.h5 (24 fps), bandai.h5 (30 fps): train, val, test and held-out sequences; the
+    training ones are ``TRAIN``."""
+    hdm = [  # name, subject, action, split, frames at 120 fps
+        ("HDM_bk_jog_001", "bk", "jog", "train", 400),
+        ("HDM_dg_walk_001", "dg", "walk", "train", 200),
+        ("HDM_mm_jog_001", "mm", "jog", "train", 400),  # held-out person
+        ("HDM_bd_lieDownFloor_001", "bd", "lieDownFloor", "train", 400),  # held-out motion
+        ("HDM_bk_kick_001", "bk", "kick", "val", 400),
+        ("HDM_dg_kick_001", "dg", "kick", "test", 400),
+    ]
+    files = [tmp_path / f"{n}.h5" for n in ("hdm05", "reactidle", "bandai")]
+    write_dataset(files[0], [Sequence(n, 120.0, joints3d=_standing(T, i), split=split, source="hdm05", subject=subj,
+                                      action=act) for i, (n, subj, act, split, T) in enumerate(hdm)],
+                  kind="amc", source="hdm05")  # fmt: skip
+    react = [("012_acted", "train"), ("011_acted", "train"), ("013_acted", "val")]  # 012: held-out person
+    write_dataset(files[1], [Sequence(n, 24.0, joints3d=_standing(240, 10 + i), split=split, source="reactidle")
+                             for i, (n, split) in enumerate(react)], kind="bvh", source="reactidle")  # fmt: skip
+    # the held-out rules are per source: a Bandai sequence with HDM05's held-out subject and motion is trained on
+    bandai = [Sequence("dataset-1_walk_001", 30.0, joints3d=_standing(60, 20), split="train", source="bandai",
+                       subject="mm", action="lieDownFloor"),
+              Sequence("dataset-1_run_001", 30.0, joints3d=_standing(60, 21), split="val")]  # fmt: skip
+    write_dataset(files[2], bandai, kind="bvh", source="bandai")
+    return files
+
+
+# --- selection -------------------------------------------------------------------------------------------------------
+
+
+def test_candidates_are_the_training_sequences_only(tmp_path):
+    cands = rt.training_candidates(_files(tmp_path))
+    assert {c.name: c.num_frames for c in cands} == {"HDM_bk_jog_001": 100, "HDM_dg_walk_001": 50,
+                                                     "011_acted": 240, "dataset-1_walk_001": 60}  # fmt: skip
+    assert {c.name: c.source for c in cands}["dataset-1_walk_001"] == "bandai"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pick_spreads_over_files_and_never_takes_held_out_or_validation(tmp_path, seed):
+    cands = rt.training_candidates(_files(tmp_path))
+    three = rt.pick_training(cands, 3, 243, seed)
+    assert sorted(c.path.name for c in three) == ["bandai.h5", "hdm05.h5", "reactidle.h5"]
+    every = rt.pick_training(cands, 10, 243, seed)
+    assert len(every) == 4 and {c.name for c in every} == TRAIN
+    assert [c.name for c in three] == [c.name for c in rt.pick_training(cands, 3, 243, seed)]  # seeded
+
+
+def test_output_names_are_unique():
+    c = SimpleNamespace(source="hdm05", name="a")
+    assert rt.output_names([c, SimpleNamespace(source="cmu", name="a"), c, c]) == [
+        "hdm05:a", "cmu:a", "hdm05:a~2", "hdm05:a~3"]  # fmt: skip
+
+
+# --- cameras ---------------------------------------------------------------------------------------------------------
+
+
+def test_fit_in_image_backs_off_just_enough():
+    cam = Camera(R=np.eye(3), t=np.zeros(3), focal=100.0, centre=np.array([100.0, 50.0]), image_size=(200, 100))
+    inside = np.array([[[1.0, 0.0, 2.0]]])  # x pixel 150
+    assert rt.fit_in_image(cam, inside, pad_m=0.0) is cam
+    wide = np.array([[[3.0, 0.0, 2.0], [0.0, 0.0, 5.0]]])  # x pixel 250: needs z 3, so d = 1
+    moved = rt.fit_in_image(cam, wide, pad_m=0.0)
+    np.testing.assert_allclose(moved.t, [0.0, 0.0, 1.0])
+    assert (moved.R == cam.R).all() and moved.focal == cam.focal and (moved.centre == cam.centre).all()
+    tall = np.array([[[0.0, -1.0, 2.0]]])  # y above the image: 100 (1 + 0.5) / 50 = 3 = z + d with the pad
+    np.testing.assert_allclose(rt.fit_in_image(cam, tall, pad_m=0.5).t, [0.0, 0.0, 1.0])
+    px = project_perspective(wide + rt.fit_in_image(cam, wide, 0.0).t, 100.0, cam.centre)
+    assert px[0, 0, 0] == pytest.approx(200.0)  # on the border, not beyond
+
+
+@pytest.mark.parametrize("up_axis", ["y", "z"])
+def test_camera_angles_recover_the_drawn_camera(up_axis):
+    up = up_vector(up_axis)
+    h0, h1 = horizontal_basis(up)
+    target = np.array([0.3, 1.0, -0.2])
+    for yaw, pitch, roll, dist, fov in [(30.0, 40.0, -12.0, 4.0, 50.0), (250.0, -15.0, 5.0, 7.5, 85.0)]:
+        y, p = np.radians(yaw), np.radians(pitch)
+        position = target + dist * (np.cos(p) * (np.cos(y) * h0 + np.sin(y) * h1) + np.sin(p) * up)
+        R = look_at(position, target, up, np.radians(roll))
+        cam = Camera(R, -R @ position, focal_from_fov(fov, 640), np.array([320.0, 320.0]), (640, 640))
+        got = rt.camera_angles(cam, target, up_axis)
+        expected = {"yaw_deg": yaw, "pitch_deg": pitch, "roll_deg": roll, "distance_m": dist, "fov_deg": fov}
+        assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_training_view_defaults_and_errors():
+    view = rt.make_training_view()
+    assert (view.pitch_deg, view.roll_deg, view.distance_m, view.fov_deg) == ((-20.0, 60.0), 15.0, (2.5, 8.0),
+                                                                             (30.0, 90.0))  # fmt: skip
+    assert view.aim_offset_m == (-0.5, 0.7) and view.image_size == (640, 640)
+    other = rt.make_training_view(pitch="0,20", roll=0.0, aim="0,0")
+    assert other.pitch_deg == (0.0, 20.0) and other.roll_deg == 0.0 and other.aim_offset_m == (0.0, 0.0)
+    assert other.fov_deg == (30.0, 90.0)
+    with pytest.raises(rt.InputError, match=r"^--roll 100: degrees must lie in \[0, 90\]"):
+        rt.make_training_view(roll=100.0)
+    with pytest.raises(rt.InputError, match="^--aim '1': "):
+        rt.make_training_view(aim="1")
+
+
+# --- the written pairs -----------------------------------------------------------------------------------------------
+
+
+def test_detector_keypoints_zero_where_missed():
+    T = 5
+    kp = np.full((T, 17, 3), 7.0, np.float32)
+    kp[..., 2] = 0.6
+    kp[3, 0, 2] = 1.2  # confidence kept in [0, 1]
+    valid = np.array([True, False, True, True, False])
+    kp[~valid] = np.nan
+    kp[2, 4] = np.nan  # a joint the detector did not give
+    found = SimpleNamespace(keypoints=kp, valid=valid, num_frames=T)
+    out, detected = rt.detector_keypoints(found, T + 1)  # a decoder dropped the last frame
+    assert out.shape == (T, 17, 3) and out.dtype == np.float32 and np.isfinite(out).all()
+    assert detected.tolist() == valid.tolist()
+    assert (out[[1, 4]] == 0).all() and (out[2, 4] == 0).all()
+    assert (out[0, :, :2] == 7.0).all() and (out[2, 5, :2] == 7.0).all() and out[2, 5, 2] == pytest.approx(0.6)
+    assert out[3, 0, 2] == 1.0
+    none, missed = rt.detector_keypoints(None, 3)
+    assert none.shape == (3, 17, 3) and (none == 0).all() and not missed.any()
+
+
+FRAMES = 12
+QUAD_HALF = 0.08
+
+
+def _fake_fit(body, joints, kind, options):
+    """The Anny fit: a square facing the camera, centred on the pelvis (root-relative camera axes)."""
+    verts = np.array([[-QUAD_HALF, -QUAD_HALF, 0], [-QUAD_HALF, QUAD_HALF, 0], [QUAD_HALF, QUAD_HALF, 0],
+                      [QUAD_HALF, -QUAD_HALF, 0]], float)  # fmt: skip
+    return SimpleNamespace(vertices=np.repeat(verts[None], len(joints), axis=0), error_mm=np.full(len(joints), 4.0))
+
+
+def _fake_detect(video, options):
+    """reactidle: nobody; bandai: every frame but the last decoded; hdm05: every other frame."""
+    if video.stem.startswith("reactidle"):
+        return None
+    T = FRAMES - 1 if video.stem.startswith("bandai") else FRAMES
+    t = np.arange(T)[:, None]
+    kp = np.stack([10.0 + np.arange(17)[None].repeat(T, 0), 20.0 + t.repeat(17, 1), np.full((T, 17), 0.7)], -1)
+    valid = np.ones(T, bool) if video.stem.startswith("bandai") else t[:, 0] % 2 == 0
+    kp[~valid] = np.nan
+    kp[~valid, :, 2] = 0.0
+    return KeypointSequence(kp.astype(np.float32), (640, 640), 30.0, valid, np.zeros(T, bool))
+
+
+@pytest.fixture
+def stubbed(monkeypatch):
+    import mocli.mesh.meshes
+
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    monkeypatch.setattr(rt, "load_body", lambda look: (SimpleNamespace(faces=faces), np.array([[0, 0, 255.0]] * 2)))
+    monkeypatch.setattr(mocli.mesh.meshes, "fit_mesh", _fake_fit)
+    monkeypatch.setattr(rt, "detect_person", _fake_detect)
+    monkeypatch.setattr(rm, "make_background", lambda w, h, rng: np.full((h, w, 3), 128, np.uint8))
+
+
+def test_written_file_pairs_truth_and_detections(tmp_path, stubbed, capsys):
+    files = _files(tmp_path)
+    out = tmp_path / "out" / "rendered.h5"
+    videos = tmp_path / "videos"
+    argv = [a for f in files for a in ("--data", str(f))]
+    argv += ["--sequences", "3", "--frames", str(FRAMES), "--keep-videos", str(videos), "--out", str(out)]
+    argv += ["--keep-swaps"]  # the stub's keypoints as detected (unswap_sides has its own test)
+    assert rt.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "wrote " in printed and "3 sequences" in printed
+    assert [p.name for p in out.parent.iterdir()] == ["rendered.h5"]  # no temporary file left
+    cands = {c.name: c for c in rt.training_candidates(files)}
+    with open_dataset(out) as ds:
+        assert ds.kind == "rendered" and len(ds) == 3
+        seqs = {ref.name: ref.load() for ref in ds}
+    by_source = {s.source: s for s in seqs.values()}
+    assert set(by_source) == {"rendered-hdm05", "rendered-reactidle", "rendered-bandai"}
+    for name, s in seqs.items():
+        assert s.split == "train" and s.frame == "camera" and s.image_size == (640, 640)
+        assert s.extra["original_file"] + ":" + s.extra["original_sequence"] in {
+            f"{c.path.name}:{c.name}" for c in cands.values()}  # fmt: skip
+        assert s.extra["original_sequence"] in TRAIN
+        assert s.joints3d.dtype == np.float32 and s.keypoints2d.dtype == np.float32
+        assert np.isfinite(s.keypoints2d).all() and np.isfinite(s.joints3d).all()
+        assert (s.joints3d[..., 2] > 1.0).all()
+        # the renderer's camera, computed again: joints3d projected with the written pinhole gives its pixels
+        c = cands[s.extra["original_sequence"]]
+        seq = rt.load_candidate(c, name, FRAMES)
+        cam = rt.training_camera(seq, 0, rt.TRAIN_VIEW)
+        n = len(s.joints3d)
+        expected = project_perspective(rm.world_to_camera(seq.joints[:n], cam.R, cam.t), cam.focal, cam.centre)
+        f, cx, cy = s.extra["focal_px"], s.extra["principal_x_px"], s.extra["principal_y_px"]
+        assert (f, cx, cy) == (cam.focal, 320.0, 320.0)
+        px = f * s.joints3d[..., :2].astype(np.float64) / s.joints3d[..., 2:3] + [cx, cy]
+        np.testing.assert_allclose(px, expected, atol=1e-4)
+        assert (px > 0).all() and (px < 640).all()  # the whole body in the image
+        assert s.extra["camera_fov_deg"] == pytest.approx(np.degrees(2 * np.arctan(320 / f)), abs=1e-3)
+        assert -20 <= s.extra["camera_pitch_deg"] <= 60 and abs(s.extra["camera_roll_deg"]) <= 15
+        assert s.extra["camera_distance_m"] >= 2.5 and s.extra["fit_error_mm"] == 4.0
+        # the drawn square is centred on the pelvis's projected pixel
+        video = cv2.VideoCapture(str(videos / "videos" / f"{rm._file_name(name)}.mp4"))
+        ok, image = video.read()
+        video.release()
+        assert ok
+        mask = image[..., 2].astype(int) - image[..., 1] > 100  # red on grey
+        rows, cols = np.nonzero(mask)
+        assert len(rows) > 30
+        np.testing.assert_allclose([cols.mean(), rows.mean()], px[0, 0], atol=1.0)
+    hdm, react, bandai = by_source["rendered-hdm05"], by_source["rendered-reactidle"], by_source["rendered-bandai"]
+    assert hdm.fps == 30.0 and react.fps == 24.0 and bandai.fps == 30.0
+    assert hdm.num_frames == FRAMES and react.num_frames == FRAMES and bandai.num_frames == FRAMES - 1
+    assert hdm.extra["original_fps"] == 120.0 and hdm.subject in ("bk", "dg") and hdm.action in ("jog", "walk")
+    assert bandai.subject == "mm" and bandai.action == "lieDownFloor"
+    assert hdm.extra["detection_rate"] == 0.5 and react.extra["detection_rate"] == 0.0
+    assert bandai.extra["detection_rate"] == 1.0
+    assert (hdm.keypoints2d[1::2] == 0).all()
+    np.testing.assert_allclose(hdm.keypoints2d[::2, :, 2], 0.7, rtol=1e-6)
+    np.testing.assert_allclose(hdm.keypoints2d[2, :, :2], np.stack([10.0 + np.arange(17), np.full(17, 22.0)], -1))
+    assert (react.keypoints2d == 0).all()
+
+
+def test_no_training_sequence_is_one_line_error_and_no_file(tmp_path, stubbed, capsys):
+    only_val = tmp_path / "val.h5"
+    write_dataset(only_val, [Sequence("a", 30.0, joints3d=_standing(30, 0), split="val", source="bandai"),
+                             Sequence("012_x", 30.0, joints3d=_standing(30, 1), split="train", source="reactidle")],
+                  kind="bvh", source="mixed")  # fmt: skip
+    out = tmp_path / "out.h5"
+    assert rt.main(["--data", str(only_val), "--sequences", "2", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "no training sequence" in err[0]
+    assert not out.exists()
+
+
+def test_failed_sequences_are_skipped_and_reported(tmp_path, stubbed, monkeypatch, capsys):
+    files = _files(tmp_path)
+
+    def flaky(video, options):
+        if video.stem.startswith("bandai"):
+            raise RuntimeError("decoder broke\nsecond line")
+        return _fake_detect(video, options)
+
+    monkeypatch.setattr(rt, "detect_person", flaky)
+    out = tmp_path / "rendered.h5"
+    argv = [a for f in files for a in ("--data", str(f))] + ["--sequences", "3", "--frames", "6", "--out", str(out)]
+    assert rt.main(argv) == 1  # some failed: the file is written, the exit status says so
+    printed = capsys.readouterr().out
+    assert "1 failed and skipped:\n  bandai:dataset-1_walk_001: RuntimeError: decoder broke\n" in printed
+    with open_dataset(out) as ds:
+        assert sorted(ds.names()) == sorted(n for n in ds.names() if not n.startswith("bandai")) and len(ds) == 2
+
+
+def test_unswap_sides_puts_a_swapped_leg_pair_right_and_leaves_the_rest():
+    """Frame 0 as detected (3 px off), frame 1 with the legs exchanged (and their confidences), frame 2 with the
+    arms exchanged and one left arm joint missed: only the exchanged pairs of frames 1 and 2 change."""
+    truth = np.zeros((3, 17, 2))
+    truth[:, 1:4, 0], truth[:, 4:7, 0] = 100.0, 200.0  # right leg at x 100, left at x 200
+    truth[:, 11:14, 0], truth[:, 14:17, 0] = 300.0, 400.0  # left arm 300, right arm 400
+    truth[..., 1] = np.arange(17) * 10.0
+    kp = np.concatenate([truth + 3.0, np.ones((3, 17, 1))], axis=-1)
+    kp[:, 1:4, 2] = 0.9  # right leg's confidence, to see it travel
+    kp[1, 1:4], kp[1, 4:7] = kp[0, 4:7], kp[0, 1:4]
+    kp[2, 11:14], kp[2, 14:17] = kp[0, 14:17], kp[0, 11:14]
+    kp[2, 16] = 0.0  # a missed joint (x = y = conf = 0) travels too
+    out, swapped = rt.unswap_sides(kp, truth)
+    assert swapped["legs"].tolist() == [False, True, False]
+    assert swapped["arms"].tolist() == [False, False, True]
+    np.testing.assert_array_equal(out[0], kp[0])
+    np.testing.assert_array_equal(out[1], kp[0])  # legs back, with the right leg's 0.9
+    expected = kp[0].copy()
+    expected[13] = 0.0  # the missed joint, now on its true side (the left wrist is index 13)
+    np.testing.assert_array_equal(out[2], expected)
+    np.testing.assert_array_equal(rt.unswap_sides(kp[:1], truth[:1])[0], kp[:1])  # nothing to do: unchanged
