@@ -280,11 +280,25 @@ class ClipIndex:
         return int(self.source.shape[0])
 
 
+PAIRED_MIN_DETECTED = 0.5  # a paired clip is used when the detector found the person in at least this share of it
+
+
+def detected_share(keypoints: np.ndarray, starts: np.ndarray, clip_len: int) -> np.ndarray:
+    """(N,) share of the ``clip_len`` frames from each of ``starts`` in which ``keypoints`` (T,J,3, pixels +
+    confidence) has any joint with confidence above 0."""
+    seen = (keypoints[..., 2] > 0).any(axis=-1).astype(np.float64)
+    total = np.concatenate([[0.0], np.cumsum(seen)])
+    return (total[starts + clip_len] - total[starts]) / clip_len
+
+
 def build_clip_index(sources: Sequence[MotionSource], clip_len: int, stride: int) -> ClipIndex:
-    """Every clip window of every source, in source order."""
+    """Every clip window of every source, in source order; of a paired source only the windows in which its
+    detector found the person in at least ``PAIRED_MIN_DETECTED`` of the frames (a clip of zeros teaches nothing)."""
     src, start, is_2d = [], [], []
     for k, s in enumerate(sources):
         st = clip_starts(s.num_frames, clip_len, stride)
+        if s.is_paired:
+            st = st[detected_share(s.keypoints2d, st, clip_len) >= PAIRED_MIN_DETECTED]
         src.append(np.full(len(st), k, dtype=np.int64))
         start.append(st)
         is_2d.append(np.full(len(st), not s.is_3d))

@@ -11,7 +11,7 @@ import pytest
 
 from mocli.config import DataConfig
 from mocli.data.cameras import Camera, focal_from_fov, identity_camera, image_25d, project_perspective
-from mocli.data.clips import LiftClipDataset, MotionSource, load_sources, view_range
+from mocli.data.clips import LiftClipDataset, MotionSource, build_clip_index, detected_share, load_sources, view_range
 from mocli.data.h5 import Sequence, write_dataset
 from mocli.data.transforms import crop_box, flip_clip
 from mocli.errors import InputError
@@ -195,3 +195,17 @@ def test_a_focal_without_the_principal_point_is_a_one_line_error(tmp_path):
     write_dataset(tmp_path / "partial.h5", [_sequence(extra={"focal_px": 900.0})], kind="test")
     with pytest.raises(InputError, match="take1: focal_px without principal_x_px, principal_y_px"):
         load_sources([tmp_path / "partial.h5"])
+
+
+def test_paired_windows_where_the_detector_found_the_person_in_under_half_the_frames_are_left_out():
+    """200 frames, the person found in the first 100 only; windows of 81 every 54 start at 0, 54, 108, 119 and
+    hold 81/81, 46/81, 0 and 0 detected frames: the first two are kept; a plain 3D source keeps all four."""
+    joints = _motion(200)
+    keypoints = _detect(joints)
+    keypoints[100:] = 0.0
+    np.testing.assert_allclose(detected_share(keypoints, np.array([0, 54, 108, 119]), 81), [1.0, 46 / 81, 0.0, 0.0])
+    paired = _paired(keypoints, joints)
+    plain = MotionSource(name="plain", fps=30.0, joints3d=joints, frame="camera")
+    index = build_clip_index([paired, plain], clip_len=81, stride=54)
+    assert index.source.tolist() == [0, 0, 1, 1, 1, 1]
+    assert index.start.tolist() == [0, 54, 0, 54, 108, 119]
