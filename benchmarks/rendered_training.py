@@ -99,10 +99,11 @@ def frames_at(num_frames: int, fps: float, rate: float = FPS) -> int:
     return len(range(0, num_frames, step))
 
 
-def training_candidates(paths: list[Path]) -> list[Candidate]:
+def training_candidates(paths: list[Path], min_frames: int = MIN_FRAMES) -> list[Candidate]:
     """The sequences the pretraining (``data.holdout = true``) uses from mocli HDF5 files: split ``train``, a
     ``joints3d`` array, not held out (``mocli.data.holdout.is_held_out`` on the same attributes as
-    ``mocli.data.clips.load_sources``), at least ``MIN_FRAMES`` frames at ``FPS``. Nothing but metadata is read.
+    ``mocli.data.clips.load_sources``), at least ``min_frames`` frames at ``FPS`` (a sequence shorter than the
+    training clip gives no clip). Nothing but metadata is read.
 
     Raises:
         InputError: an unreadable file.
@@ -120,7 +121,7 @@ def training_candidates(paths: list[Path]) -> list[Candidate]:
                     if "joints3d" not in ref.array_names or is_held_out(source, ref.name, subject, action):
                         continue
                     frames = frames_at(ref.num_frames, ref.fps)
-                    if frames >= MIN_FRAMES:
+                    if frames >= max(min_frames, MIN_FRAMES):
                         out.append(Candidate(Path(path), ref.name, source or Path(path).stem, subject, action,
                                              ref.fps, frames))  # fmt: skip
             except (OSError, KeyError, ValueError) as e:
@@ -398,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, action="append", required=True, help="mocli HDF5 mocap file (repeatable)")
     ap.add_argument("--sequences", type=int, required=True, help="sequences to render, spread over the files")
     ap.add_argument("--frames", type=int, default=243, help="at most this many frames per sequence, from the start")
+    ap.add_argument("--min-frames", type=int, default=81, help="leave out sequences shorter than this at ~30 fps "
+                    "(default 81: the shipped recipe's clip; shorter ones give no training clip)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0, help="sequence choice, cameras and backgrounds")
     v = TRAIN_VIEW
     ap.add_argument("--pitch", help=f"camera elevation LO,HI, degrees, positive looking down; a negative LO needs "
@@ -442,7 +445,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"no such file: {', '.join(missing)}")
     view = make_training_view(args.pitch, args.distance, args.fov, args.roll, args.aim)
     t0 = time.perf_counter()
-    candidates = training_candidates(args.data)
+    candidates = training_candidates(args.data, args.min_frames)
     if not candidates:
         names = ", ".join(str(p) for p in args.data)
         raise InputError(f"{names}: no training sequence (split train, joints3d, not held out by mocli.data.holdout)")
@@ -473,7 +476,10 @@ def _run(args: argparse.Namespace) -> int:
             ex = m.sequence.extra
             sides = "".join(f", {k[len('sides_swapped_'):]} swapped {100 * v:.0f} %" for k, v in ex.items()
                             if k.startswith("sides_swapped_"))  # fmt: skip
-            print(f"  {name}: {m.frames} frames, detected {100 * m.detection_rate:.0f} %{sides}, fit {s['fit']:.1f} s, "
+            cam = f"pitch {ex['camera_pitch_deg']:.0f} deg, {ex['camera_distance_m']:.1f} m"
+            cam += f", fov {ex['camera_fov_deg']:.0f} deg"
+            print(f"  {name}: {m.frames} frames, {cam}, detected {100 * m.detection_rate:.0f} %{sides}, "
+                  f"fit {s['fit']:.1f} s, "
                   f"render {s['render']:.1f} s, detect {s['detect']:.1f} s, {sum(s.values()):.1f} s",
                   flush=True)  # fmt: skip
         if not made:

@@ -67,6 +67,8 @@ def test_candidates_are_the_training_sequences_only(tmp_path):
     assert {c.name: c.num_frames for c in cands} == {"HDM_bk_jog_001": 100, "HDM_dg_walk_001": 50,
                                                      "011_acted": 240, "dataset-1_walk_001": 60}  # fmt: skip
     assert {c.name: c.source for c in cands}["dataset-1_walk_001"] == "bandai"
+    longer = rt.training_candidates(_files(tmp_path / "again"), min_frames=61)  # shorter than a clip: left out
+    assert sorted(c.name for c in longer) == ["011_acted", "HDM_bk_jog_001"]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -194,7 +196,7 @@ def test_written_file_pairs_truth_and_detections(tmp_path, stubbed, capsys):
     videos = tmp_path / "videos"
     argv = [a for f in files for a in ("--data", str(f))]
     argv += ["--sequences", "3", "--frames", str(FRAMES), "--keep-videos", str(videos), "--out", str(out)]
-    argv += ["--keep-swaps"]  # the stub's keypoints as detected (unswap_sides has its own test)
+    argv += ["--keep-swaps", "--min-frames", "3"]  # the stub's keypoints as detected (unswap_sides has its own test)
     assert rt.main(argv) == 0
     printed = capsys.readouterr().out
     assert "wrote " in printed and "3 sequences" in printed
@@ -271,7 +273,7 @@ def test_failed_sequences_are_skipped_and_reported(tmp_path, stubbed, monkeypatc
 
     monkeypatch.setattr(rt, "detect_person", flaky)
     out = tmp_path / "rendered.h5"
-    argv = [a for f in files for a in ("--data", str(f))] + ["--sequences", "3", "--frames", "6", "--out", str(out)]
+    argv = [a for f in files for a in ("--data", str(f))] + ["--sequences", "3", "--frames", "6", "--min-frames", "3", "--out", str(out)]
     assert rt.main(argv) == 1  # some failed: the file is written, the exit status says so
     printed = capsys.readouterr().out
     assert "1 failed and skipped:\n  bandai:dataset-1_walk_001: RuntimeError: decoder broke\n" in printed
