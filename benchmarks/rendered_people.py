@@ -50,8 +50,7 @@ from pathlib import Path
 import numpy as np
 from people_scene import plan_scene, render_alone, render_scene, scene_camera, scene_joints
 from people_scores import fps_by_count, gather, identity_counts, match_tracks, pool_scenes, score_trajectories
-from raster import region_colours
-from rendered_mocap import _f, parse_range, pick_held_out, pick_sequences
+from rendered_mocap import _f, load_body, parse_range, pick_held_out, pick_sequences
 from rendered_scores import score_sequence
 
 from mocli.data.cameras import project_perspective
@@ -280,7 +279,6 @@ def _run(args: argparse.Namespace) -> int:
     from mocli.evaluation.mocap import load_mocap_sequences
     from mocli.infer_run import run_input
     from mocli.infer_setup import load_setup
-    from mocli.mesh.anny import AnnyBody
     from mocli.mesh.fit import FitOptions
     from mocli.pipeline import InferInput
     from mocli.utils.io import atomic_path
@@ -306,9 +304,7 @@ def _run(args: argparse.Namespace) -> int:
     if len(chosen) < count:
         raise InputError(f"{len(chosen)} {args.pick} sequences in the data, {count} needed")
     out = args.out or Path(tempfile.mkdtemp(prefix="mocli_people_"))
-    body = AnnyBody()
-    dominant = body.model.vertex_bone_indices.gather(1, body.model.vertex_bone_weights.argmax(1, keepdim=True))
-    colours = region_colours(body.bone_labels, dominant[:, 0].numpy(), np.asarray(body.faces), "person")
+    body, colours = load_body("person")
     mix = {} if args.detector_3d is None else {"detector_3d": args.detector_3d}  # None: infer's default
     setup = load_setup(model=args.model, detector=DETECTOR, person="all", device=args.device, seed=args.seed,
                        fov=args.fov, **mix)  # fmt: skip
