@@ -13,9 +13,12 @@ crossed limbs, foreshortening and fast motion). This script makes the pairs with
 2. one random camera per sequence (``mocli.evaluation.mocap.sequence_camera``, seeded by ``--seed`` and the name),
    by default over the ranges of the pretraining preset ``pretrain_dstformer-small_generalise`` (yaw 0-360, pitch
    -20 to 60 deg, roll up to 15 deg, aim point 0.5 m below to 0.7 m above the mean pelvis) where a render can show
-   them (2.5-8 m, fov 30-90 deg; 640x640 px as ``rendered_mocap.py``); the camera then backs off along its optical
-   axis until every joint of every frame, padded by ``--pad`` metres for hands, feet and hair, is inside the image;
-3. the Anny body fitted to the joints and drawn over a random background (``rendered_mocap.render_sequence``);
+   them (2.5-8 m, fov 30-90 deg; 640x640 px as ``rendered_mocap.py``); the camera then comes nearer along its
+   optical axis while the body is smaller than ``--min-body`` pixels (``bring_closer``: MediaPipe hardly finds
+   smaller ones, ``MIN_BODY_PX``) and backs off until every joint of every frame, padded by ``--pad`` metres for
+   hands, feet and hair, is inside the image;
+3. the Anny body fitted to the joints and drawn over a random background (``rendered_mocap.render_sequence``) in
+   an outfit and skin tone of its own (``random_outfit``; ``--look person``: the benchmark's one person);
 4. ``mocli infer``'s detection step on the video (``rendered_mocap.detect_person``: ``mocli.pipeline.load_people``
    with the MediaPipe detector, H36M-17 pixels + confidence), nothing else;
 5. one sequence per rendered video in ``--out`` (a mocli HDF5 file, ``mocli.data.h5``, written under a temporary
@@ -26,17 +29,19 @@ crossed limbs, foreshortening and fast motion). This script makes the pairs with
    ``image_size`` (w, h), ``focal_px``, ``principal_x_px``, ``principal_y_px`` (the renderer's pinhole: projecting
    ``joints3d`` with them gives the pixels the body was drawn at), and provenance: ``original_file``,
    ``original_sequence``, ``original_fps``, ``camera_yaw_deg``, ``camera_pitch_deg``, ``camera_roll_deg``,
-   ``camera_distance_m`` (camera centre to the mean pelvis), ``camera_fov_deg``, ``detection_rate``, ``fit_error_mm``.
+   ``camera_distance_m`` (camera centre to the mean pelvis), ``camera_fov_deg``, ``body_px``, ``detection_rate``,
+   ``fit_error_mm``.
 
-Caveats: the appearance is synthetic (one outfit, no texture, hair or loose clothes, a smooth background, no floor
-or shadows), and what the lifter learns from these pairs is MediaPipe's behaviour on such renders, which is not all
-of its behaviour on real video; the pixels show the Anny fit of the joints, not the mocap skeleton (``fit_error_mm``);
-the truth keeps the rig's own trunk and head joints while MediaPipe's are derived from its landmarks (that offset is
-part of what is learnt); cameras below the pelvis may stand below the (absent) floor.
+Caveats: the appearance is synthetic (plain coloured clothes, no texture, hair or loose clothes, a smooth
+background, no floor or shadows), and what the lifter learns from these pairs is MediaPipe's behaviour on such
+renders, which is not all of its behaviour on real video; the pixels show the Anny fit of the joints, not the
+mocap skeleton (``fit_error_mm``); the truth keeps the rig's own trunk and head joints while MediaPipe's are derived
+from its landmarks (that offset is part of what is learnt); cameras below the pelvis may stand below the (absent)
+floor.
 
     OMP_NUM_THREADS=1 python benchmarks/rendered_training.py --data bandai.h5 --data hdm05.h5 --sequences 200
         [--frames 243] [--seed 0] [--pitch LO,HI] [--distance LO,HI] [--fov LO,HI] [--roll DEG] [--aim LO,HI]
-        [--pad M] [--keep-videos DIR] --out rendered_train.h5
+        [--pad M] [--min-body PX] [--look outfits|person] [--keep-videos DIR] --out rendered_train.h5
 """
 
 from __future__ import annotations
@@ -45,12 +50,14 @@ import argparse
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from raster import REGIONS  # benchmarks/raster.py, beside this script
 from rendered_mocap import (  # benchmarks/rendered_mocap.py, beside this script
     VIEW,
     camera_pitch_deg,
@@ -72,6 +79,10 @@ FPS = 30.0  # the rate sequences are rendered at (about: every k-th frame of the
 TRAIN_VIEW = replace(VIEW, pitch_deg=(-20.0, 60.0), roll_deg=15.0, distance_m=(2.5, 8.0), fov_deg=(30.0, 90.0),
                      aim_offset_m=(-0.5, 0.7))  # fmt: skip
 PAD_M = 0.2  # the drawn body reaches this far beyond its joints (hands, feet, hair)
+# MediaPipe on these renders (seeds 0 and 1, 280 sequences, no minimum): bodies under 100 px (their joints' box, the
+# longer side, median over frames) were found in 13-17 % of frames, 100-150 px in 55-58 %, 150-200 px in 90-98 %
+MIN_BODY_PX = 150.0
+NEAR_BODY_M = 0.5  # a camera brought nearer keeps every joint at least this far in front of it
 MIN_FRAMES = 3
 KIND = "rendered"
 
@@ -195,12 +206,50 @@ def fit_in_image(camera: Camera, joints_cam: np.ndarray, pad_m: float = PAD_M) -
     return camera if d == 0.0 else replace(camera, t=camera.t + np.array([0.0, 0.0, d]))
 
 
-def training_camera(seq, seed: int, view: ViewRange, pad_m: float = PAD_M) -> Camera:
-    """The sequence's camera: ``sequence_camera(seq, seed, view)`` then ``fit_in_image`` of its joints."""
+def body_size_px(camera: Camera, joints_cam: np.ndarray) -> float:
+    """How big the body looks: the longer side of its projected joints' box, pixels, median over the frames (NaN
+    frames ignored; 0 when none is left). joints_cam: (T,J,3) metres in the camera, z > 0."""
+    j = np.asarray(joints_cam, np.float64)
+    j = j[np.isfinite(j).all((-1, -2))]
+    if not len(j):
+        return 0.0
+    px = camera.focal * j[..., :2] / j[..., 2:3]  # the principal point does not change a box's sides
+    return float(np.median((px.max(1) - px.min(1)).max(-1)))
+
+
+def bring_closer(camera: Camera, joints_cam: np.ndarray, min_px: float, pad_m: float = PAD_M) -> Camera:
+    """``camera`` moved forward along its optical axis (keeping rotation, focal and principal point) until the body
+    is ``min_px`` big (``body_size_px``), never nearer than ``NEAR_BODY_M`` to any joint; then
+    ``fit_in_image``, which may move it back again when a body that big would leave the image. Unchanged when the
+    body is already big enough.
+
+    Args:
+        camera: the drawn camera; joints_cam: (T,J,3) metres in it (z > 0), NaN frames ignored; min_px: pixels.
+    """
+    j = np.asarray(joints_cam, np.float64)
+    j = j[np.isfinite(j).all((-1, -2))]
+    if not len(j) or body_size_px(camera, j) >= min_px:
+        return fit_in_image(camera, j, pad_m)
+    step = np.array([0.0, 0.0, 1.0])
+    lo, hi = 0.0, max(float(j[..., 2].min()) - NEAR_BODY_M, 0.0)  # forward by lo: too small; by hi: the limit
+    if body_size_px(camera, j - hi * step) >= min_px:
+        for _ in range(60):  # the smallest move that is big enough (the size grows as the camera nears)
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if body_size_px(camera, j - mid * step) >= min_px else (mid, hi)
+    closer = replace(camera, t=camera.t - hi * step)
+    return fit_in_image(closer, j - hi * step, pad_m)
+
+
+def training_camera(seq, seed: int, view: ViewRange, pad_m: float = PAD_M, min_px: float = 0.0) -> Camera:
+    """The sequence's camera: ``sequence_camera(seq, seed, view)``, then ``bring_closer`` to ``min_px`` (when
+    positive) and ``fit_in_image`` of its joints."""
     from mocli.evaluation.mocap import sequence_camera
 
     camera = sequence_camera(seq, seed, view)
-    return fit_in_image(camera, world_to_camera(seq.joints, camera.R, camera.t), pad_m)
+    joints_cam = world_to_camera(seq.joints, camera.R, camera.t)
+    if min_px > 0:
+        return bring_closer(camera, joints_cam, min_px, pad_m)
+    return fit_in_image(camera, joints_cam, pad_m)
 
 
 def camera_angles(camera: Camera, target: np.ndarray, up_axis: str) -> dict[str, float]:
@@ -243,6 +292,19 @@ def make_training_view(
     if aim is not None:
         view = replace(view, aim_offset_m=parse_range(aim, "--aim"))
     return view
+
+
+def random_outfit(colours: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(F,3) ``load_body("person")``'s colours (``raster.REGIONS``, BGR 0-255) dressed anew: shirt and trousers of
+    any colour, dark shoes, the skin from light to dark (its base colour times 0.35 to 1.05); eyes and the rest kept.
+    """
+    shoes, trousers, shirt, skin = (np.array(REGIONS[i][1], np.float64) for i in (1, 2, 3, 4))
+    new = ((shirt, rng.uniform(20, 235, 3)), (trousers, rng.uniform(20, 200, 3)), (shoes, rng.uniform(15, 90, 3)),
+           (skin, skin * rng.uniform(0.35, 1.05)))  # fmt: skip
+    out = np.array(colours, np.float64)
+    for base, colour in new:
+        out[(np.asarray(colours) == base).all(-1)] = colour
+    return out
 
 
 # --- pairs -----------------------------------------------------------------------------------------------------------
@@ -325,6 +387,7 @@ def paired_sequence(name: str, c: Candidate, seq, gt_cam: np.ndarray, keypoints:
         "original_sequence": c.name,
         "original_fps": float(c.fps),
         **{f"camera_{k}": round(v, 4) for k, v in angles.items()},
+        "body_px": round(body_size_px(camera, gt_cam), 1),
         "detection_rate": float(detected.mean()) if len(detected) else 0.0,
         "detector": "mediapipe",
         "fit_error_mm": round(float(fit_error_mm), 2),
@@ -341,7 +404,8 @@ class Setup:
     """What every sequence shares: the body model and its (F,3) colours, the fit's options, the camera ranges, the
     seed, the frames per sequence, the detection step (``detect(video)`` -> KeypointSequence or None), the folder
     videos are rendered in and whether they are kept there, the padding of the joints in the image (metres), and
-    whether the detector's left/right mix-ups are put right (``unswap_sides``)."""
+    whether the detector's left/right mix-ups are put right (``unswap_sides``), the smallest body in pixels
+    (``bring_closer``; 0: as drawn) and whether each sequence gets its own ``random_outfit``."""
 
     body: object
     colours: np.ndarray
@@ -354,6 +418,8 @@ class Setup:
     keep_videos: bool = False
     pad_m: float = PAD_M
     unswap: bool = True
+    min_body_px: float = 0.0
+    outfits: bool = False
 
 
 @dataclass
@@ -369,8 +435,11 @@ class Made:
 def make_pair(c: Candidate, name: str, setup: Setup) -> Made:
     """Load, place a camera, render and detect one candidate; the video is deleted unless kept."""
     seq = load_candidate(c, name, setup.frames)
-    camera = training_camera(seq, setup.seed, setup.view, setup.pad_m)
-    rendered = render_sequence(seq, setup.body, setup.colours, setup.work, setup.seed, setup.fit_options, setup.view,
+    camera = training_camera(seq, setup.seed, setup.view, setup.pad_m, setup.min_body_px)
+    colours = setup.colours
+    if setup.outfits:
+        colours = random_outfit(colours, np.random.default_rng([setup.seed, zlib.crc32(name.encode()), 1]))
+    rendered = render_sequence(seq, setup.body, colours, setup.work, setup.seed, setup.fit_options, setup.view,
                                camera)  # fmt: skip
     t0 = time.perf_counter()
     try:
@@ -416,6 +485,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aim", help=f"aim point LO,HI metres above the mean pelvis (--aim=-0.5,0.7) "
                     f"(default {v.aim_offset_m[0]:g},{v.aim_offset_m[1]:g})")  # fmt: skip
     ap.add_argument("--pad", type=float, default=PAD_M, help="metres around every joint kept inside the image")
+    ap.add_argument("--min-body", type=float, default=MIN_BODY_PX, metavar="PX",
+                    help=f"bring the camera nearer until the body is this many pixels big (its joints' box, the longer "
+                    f"side, median over frames; 0: as drawn; default {MIN_BODY_PX:g}, see MIN_BODY_PX)")  # fmt: skip
+    ap.add_argument("--look", choices=("outfits", "person"), default="outfits", help="a random outfit and skin "
+                    "tone per sequence (random_outfit), or rendered_mocap.py's own person for all")  # fmt: skip
     ap.add_argument("--fit-iterations", type=int, default=200, help="L-BFGS iterations of the Anny pose fit")
     ap.add_argument("--device", default="auto", help="the detector's and the fit's device")
     ap.add_argument("--keep-swaps", action="store_true", help="keep the detector's left/right mix-ups as detected "
@@ -438,6 +512,8 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--sequences must be >= 1 and --frames >= {MIN_FRAMES}")
     if not args.pad >= 0:
         raise InputError(f"--pad {args.pad:g}: metres must be >= 0")
+    if not 0 <= args.min_body < 640:
+        raise InputError(f"--min-body {args.min_body:g}: pixels must lie in [0, 640)")
     if args.out.suffix != ".h5":
         raise InputError(f"--out {args.out}: give a file name ending in .h5")
     missing = [str(p) for p in args.data if not p.is_file()]
@@ -455,14 +531,15 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{len(chosen)} of {len(candidates)} training sequences, seed {args.seed}, up to {args.frames} frames at "
           f"~{FPS:g} fps (setup {time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
     print(f"cameras: {describe_view(view)}, aim {view.aim_offset_m[0]:g} to {view.aim_offset_m[1]:g} m, "
-          f"body padded {args.pad:g} m", flush=True)  # fmt: skip
+          f"body padded {args.pad:g} m, at least {args.min_body:g} px; look: {args.look}", flush=True)  # fmt: skip
     made: list[Made] = []
     failed: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="mocli_rendered_training_") as tmp, \
             DatasetWriter(args.out, kind=KIND, source="rendered") as writer:  # fmt: skip
         setup = Setup(body, colours, FitOptions(iterations=args.fit_iterations), view, args.seed, args.frames,
                       lambda video: detect_person(video, options), args.keep_videos or Path(tmp),
-                      args.keep_videos is not None, args.pad, not args.keep_swaps)  # fmt: skip
+                      args.keep_videos is not None, args.pad, not args.keep_swaps, args.min_body,
+                      args.look == "outfits")  # fmt: skip
         for c, name in zip(chosen, output_names(chosen), strict=True):
             try:
                 m = make_pair(c, name, setup)
@@ -477,7 +554,7 @@ def _run(args: argparse.Namespace) -> int:
             sides = "".join(f", {k[len('sides_swapped_'):]} swapped {100 * v:.0f} %" for k, v in ex.items()
                             if k.startswith("sides_swapped_"))  # fmt: skip
             cam = f"pitch {ex['camera_pitch_deg']:.0f} deg, {ex['camera_distance_m']:.1f} m"
-            cam += f", fov {ex['camera_fov_deg']:.0f} deg"
+            cam += f", fov {ex['camera_fov_deg']:.0f} deg, body {ex['body_px']:.0f} px"
             print(f"  {name}: {m.frames} frames, {cam}, detected {100 * m.detection_rate:.0f} %{sides}, "
                   f"fit {s['fit']:.1f} s, "
                   f"render {s['render']:.1f} s, detect {s['detect']:.1f} s, {sum(s.values()):.1f} s",

@@ -104,6 +104,59 @@ def test_fit_in_image_backs_off_just_enough():
     assert px[0, 0, 0] == pytest.approx(200.0)  # on the border, not beyond
 
 
+def test_body_size_px_is_the_median_longer_side():
+    cam = Camera(R=np.eye(3), t=np.zeros(3), focal=300.0, centre=np.array([320.0, 320.0]), image_size=(640, 640))
+    upright = np.array([[0.0, -0.5, 5.0], [0.2, 0.5, 5.0]])  # 12 x 60 px
+    lying = np.array([[-1.0, 0.0, 10.0], [1.0, 0.1, 10.0]])  # 60 x 3 px
+    small = np.array([[0.0, 0.0, 10.0], [0.1, 0.2, 10.0]])  # 3 x 6 px
+    frames = np.stack([upright, lying, small, np.full((2, 3), np.nan)])
+    assert rt.body_size_px(cam, frames[:1]) == pytest.approx(60.0)
+    assert rt.body_size_px(cam, frames[1:2]) == pytest.approx(60.0)
+    assert rt.body_size_px(cam, frames) == pytest.approx(60.0)  # median of 60, 60, 6; the NaN frame left out
+    assert rt.body_size_px(cam, frames[2:]) == pytest.approx(6.0)
+    assert rt.body_size_px(cam, frames[3:]) == 0.0
+
+
+def test_bring_closer_moves_forward_just_enough_then_fits():
+    cam = Camera(R=np.eye(3), t=np.zeros(3), focal=300.0, centre=np.array([320.0, 320.0]), image_size=(640, 640))
+    body = np.array([[[0.0, -0.5, 10.0], [0.0, 0.5, 10.0]]])  # 1 m tall, 30 px at 10 m
+    closer = rt.bring_closer(cam, body, 150.0, pad_m=0.0)  # 300 / (10 - d) = 150: d = 8
+    np.testing.assert_allclose(closer.t, [0.0, 0.0, -8.0], atol=1e-9)
+    assert (closer.R == cam.R).all() and closer.focal == cam.focal and (closer.centre == cam.centre).all()
+    assert rt.body_size_px(closer, body + closer.t) == pytest.approx(150.0)
+    assert rt.bring_closer(cam, body, 30.0, pad_m=0.0) is cam  # big enough, and inside the image
+    # 800 px would need the camera nearer than NEAR_BODY_M: it stops there (z 0.5 m, 600 px, still inside)
+    nearest = rt.bring_closer(cam, body, 800.0, pad_m=0.0)
+    np.testing.assert_allclose(nearest.t, [0.0, 0.0, -(10.0 - rt.NEAR_BODY_M)], atol=1e-12)
+    # off to the side: at 150 px (z 2) the body would be at x 450 px, past the border; fit_in_image backs off to
+    # 300 * 3 / 320 = 2.8125 m
+    aside = body + [3.0, 0.0, 0.0]
+    fitted = rt.bring_closer(cam, aside, 150.0, pad_m=0.0)
+    np.testing.assert_allclose(fitted.t, [0.0, 0.0, -8.0 + (2.8125 - 2.0)], atol=1e-9)
+    assert project_perspective(aside + fitted.t, 300.0, cam.centre)[..., 0].max() == pytest.approx(640.0)
+    # a body too big for the image is only backed off, as fit_in_image alone
+    big = body * [1.0, 30.0, 1.0]
+    assert rt.bring_closer(cam, big, 150.0, 0.0).t == pytest.approx(rt.fit_in_image(cam, big, 0.0).t)
+
+
+def test_random_outfit_recolours_clothes_and_skin_only():
+    raster = importlib.import_module("raster")
+    eye, shoes, trousers, shirt, skin = (np.array(c, float) for _, c in raster.REGIONS)
+    colours = np.stack([eye, shoes, trousers, shirt, skin, np.array(raster.GREY, float), shirt, skin])
+    a = rt.random_outfit(colours, np.random.default_rng(5))
+    b = rt.random_outfit(colours, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)  # seeded
+    np.testing.assert_array_equal(a[[0, 5]], colours[[0, 5]])  # eyes and the rest kept
+    np.testing.assert_array_equal(a[3], a[6])  # one shirt colour per outfit
+    np.testing.assert_array_equal(a[4], a[7])
+    assert not np.allclose(a[[1, 2, 3]], colours[[1, 2, 3]])
+    assert (a[1] >= 15).all() and (a[1] <= 90).all() and (a[2] <= 200).all() and (a[3] <= 235).all()
+    k = a[4] / skin  # the skin is its base colour times one factor
+    assert np.allclose(k, k[0]) and 0.35 <= k[0] <= 1.05
+    c = rt.random_outfit(colours, np.random.default_rng(6))
+    assert not np.allclose(c[3], a[3])
+
+
 @pytest.mark.parametrize("up_axis", ["y", "z"])
 def test_camera_angles_recover_the_drawn_camera(up_axis):
     up = up_vector(up_axis)
@@ -218,7 +271,7 @@ def test_written_file_pairs_truth_and_detections(tmp_path, stubbed, capsys):
         # the renderer's camera, computed again: joints3d projected with the written pinhole gives its pixels
         c = cands[s.extra["original_sequence"]]
         seq = rt.load_candidate(c, name, FRAMES)
-        cam = rt.training_camera(seq, 0, rt.TRAIN_VIEW)
+        cam = rt.training_camera(seq, 0, rt.TRAIN_VIEW, min_px=rt.MIN_BODY_PX)
         n = len(s.joints3d)
         expected = project_perspective(rm.world_to_camera(seq.joints[:n], cam.R, cam.t), cam.focal, cam.centre)
         f, cx, cy = s.extra["focal_px"], s.extra["principal_x_px"], s.extra["principal_y_px"]
@@ -228,7 +281,10 @@ def test_written_file_pairs_truth_and_detections(tmp_path, stubbed, capsys):
         assert (px > 0).all() and (px < 640).all()  # the whole body in the image
         assert s.extra["camera_fov_deg"] == pytest.approx(np.degrees(2 * np.arctan(320 / f)), abs=1e-3)
         assert -20 <= s.extra["camera_pitch_deg"] <= 60 and abs(s.extra["camera_roll_deg"]) <= 15
-        assert s.extra["camera_distance_m"] >= 2.5 and s.extra["fit_error_mm"] == 4.0
+        assert s.extra["fit_error_mm"] == 4.0
+        truth = rm.world_to_camera(seq.joints[:n], cam.R, cam.t)
+        assert s.extra["body_px"] == pytest.approx(rt.body_size_px(cam, truth), abs=0.05)
+        assert s.extra["camera_distance_m"] >= 2.5 or s.extra["body_px"] >= rt.MIN_BODY_PX - 1.0  # drawn, or nearer
         # the drawn square is centred on the pelvis's projected pixel
         video = cv2.VideoCapture(str(videos / "videos" / f"{rm._file_name(name)}.mp4"))
         ok, image = video.read()
@@ -273,7 +329,8 @@ def test_failed_sequences_are_skipped_and_reported(tmp_path, stubbed, monkeypatc
 
     monkeypatch.setattr(rt, "detect_person", flaky)
     out = tmp_path / "rendered.h5"
-    argv = [a for f in files for a in ("--data", str(f))] + ["--sequences", "3", "--frames", "6", "--min-frames", "3", "--out", str(out)]
+    argv = [a for f in files for a in ("--data", str(f))]
+    argv += ["--sequences", "3", "--frames", "6", "--min-frames", "3", "--out", str(out)]
     assert rt.main(argv) == 1  # some failed: the file is written, the exit status says so
     printed = capsys.readouterr().out
     assert "1 failed and skipped:\n  bandai:dataset-1_walk_001: RuntimeError: decoder broke\n" in printed
