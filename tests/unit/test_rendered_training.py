@@ -1,5 +1,5 @@
-"""benchmarks/rendered_training.py: the choice of training sequences, the cameras and the written pairs, on hand-made
-HDF5 files (no MediaPipe, no Anny: the fit and the detector are stubbed)."""
+"""benchmarks/rendered_training.py and training_views.py: the choice of training sequences, the cameras, the
+outfits and the written pairs, on hand-made HDF5 files (no MediaPipe, no Anny: the fit and the detector are stubbed)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))  # as when the script runs: it imports its sibling modules by name
 rm = importlib.import_module("rendered_mocap")
 rt = importlib.import_module("rendered_training")
+tv = importlib.import_module("training_views")
 
 TRAIN = {"HDM_bk_jog_001", "HDM_dg_walk_001", "011_acted", "dataset-1_walk_001"}
 
@@ -93,14 +94,14 @@ def test_output_names_are_unique():
 def test_fit_in_image_backs_off_just_enough():
     cam = Camera(R=np.eye(3), t=np.zeros(3), focal=100.0, centre=np.array([100.0, 50.0]), image_size=(200, 100))
     inside = np.array([[[1.0, 0.0, 2.0]]])  # x pixel 150
-    assert rt.fit_in_image(cam, inside, pad_m=0.0) is cam
+    assert tv.fit_in_image(cam, inside, pad_m=0.0) is cam
     wide = np.array([[[3.0, 0.0, 2.0], [0.0, 0.0, 5.0]]])  # x pixel 250: needs z 3, so d = 1
-    moved = rt.fit_in_image(cam, wide, pad_m=0.0)
+    moved = tv.fit_in_image(cam, wide, pad_m=0.0)
     np.testing.assert_allclose(moved.t, [0.0, 0.0, 1.0])
     assert (moved.R == cam.R).all() and moved.focal == cam.focal and (moved.centre == cam.centre).all()
     tall = np.array([[[0.0, -1.0, 2.0]]])  # y above the image: 100 (1 + 0.5) / 50 = 3 = z + d with the pad
-    np.testing.assert_allclose(rt.fit_in_image(cam, tall, pad_m=0.5).t, [0.0, 0.0, 1.0])
-    px = project_perspective(wide + rt.fit_in_image(cam, wide, 0.0).t, 100.0, cam.centre)
+    np.testing.assert_allclose(tv.fit_in_image(cam, tall, pad_m=0.5).t, [0.0, 0.0, 1.0])
+    px = project_perspective(wide + tv.fit_in_image(cam, wide, 0.0).t, 100.0, cam.centre)
     assert px[0, 0, 0] == pytest.approx(200.0)  # on the border, not beyond
 
 
@@ -110,41 +111,41 @@ def test_body_size_px_is_the_median_longer_side():
     lying = np.array([[-1.0, 0.0, 10.0], [1.0, 0.1, 10.0]])  # 60 x 3 px
     small = np.array([[0.0, 0.0, 10.0], [0.1, 0.2, 10.0]])  # 3 x 6 px
     frames = np.stack([upright, lying, small, np.full((2, 3), np.nan)])
-    assert rt.body_size_px(cam, frames[:1]) == pytest.approx(60.0)
-    assert rt.body_size_px(cam, frames[1:2]) == pytest.approx(60.0)
-    assert rt.body_size_px(cam, frames) == pytest.approx(60.0)  # median of 60, 60, 6; the NaN frame left out
-    assert rt.body_size_px(cam, frames[2:]) == pytest.approx(6.0)
-    assert rt.body_size_px(cam, frames[3:]) == 0.0
+    assert tv.body_size_px(cam, frames[:1]) == pytest.approx(60.0)
+    assert tv.body_size_px(cam, frames[1:2]) == pytest.approx(60.0)
+    assert tv.body_size_px(cam, frames) == pytest.approx(60.0)  # median of 60, 60, 6; the NaN frame left out
+    assert tv.body_size_px(cam, frames[2:]) == pytest.approx(6.0)
+    assert tv.body_size_px(cam, frames[3:]) == 0.0
 
 
 def test_bring_closer_moves_forward_just_enough_then_fits():
     cam = Camera(R=np.eye(3), t=np.zeros(3), focal=300.0, centre=np.array([320.0, 320.0]), image_size=(640, 640))
     body = np.array([[[0.0, -0.5, 10.0], [0.0, 0.5, 10.0]]])  # 1 m tall, 30 px at 10 m
-    closer = rt.bring_closer(cam, body, 150.0, pad_m=0.0)  # 300 / (10 - d) = 150: d = 8
+    closer = tv.bring_closer(cam, body, 150.0, pad_m=0.0)  # 300 / (10 - d) = 150: d = 8
     np.testing.assert_allclose(closer.t, [0.0, 0.0, -8.0], atol=1e-9)
     assert (closer.R == cam.R).all() and closer.focal == cam.focal and (closer.centre == cam.centre).all()
-    assert rt.body_size_px(closer, body + closer.t) == pytest.approx(150.0)
-    assert rt.bring_closer(cam, body, 30.0, pad_m=0.0) is cam  # big enough, and inside the image
+    assert tv.body_size_px(closer, body + closer.t) == pytest.approx(150.0)
+    assert tv.bring_closer(cam, body, 30.0, pad_m=0.0) is cam  # big enough, and inside the image
     # 800 px would need the camera nearer than NEAR_BODY_M: it stops there (z 0.5 m, 600 px, still inside)
-    nearest = rt.bring_closer(cam, body, 800.0, pad_m=0.0)
-    np.testing.assert_allclose(nearest.t, [0.0, 0.0, -(10.0 - rt.NEAR_BODY_M)], atol=1e-12)
+    nearest = tv.bring_closer(cam, body, 800.0, pad_m=0.0)
+    np.testing.assert_allclose(nearest.t, [0.0, 0.0, -(10.0 - tv.NEAR_BODY_M)], atol=1e-12)
     # off to the side: at 150 px (z 2) the body would be at x 450 px, past the border; fit_in_image backs off to
     # 300 * 3 / 320 = 2.8125 m
     aside = body + [3.0, 0.0, 0.0]
-    fitted = rt.bring_closer(cam, aside, 150.0, pad_m=0.0)
+    fitted = tv.bring_closer(cam, aside, 150.0, pad_m=0.0)
     np.testing.assert_allclose(fitted.t, [0.0, 0.0, -8.0 + (2.8125 - 2.0)], atol=1e-9)
     assert project_perspective(aside + fitted.t, 300.0, cam.centre)[..., 0].max() == pytest.approx(640.0)
     # a body too big for the image is only backed off, as fit_in_image alone
     big = body * [1.0, 30.0, 1.0]
-    assert rt.bring_closer(cam, big, 150.0, 0.0).t == pytest.approx(rt.fit_in_image(cam, big, 0.0).t)
+    assert tv.bring_closer(cam, big, 150.0, 0.0).t == pytest.approx(tv.fit_in_image(cam, big, 0.0).t)
 
 
 def test_random_outfit_recolours_clothes_and_skin_only():
     raster = importlib.import_module("raster")
     eye, shoes, trousers, shirt, skin = (np.array(c, float) for _, c in raster.REGIONS)
     colours = np.stack([eye, shoes, trousers, shirt, skin, np.array(raster.GREY, float), shirt, skin])
-    a = rt.random_outfit(colours, np.random.default_rng(5))
-    b = rt.random_outfit(colours, np.random.default_rng(5))
+    a = tv.random_outfit(colours, np.random.default_rng(5))
+    b = tv.random_outfit(colours, np.random.default_rng(5))
     np.testing.assert_array_equal(a, b)  # seeded
     np.testing.assert_array_equal(a[[0, 5]], colours[[0, 5]])  # eyes and the rest kept
     np.testing.assert_array_equal(a[3], a[6])  # one shirt colour per outfit
@@ -153,7 +154,7 @@ def test_random_outfit_recolours_clothes_and_skin_only():
     assert (a[1] >= 15).all() and (a[1] <= 90).all() and (a[2] <= 200).all() and (a[3] <= 235).all()
     k = a[4] / skin  # the skin is its base colour times one factor
     assert np.allclose(k, k[0]) and 0.35 <= k[0] <= 1.05
-    c = rt.random_outfit(colours, np.random.default_rng(6))
+    c = tv.random_outfit(colours, np.random.default_rng(6))
     assert not np.allclose(c[3], a[3])
 
 
@@ -271,7 +272,7 @@ def test_written_file_pairs_truth_and_detections(tmp_path, stubbed, capsys):
         # the renderer's camera, computed again: joints3d projected with the written pinhole gives its pixels
         c = cands[s.extra["original_sequence"]]
         seq = rt.load_candidate(c, name, FRAMES)
-        cam = rt.training_camera(seq, 0, rt.TRAIN_VIEW, min_px=rt.MIN_BODY_PX)
+        cam = rt.training_camera(seq, 0, rt.TRAIN_VIEW, min_px=tv.MIN_BODY_PX)
         n = len(s.joints3d)
         expected = project_perspective(rm.world_to_camera(seq.joints[:n], cam.R, cam.t), cam.focal, cam.centre)
         f, cx, cy = s.extra["focal_px"], s.extra["principal_x_px"], s.extra["principal_y_px"]
@@ -283,8 +284,8 @@ def test_written_file_pairs_truth_and_detections(tmp_path, stubbed, capsys):
         assert -20 <= s.extra["camera_pitch_deg"] <= 60 and abs(s.extra["camera_roll_deg"]) <= 15
         assert s.extra["fit_error_mm"] == 4.0
         truth = rm.world_to_camera(seq.joints[:n], cam.R, cam.t)
-        assert s.extra["body_px"] == pytest.approx(rt.body_size_px(cam, truth), abs=0.05)
-        assert s.extra["camera_distance_m"] >= 2.5 or s.extra["body_px"] >= rt.MIN_BODY_PX - 1.0  # drawn, or nearer
+        assert s.extra["body_px"] == pytest.approx(tv.body_size_px(cam, truth), abs=0.05)
+        assert s.extra["camera_distance_m"] >= 2.5 or s.extra["body_px"] >= tv.MIN_BODY_PX - 1.0  # drawn, or nearer
         # the drawn square is centred on the pelvis's projected pixel
         video = cv2.VideoCapture(str(videos / "videos" / f"{rm._file_name(name)}.mp4"))
         ok, image = video.read()

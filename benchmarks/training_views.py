@@ -1,0 +1,91 @@
+"""Where the camera of a rendered training sequence stands and how the body is dressed, for
+``rendered_training.py`` (pure numpy; no rendering, no detector).
+
+Camera axes: x right, y down, z forward, metres; a camera moves along its own optical axis by changing ``t[2]``
+(``x_cam = R x + t``), which keeps its rotation, focal length and principal point. Colours are BGR 0-255.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from raster import REGIONS  # benchmarks/raster.py, beside this script
+
+from mocli.data.cameras import Camera
+
+PAD_M = 0.2  # the drawn body reaches this far beyond its joints (hands, feet, hair)
+# MediaPipe on these renders (seeds 0 and 1, 280 sequences, no minimum): bodies under 100 px (their joints' box, the
+# longer side, median over frames) were found in 13-17 % of frames, 100-150 px in 55-58 %, 150-200 px in 90-98 %
+MIN_BODY_PX = 150.0
+NEAR_BODY_M = 0.5  # a camera brought nearer keeps every joint at least this far in front of it
+
+
+def fit_in_image(camera: Camera, joints_cam: np.ndarray, pad_m: float = PAD_M) -> Camera:
+    """``camera`` moved back along its optical axis, as little as needed (not at all when it already does), so that
+    every point of ``joints_cam`` widened by ``pad_m`` projects inside the image.
+
+    A point (x, y, z) fits when ``f (x + pad) / (z + d) <= w - cx`` and ``f (pad - x) / (z + d) <= cx`` (alike for
+    y with h, cy), so ``d`` is the largest of ``f (x + pad) / (w - cx) - z``, ... and 0. Moving back along the
+    optical axis adds ``d`` to every depth: the camera keeps its rotation, focal and principal point.
+
+    Args:
+        camera: the drawn camera; joints_cam: (T,J,3) metres in it (z > 0), NaN frames ignored; pad_m: metres.
+    """
+    pts = np.asarray(joints_cam, np.float64).reshape(-1, 3)
+    pts = pts[np.isfinite(pts).all(-1)]
+    if not len(pts):
+        return camera
+    (w, h), (cx, cy), f = camera.image_size, camera.centre, camera.focal
+    x, y, z = pts.T
+    need = np.concatenate([f * (x + pad_m) / (w - cx), f * (pad_m - x) / cx,
+                           f * (y + pad_m) / (h - cy), f * (pad_m - y) / cy]) - np.tile(z, 4)  # fmt: skip
+    d = max(float(need.max()), 0.0)
+    return camera if d == 0.0 else replace(camera, t=camera.t + np.array([0.0, 0.0, d]))
+
+
+def body_size_px(camera: Camera, joints_cam: np.ndarray) -> float:
+    """How big the body looks: the longer side of its projected joints' box, pixels, median over the frames (NaN
+    frames ignored; 0 when none is left). joints_cam: (T,J,3) metres in the camera, z > 0."""
+    j = np.asarray(joints_cam, np.float64)
+    j = j[np.isfinite(j).all((-1, -2))]
+    if not len(j):
+        return 0.0
+    px = camera.focal * j[..., :2] / j[..., 2:3]  # the principal point does not change a box's sides
+    return float(np.median((px.max(1) - px.min(1)).max(-1)))
+
+
+def bring_closer(camera: Camera, joints_cam: np.ndarray, min_px: float, pad_m: float = PAD_M) -> Camera:
+    """``camera`` moved forward along its optical axis (keeping rotation, focal and principal point) until the body
+    is ``min_px`` big (``body_size_px``), never nearer than ``NEAR_BODY_M`` to any joint; then
+    ``fit_in_image``, which may move it back again when a body that big would leave the image. Unchanged when the
+    body is already big enough.
+
+    Args:
+        camera: the drawn camera; joints_cam: (T,J,3) metres in it (z > 0), NaN frames ignored; min_px: pixels.
+    """
+    j = np.asarray(joints_cam, np.float64)
+    j = j[np.isfinite(j).all((-1, -2))]
+    if not len(j) or body_size_px(camera, j) >= min_px:
+        return fit_in_image(camera, j, pad_m)
+    step = np.array([0.0, 0.0, 1.0])
+    lo, hi = 0.0, max(float(j[..., 2].min()) - NEAR_BODY_M, 0.0)  # forward by lo: too small; by hi: the limit
+    if body_size_px(camera, j - hi * step) >= min_px:
+        for _ in range(60):  # the smallest move that is big enough (the size grows as the camera nears)
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if body_size_px(camera, j - mid * step) >= min_px else (mid, hi)
+    closer = replace(camera, t=camera.t - hi * step)
+    return fit_in_image(closer, j - hi * step, pad_m)
+
+
+def random_outfit(colours: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(F,3) ``load_body("person")``'s colours (``raster.REGIONS``, BGR 0-255) dressed anew: shirt and trousers of
+    any colour, dark shoes, the skin from light to dark (its base colour times 0.35 to 1.05); eyes and the rest kept.
+    """
+    shoes, trousers, shirt, skin = (np.array(REGIONS[i][1], np.float64) for i in (1, 2, 3, 4))
+    new = ((shirt, rng.uniform(20, 235, 3)), (trousers, rng.uniform(20, 200, 3)), (shoes, rng.uniform(15, 90, 3)),
+           (skin, skin * rng.uniform(0.35, 1.05)))  # fmt: skip
+    out = np.array(colours, np.float64)
+    for base, colour in new:
+        out[(np.asarray(colours) == base).all(-1)] = colour
+    return out
