@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("video", nargs="?", type=Path, default=REPO / "examples" / "sports2d_demo.mp4")
-    ap.add_argument("--model", default=None, help="weights name or checkpoint (default: the shipped default)")
+    ap.add_argument("--model", default=None, help="weights name or checkpoint (default: infer's)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="auto", help="auto (as mocli infer), fp32 or bf16")
     ap.add_argument("--no-flip", action="store_true")
@@ -39,7 +39,7 @@ def main() -> None:
     from mocli.keypoints import create_detector
     from mocli.keypoints.sequence import build_sequences
     from mocli.lift import LiftOptions
-    from mocli.models.registry import default_weights, resolve_weights
+    from mocli.models.registry import DEFAULT_VIDEO_WEIGHTS, default_weights, resolve_weights
     from mocli.pipeline import run_pose3d
     from mocli.results import write_joints_npz
     from mocli.utils.device import resolve_precision
@@ -47,7 +47,7 @@ def main() -> None:
     from mocli.video import probe_video, read_frames
 
     info = probe_video(args.video)
-    weights = resolve_weights(args.model) if args.model else default_weights()
+    weights = resolve_weights(args.model) if args.model else default_weights(DEFAULT_VIDEO_WEIGHTS)  # as infer
     model = load_lifter(weights, device=args.device)  # as mocli infer (an STMO runs many-to-one)
     clip = model_clip_len(model)
     detector = create_detector("mediapipe")

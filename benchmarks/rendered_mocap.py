@@ -313,17 +313,17 @@ def load_pipeline(
     detector_3d: float | None = None,
     limb_depth: float | None = None,
 ) -> Pipeline:
-    """The lifter (``--model`` name or checkpoint, default the shipped one) and infer's default options
+    """The lifter (``--model`` name or checkpoint, default ``mocli infer``'s) and infer's default options
     (``detector_3d``, ``limb_depth``: infer's --detector-3d and --limb-depth, None: its default)."""
     from mocli.api import load_lifter, model_clip_len
     from mocli.lift import LiftOptions
-    from mocli.models.registry import default_weights, resolve_weights
+    from mocli.models.registry import DEFAULT_VIDEO_WEIGHTS, default_weights, resolve_weights
     from mocli.utils.device import resolve_device, resolve_precision
     from mocli.utils.seed import seed_everything
 
     dev = resolve_device(device)
     seed_everything(seed)
-    weights = resolve_weights(model) if model else default_weights()
+    weights = resolve_weights(model) if model else default_weights(DEFAULT_VIDEO_WEIGHTS)  # as mocli infer
     lifter = load_lifter(weights, device=str(dev))
     lift = LiftOptions(
         clip_len=model_clip_len(lifter), precision=resolve_precision(dev, "auto"), bones=bones, upright=upright
@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"(default {VIEW.distance_m[0]:g},{VIEW.distance_m[1]:g})")  # fmt: skip
     ap.add_argument("--fov", help=f"horizontal field of view LO,HI, degrees "
                     f"(default {VIEW.fov_deg[0]:g},{VIEW.fov_deg[1]:g})")  # fmt: skip
-    ap.add_argument("--model", help="lifter weights name or checkpoint (default: the shipped one)")
+    ap.add_argument("--model", help="lifter weights name or checkpoint (default: infer's, dstformer-small.video)")
     ap.add_argument("--look", choices=("person", "grey"), default="person", help="body colours")
     ap.add_argument("--fit-iterations", type=int, default=200, help="L-BFGS iterations of the Anny pose fit")
     ap.add_argument("--bones", choices=("fixed", "free"), default="fixed", help="as infer's --bones")

@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-solo", action="store_true", help="no one-person video for the detector's speed")
     ap.add_argument("--detection-confidence", type=float, help="person-detector threshold (default: mocli's)")
     ap.add_argument("--fit-iterations", type=int, default=200, help="L-BFGS iterations of the Anny pose fit")
-    ap.add_argument("--model", help="lifter weights name or checkpoint (default: the shipped one)")
+    ap.add_argument("--model", help="lifter weights name or checkpoint (default: infer's, dstformer-small.video)")
     ap.add_argument(
         "--detector-3d", help="as infer's: auto or a weight 0-1 of MediaPipe's 3D mixed in (0: off; default: infer's)"
     )

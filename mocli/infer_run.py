@@ -124,7 +124,7 @@ def infer(
         inputs: videos, folders (recursive: videos, keypoint .npz, .h5; .json with ``keypoint_format``), globs.
         out: the results folder.
         task: ``pose3d``, ``action``, ``mesh`` or ``all``.
-        model: weights name or checkpoint of the lifter (default: the shipped one).
+        model: weights name or checkpoint of the lifter (default: ``dstformer-small.video``).
         detector, person, keypoint_format, max_frames: as ``mocli infer``'s --detector, --person, --format,
             --max-frames. ``shard``: ``"K/N"``, only the K-th of N parts of the sorted inputs (None: the torchrun
             rank and world size when set, else every input).

@@ -95,14 +95,14 @@ def load_setup(
     from mocli.api import load_lifter, model_clip_len
     from mocli.keypoints import DetectorOptions, parse_person
     from mocli.lift import LiftOptions, parse_detector_3d
-    from mocli.models.registry import default_weights, resolve_weights
+    from mocli.models.registry import DEFAULT_VIDEO_WEIGHTS, default_weights, resolve_weights
     from mocli.models.stmo import ManyToOne
     from mocli.utils.device import resolve_device, resolve_precision
     from mocli.utils.seed import seed_everything
 
     torch_device = resolve_device(device)
     seed_everything(seed)
-    weights = resolve_weights(model) if model else default_weights()
+    weights = resolve_weights(model) if model else default_weights(DEFAULT_VIDEO_WEIGHTS)
     lifter = load_lifter(weights, device=str(torch_device))
     options = InferOptions(
         detector=detector,

@@ -134,7 +134,8 @@ def register(root: typer.Typer) -> None:
 
 
 def load_lifter_info(name: str | None, device: Any):
-    """The lifter ``name`` names (default: the shipped one) and its report info (path, arch, meta)."""
+    """The lifter ``name`` names (default: ``dstformer-small.mocap``, the lifter for exact 2D) and its report info
+    (path, arch, meta)."""
     from mocli.api import load_lifter
     from mocli.models.registry import default_weights, resolve_weights
 
@@ -220,7 +221,7 @@ def mocap(
     ctx: typer.Context,
     data: DataOption,
     model: Annotated[
-        str | None, typer.Option(help="Weights name or checkpoint path. Default: the shipped lifter.")
+        str | None, typer.Option(help="Weights name or checkpoint path. Default: dstformer-small.mocap.")
     ] = None,
     noise: Annotated[bool, typer.Option(help="Score inputs with MotionBERT's detection noise.")] = True,
     clean: Annotated[bool, typer.Option(help="Score clean 2D inputs.")] = True,
@@ -303,7 +304,7 @@ def generalisation(
     ctx: typer.Context,
     data: DataOption,
     model: Annotated[
-        str | None, typer.Option(help="Weights name or checkpoint path. Default: the shipped lifter.")
+        str | None, typer.Option(help="Weights name or checkpoint path. Default: dstformer-small.mocap.")
     ] = None,
     noise: Annotated[bool, typer.Option(help="Also score inputs with MotionBERT's detection noise.")] = True,
     flip: FlipOption = True,

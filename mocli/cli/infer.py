@@ -89,7 +89,7 @@ def infer(
     out: Annotated[Path, typer.Option("--out", "-o", help="Results folder (one subfolder per input).")] = Path("out"),
     task: Annotated[Task, typer.Option(help="What to compute.")] = Task.pose3d,
     model: Annotated[
-        str | None, typer.Option(help="Weights name (`mocli weights list`) or checkpoint path. Default: shipped.")
+        str | None, typer.Option(help="Weights name (`mocli weights list`) or path. Default: dstformer-small.video.")
     ] = None,
     detector: Annotated[Detector, typer.Option(help="2D detector for video inputs.")] = Detector.mediapipe_multi,
     person: Annotated[str, typer.Option(help="largest, all (one result per track) or a track ID.")] = "largest",

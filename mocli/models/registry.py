@@ -26,7 +26,8 @@ ARCHS: dict[str, DSTformerConfig | STMOConfig] = {
 KINDS: dict[str, tuple[type, type]] = {"dstformer": (DSTformerConfig, DSTformer), "stmo": (STMOConfig, STMO)}
 
 WEIGHTS_SUFFIX = ".pt"
-DEFAULT_WEIGHTS = "dstformer-small.mocap"  # the shipped lifter `mocli infer` uses without --model
+DEFAULT_WEIGHTS = "dstformer-small.mocap"  # the lifter for exact or synthetic 2D: `mocli eval` without --model
+DEFAULT_VIDEO_WEIGHTS = "dstformer-small.video"  # the lifter for a detector's 2D: `mocli infer` without --model
 DEFAULT_ACTION_WEIGHTS = "dstformer-small.bandai-action"  # `infer --task action|all` without --model/--action-model
 DEFAULT_TEXT_WEIGHTS = "dstformer-small.bandai-text"  # the same with --labels (text-aligned, ActionPose pretext)
 
@@ -138,8 +139,8 @@ def resolve_weights(path_or_name: str | os.PathLike) -> Path:
 
 
 def default_weights(name: str = DEFAULT_WEIGHTS) -> Path:
-    """A shipped checkpoint ``mocli infer`` uses by default (the lifter; ``DEFAULT_ACTION_WEIGHTS`` and
-    ``DEFAULT_TEXT_WEIGHTS`` for actions)."""
+    """A shipped checkpoint used by default: the lifter of ``mocli eval`` (``DEFAULT_WEIGHTS``), of ``mocli infer``
+    (``DEFAULT_VIDEO_WEIGHTS``), the action models (``DEFAULT_ACTION_WEIGHTS``, ``DEFAULT_TEXT_WEIGHTS``)."""
     found = find_weights()
     if name in found:
         return found[name][1]

@@ -53,3 +53,24 @@ def test_pipe_given_as_checkpoint_is_refused(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(MocliError, match="m.pt: not a regular file"):
         mocli.load_model(fifo)
+
+
+def test_infer_lifts_with_the_video_lifter_and_eval_with_the_mocap_one():
+    """`mocli infer` without --model loads dstformer-small.video (trained on a detector's 2D as well); `mocli eval`
+    loads dstformer-small.mocap (exact and synthetic 2D); both are shipped, and they are different weights."""
+    import torch
+
+    from mocli.cli.eval import load_lifter_info
+    from mocli.infer_setup import load_setup
+    from mocli.models.registry import shipped_weights_dir
+
+    shipped = shipped_weights_dir()
+    setup = load_setup(device="cpu")
+    assert Path(setup.model_info["path"]) == shipped / "dstformer-small.video.pt"
+    _, info = load_lifter_info(None, "cpu")
+    assert Path(info["path"]) == shipped / "dstformer-small.mocap.pt"
+    video, mocap = (
+        dict(mocli.load_model(n).named_parameters()) for n in ("dstformer-small.video", "dstformer-small.mocap")
+    )
+    assert video.keys() == mocap.keys()
+    assert any(not torch.equal(video[k], mocap[k]) for k in video)
