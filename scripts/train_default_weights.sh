@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduces the shipped weights (dstformer-small.mocap, .bandai-action, .bandai-text): converts the real mocap in
-# ../shared/data/mocap to HDF5, pretrains the small lifter (MotionBERT's lift pretext), exports it in half precision,
-# measures it with `mocli eval mocap`, then trains the Bandai action head and the text-aligned action model.
+# Reproduces the shipped weights (dstformer-small.mocap, .video, .bandai-action, .bandai-text): converts the real
+# mocap in ../shared/data/mocap to HDF5, pretrains the small lifter (MotionBERT's lift pretext), exports it in half
+# precision, measures it with `mocli eval mocap`, trains the lifter for video on MediaPipe's 2D of rendered training
+# sequences, then the Bandai action head and the text-aligned action model.
 # Resumable: run it again after an interruption and the training continues from its last checkpoint.
 #   bash scripts/train_default_weights.sh [WORK_DIR]     (default WORK_DIR: runs/default-weights)
 set -euo pipefail
@@ -101,19 +102,45 @@ stage small-gen-v26t 18 --init "$WORK/pretrain/small-gen-v25d/best.pt" "${GEN[@]
 $M weights average "$WORK/pretrain/small-gen-v26d/best.pt" "$WORK/pretrain/small-gen-v26t/best.pt" \
     --out "$WORK/dstformer-small.mocap-s26.pt" --half --overwrite --license "$LIC"
 stage small-gen-v27t 19 --init "$WORK/dstformer-small.mocap-s26.pt" "${GEN[@]}" "${REC[@]}" --set data.tilt_ramp_prob=0.5
-$M weights export "$WORK/pretrain/small-gen-v27t/best.pt" --out weights/dstformer-small.mocap.pt --half --overwrite \
-    --license "$LIC"
+$M weights export "$WORK/pretrain/small-gen-v27t/best.pt" --out "$WORK/dstformer-small.mocap-v27t.pt" --half \
+    --overwrite --license "$LIC"
+# v29s: one epoch from v27t with joints defined elsewhere on the body; v30c: one clean epoch from v29s. The shipped
+# lifter for exact 2D (dstformer-small.mocap) is u2, the mean of v27t and v30c.
+stage small-gen-v29s 20 --init "$WORK/pretrain/small-gen-v27t/best.pt" "${GEN[@]}" "${REC[@]}" \
+    --set data.tilt_ramp_prob=0.5 --set data.shift_prob=0.5 --set data.shift_m=0.04
+stage small-gen-v30c 21 --init "$WORK/pretrain/small-gen-v29s/best.pt" "${GEN[@]}" "${REC[@]}" \
+    --set data.tilt_ramp_prob=0.5
+$M weights average "$WORK/dstformer-small.mocap-v27t.pt" "$WORK/pretrain/small-gen-v30c/best.pt" \
+    --out weights/dstformer-small.mocap.pt --half --overwrite --license "$LIC"
+# The lifter for video (dstformer-small.video, the default of `mocli infer`): one epoch from u2 with 4 x 140 training
+# sequences rendered as video and run through MediaPipe (paired: MediaPipe's 2D in, the mocap truth out); the first
+# two files with cameras as drawn and the benchmark's one person, the other two with bodies of at least 150 px and an
+# outfit each (benchmarks/rendered_training.py; needs MediaPipe and the Anny body, as `mocli infer`).
+for s in 0 1 2 3; do
+    [ -f "$WORK/rendered/rendered$s.h5" ] && continue
+    old=()
+    [ "$s" -lt 2 ] && old=(--min-body 0 --look person)
+    mkdir -p "$WORK/rendered"
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rendered_training.py --data "$WORK/h5d/bandai.h5" \
+        --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5" --data "$WORK/h5d/hdm05.h5" \
+        --sequences 140 --frames 150 --seed "$s" "${old[@]}" --out "$WORK/rendered/rendered$s.h5"
+done
+stage small-gen-v33r 22 --init weights/dstformer-small.mocap.pt "${GEN[@]}" "${REC[@]}" \
+    --data "$WORK/rendered/rendered0.h5" --data "$WORK/rendered/rendered1.h5" --data "$WORK/rendered/rendered2.h5" \
+    --data "$WORK/rendered/rendered3.h5" --set data.repeat=1,1,2,3,2,2,2,2 --set data.tilt_ramp_prob=0.5
+$M weights export "$WORK/pretrain/small-gen-v33r/best.pt" --out weights/dstformer-small.video.pt --half \
+    --overwrite --license "$LIC"
 $M --seed 0 eval mocap "${DATA[@]}" --model weights/dstformer-small.mocap.pt --json "$WORK/eval_mocap.json"
 $M --seed 0 eval generalisation --data "$WORK/h5d/hdm05.h5" --data "$WORK/h5d/reactidle.h5" \
     --model weights/dstformer-small.mocap.pt --json "$WORK/eval_generalisation.json"
 
-# The action classifier on Bandai's content labels, on the frozen encoder of the shipped lifter (v27t; the file
-# before it used v13's encoder and the rig-trunk file), and the text-aligned variant (on the v1 stage's encoder).
-ACT="$WORK/finetune/bandai-content-v27t"
+# The action classifier on Bandai's content labels, on the frozen encoder of dstformer-small.mocap (u2; earlier files
+# used v27t's, v13's on the rig-trunk file), and the text-aligned variant (on the v1 stage's encoder).
+ACT="$WORK/finetune/bandai-content-u2"
 [ -f "$ACT/model.pt" ] || $M --quiet --seed 0 finetune action --data "$WORK/h5d/bandai.h5" \
     --init weights/dstformer-small.mocap.pt --freeze-backbone --clip-len 81 --batch 32 --epochs 1 \
     --set head.label_key=content_label --set head.max_persons=1 --set data.noise=true \
-    --out-dir "$WORK/finetune" --name bandai-content-v27t
+    --out-dir "$WORK/finetune" --name bandai-content-u2
 $M weights export "$ACT/best.pt" --out weights/dstformer-small.bandai-action.pt --half --overwrite --license "$LIC"
 TXT="$WORK/pretrain/bandai-small-text1"
 [ -f "$TXT/model.pt" ] || $M -q --seed 0 pretrain --pretext action-text --data "$WORK/h5/bandai.h5" \
