@@ -16,7 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from raster import REGIONS, make_background, render_mesh
+from raster import REGIONS, make_background, recolour, render_mesh
 
 from mocli.data.cameras import Camera, focal_from_fov, horizontal_basis, up_vector, world_to_camera
 from mocli.data.transforms import root_relative
@@ -115,11 +115,7 @@ def scene_joints(sequences: list, placements: list[Placement], camera: Camera, c
 def person_colours(colours: np.ndarray, index: int) -> np.ndarray:
     """(F,3) ``raster.region_colours`` with the shirt and trousers of person ``index`` (``CLOTHES``, cycled)."""
     shirt, trousers = CLOTHES[index % len(CLOTHES)]
-    base = {name: np.array(colour, np.float64) for name, colour in ((2, REGIONS[2][1]), (3, REGIONS[3][1]))}
-    out = np.array(colours, np.float64)
-    out[(colours == base[3]).all(-1)] = shirt
-    out[(colours == base[2]).all(-1)] = trousers
-    return out
+    return recolour(colours, ((REGIONS[3][1], shirt), (REGIONS[2][1], trousers)))
 
 
 def scene_frame(verts: list[np.ndarray], faces: np.ndarray, colours: list[np.ndarray], camera: Camera,

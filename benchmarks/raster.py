@@ -87,6 +87,16 @@ def render_mesh(
     return image
 
 
+def recolour(colours: np.ndarray, changes) -> np.ndarray:
+    """(F,3) float ``colours`` with every face of one base colour given another: ``changes`` holds (base, new) BGR
+    pairs, each base matched in the original ``colours`` (so one change never feeds another)."""
+    colours = np.asarray(colours)
+    out = np.array(colours, np.float64)
+    for base, new in changes:
+        out[(colours == np.asarray(base, np.float64)).all(-1)] = new
+    return out
+
+
 def make_background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """(H,W,3) uint8 smooth random background: mid-grey, a vertical gradient and low-frequency coloured blobs."""
     grid = rng.normal(0.0, 1.0, (max(2, height // 80), max(2, width // 80), 3)).astype(np.float32)

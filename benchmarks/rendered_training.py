@@ -69,7 +69,7 @@ from rendered_mocap import (  # benchmarks/rendered_mocap.py, beside this script
     pick_sequences,
     render_sequence,
 )
-from training_views import MIN_BODY_PX, PAD_M, body_size_px, bring_closer, fit_in_image, random_outfit
+from training_views import MIN_BODY_PX, PAD_M, body_size_px, bring_closer, random_outfit
 
 from mocli.data.cameras import Camera, ViewRange, horizontal_basis, project_perspective, up_vector, world_to_camera
 from mocli.data.holdout import is_held_out
@@ -179,15 +179,12 @@ def load_candidate(c: Candidate, name: str, frames: int):
 
 
 def training_camera(seq, seed: int, view: ViewRange, pad_m: float = PAD_M, min_px: float = 0.0) -> Camera:
-    """The sequence's camera: ``sequence_camera(seq, seed, view)``, then ``bring_closer`` to ``min_px`` (when
-    positive) and ``fit_in_image`` of its joints."""
+    """The sequence's camera: ``sequence_camera(seq, seed, view)``, then ``bring_closer`` to ``min_px`` (0: as
+    drawn) and ``fit_in_image`` of its joints."""
     from mocli.evaluation.mocap import sequence_camera
 
     camera = sequence_camera(seq, seed, view)
-    joints_cam = world_to_camera(seq.joints, camera.R, camera.t)
-    if min_px > 0:
-        return bring_closer(camera, joints_cam, min_px, pad_m)
-    return fit_in_image(camera, joints_cam, pad_m)
+    return bring_closer(camera, world_to_camera(seq.joints, camera.R, camera.t), min_px, pad_m)
 
 
 def camera_angles(camera: Camera, target: np.ndarray, up_axis: str) -> dict[str, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from raster import REGIONS  # benchmarks/raster.py, beside this script
+from raster import REGIONS, recolour  # benchmarks/raster.py, beside this script
 
 from mocli.data.cameras import Camera
 
@@ -58,8 +58,8 @@ def body_size_px(camera: Camera, joints_cam: np.ndarray) -> float:
 def bring_closer(camera: Camera, joints_cam: np.ndarray, min_px: float, pad_m: float = PAD_M) -> Camera:
     """``camera`` moved forward along its optical axis (keeping rotation, focal and principal point) until the body
     is ``min_px`` big (``body_size_px``), never nearer than ``NEAR_BODY_M`` to any joint; then
-    ``fit_in_image``, which may move it back again when a body that big would leave the image. Unchanged when the
-    body is already big enough.
+    ``fit_in_image``, which may move it back again when a body that big would leave the image. A body already big
+    enough (or ``min_px`` <= 0) only gets ``fit_in_image``.
 
     Args:
         camera: the drawn camera; joints_cam: (T,J,3) metres in it (z > 0), NaN frames ignored; min_px: pixels.
@@ -83,9 +83,5 @@ def random_outfit(colours: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     any colour, dark shoes, the skin from light to dark (its base colour times 0.35 to 1.05); eyes and the rest kept.
     """
     shoes, trousers, shirt, skin = (np.array(REGIONS[i][1], np.float64) for i in (1, 2, 3, 4))
-    new = ((shirt, rng.uniform(20, 235, 3)), (trousers, rng.uniform(20, 200, 3)), (shoes, rng.uniform(15, 90, 3)),
-           (skin, skin * rng.uniform(0.35, 1.05)))  # fmt: skip
-    out = np.array(colours, np.float64)
-    for base, colour in new:
-        out[(np.asarray(colours) == base).all(-1)] = colour
-    return out
+    return recolour(colours, ((shirt, rng.uniform(20, 235, 3)), (trousers, rng.uniform(20, 200, 3)),
+                              (shoes, rng.uniform(15, 90, 3)), (skin, skin * rng.uniform(0.35, 1.05))))  # fmt: skip

@@ -126,6 +126,9 @@ def test_bring_closer_moves_forward_just_enough_then_fits():
     assert (closer.R == cam.R).all() and closer.focal == cam.focal and (closer.centre == cam.centre).all()
     assert tv.body_size_px(closer, body + closer.t) == pytest.approx(150.0)
     assert tv.bring_closer(cam, body, 30.0, pad_m=0.0) is cam  # big enough, and inside the image
+    far_aside = body + [30.0, 0.0, 0.0]  # 0 px asked for (as drawn): only fit_in_image
+    assert tv.bring_closer(cam, far_aside, 0.0, 0.0).t == pytest.approx(tv.fit_in_image(cam, far_aside, 0.0).t)
+    assert tv.fit_in_image(cam, far_aside, 0.0).t[2] > 0
     # 800 px would need the camera nearer than NEAR_BODY_M: it stops there (z 0.5 m, 600 px, still inside)
     nearest = tv.bring_closer(cam, body, 800.0, pad_m=0.0)
     np.testing.assert_allclose(nearest.t, [0.0, 0.0, -(10.0 - tv.NEAR_BODY_M)], atol=1e-12)
