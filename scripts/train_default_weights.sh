@@ -101,7 +101,8 @@ stage small-gen-v26t 18 --init "$WORK/pretrain/small-gen-v25d/best.pt" "${GEN[@]
     --set data.tilt_ramp_prob=0.5
 $M weights average "$WORK/pretrain/small-gen-v26d/best.pt" "$WORK/pretrain/small-gen-v26t/best.pt" \
     --out "$WORK/dstformer-small.mocap-s26.pt" --half --overwrite --license "$LIC"
-stage small-gen-v27t 19 --init "$WORK/dstformer-small.mocap-s26.pt" "${GEN[@]}" "${REC[@]}" --set data.tilt_ramp_prob=0.5
+stage small-gen-v27t 19 --init "$WORK/dstformer-small.mocap-s26.pt" "${GEN[@]}" "${REC[@]}" \
+    --set data.tilt_ramp_prob=0.5
 $M weights export "$WORK/pretrain/small-gen-v27t/best.pt" --out "$WORK/dstformer-small.mocap-v27t.pt" --half \
     --overwrite --license "$LIC"
 # v29s: one epoch from v27t with joints defined elsewhere on the body; v30c: one clean epoch from v29s. The shipped
