@@ -71,7 +71,7 @@ elif [ ! -f "$RUN/model.pt" ]; then
 import json, sys
 from pathlib import Path
 from mocli.config import config_from_dict
-from mocli.train import build_lift_data
+from mocli.training.lift_task import build_lift_data
 run, minutes = Path(sys.argv[1]), float(sys.argv[2])
 rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
 rate = [r["samples_per_s"] for r in rows if r.get("kind") == "train"][-1]  # clips/s, data loading included

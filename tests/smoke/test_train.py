@@ -447,3 +447,27 @@ def test_bf16_run_validates_in_float32_like_an_fp32_run(tmp_path):
     for key in ("val_mpjpe_mm", "val_pa_mpjpe_mm"):
         assert math.isfinite(vals["bf16"][key]) and vals["bf16"][key] > 0
         assert vals["bf16"][key] == pytest.approx(vals["fp32"][key], rel=0.02)
+
+
+def test_gpu_script_sets_its_epochs_from_the_probe_run(tmp_path, tiny_h5):
+    """scripts/train_gpu.sh sizes its run from a probe: epochs = int(0.85 * minutes * 60 * clips/s / clips), at least
+    1, with the probe's last logged rate and its training clips. Its embedded Python runs here on a real tiny run."""
+    from mocli.config import config_from_dict
+    from mocli.training.lift_task import build_lift_data
+
+    args = ["pretrain", "--data", str(tiny_h5), "--model", "dstformer-tiny", "--clip-len", "16", "--stride", "8"]
+    args += ["--batch", "2", "--epochs", "1", "--max-steps", "2", "--out-dir", str(tmp_path / "runs"), "--name", "p"]
+    result = CliRunner().invoke(_cli_app(), [*args, "--set", "train.log_every=1"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "p"
+    script = (REPO / "scripts" / "train_gpu.sh").read_text()
+    code = script.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    rate = [r["samples_per_s"] for r in rows if r["kind"] == "train"][-1]
+    train_set, _ = build_lift_data(config_from_dict(json.loads((run / "config.json").read_text())))
+    clips = len(train_set.active_clips(0))
+    assert clips == 7  # walk_a, 60 frames: 16-frame windows from 0, 8, ..., 40, and one ending on the last frame
+    for minutes, want in ((1000.0, int(0.85 * 1000 * 60 * rate / clips)), (1e-9, 1)):
+        out = subprocess.run([sys.executable, "-", str(run), str(minutes)], input=code, capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        assert int(out.stdout.strip()) == want
