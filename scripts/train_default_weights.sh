@@ -113,12 +113,14 @@ stage small-gen-v30c 21 --init "$WORK/pretrain/small-gen-v29s/best.pt" "${GEN[@]
     --set data.tilt_ramp_prob=0.5
 $M weights average "$WORK/dstformer-small.mocap-v27t.pt" "$WORK/pretrain/small-gen-v30c/best.pt" \
     --out weights/dstformer-small.mocap.pt --half --overwrite --license "$LIC"
-# The lifter for video (dstformer-small.video, the default of `mocli infer`): two epochs from u2 (v33r, v34r) with
-# 4 x 140 training sequences rendered as video and run through MediaPipe (paired: MediaPipe's 2D in, the mocap truth
-# out; twice an epoch, then four times); the first
-# two files with cameras as drawn and the benchmark's one person, the other two with bodies of at least 150 px and an
-# outfit each (benchmarks/rendered_training.py; needs MediaPipe and the Anny body, as `mocli infer`).
-for s in 0 1 2 3; do
+# The lifter for video (dstformer-small.video, the default of `mocli infer`): epochs from u2 (v33r, v34r, v35r)
+# with 140 training sequences a file rendered as video and run through MediaPipe (paired: MediaPipe's 2D in, the
+# mocap truth out); the first two files with cameras as drawn and the benchmark's one person, the others with
+# bodies of at least 150 px and an outfit each (benchmarks/rendered_training.py; needs MediaPipe and the Anny body,
+# as `mocli infer`). v33r: four files twice an epoch; v34r: four times; v35r: six files three times.
+RT=()
+for s in 0 1 2 3 4 5; do
+    RT+=(--data "$WORK/rendered/rendered$s.h5")
     [ -f "$WORK/rendered/rendered$s.h5" ] && continue
     old=()
     [ "$s" -lt 2 ] && old=(--min-body 0 --look person)
@@ -127,15 +129,17 @@ for s in 0 1 2 3; do
         --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5" --data "$WORK/h5d/hdm05.h5" \
         --sequences 140 --frames 150 --seed "$s" "${old[@]}" --out "$WORK/rendered/rendered$s.h5"
 done
-stage small-gen-v33r 22 --init weights/dstformer-small.mocap.pt "${GEN[@]}" "${REC[@]}" \
-    --data "$WORK/rendered/rendered0.h5" --data "$WORK/rendered/rendered1.h5" --data "$WORK/rendered/rendered2.h5" \
-    --data "$WORK/rendered/rendered3.h5" --set data.repeat=1,1,2,3,2,2,2,2 --set data.tilt_ramp_prob=0.5
+stage small-gen-v33r 22 --init weights/dstformer-small.mocap.pt "${GEN[@]}" "${REC[@]}" "${RT[@]:0:8}" \
+    --set data.repeat=1,1,2,3,2,2,2,2 --set data.tilt_ramp_prob=0.5
 $M weights export "$WORK/pretrain/small-gen-v33r/best.pt" --out "$WORK/dstformer-small.video-v33r.pt" --half \
     --overwrite --license "$LIC"
-stage small-gen-v34r 23 --init "$WORK/dstformer-small.video-v33r.pt" "${GEN[@]}" "${REC[@]}" \
-    --data "$WORK/rendered/rendered0.h5" --data "$WORK/rendered/rendered1.h5" --data "$WORK/rendered/rendered2.h5" \
-    --data "$WORK/rendered/rendered3.h5" --set data.repeat=1,1,2,3,4,4,4,4 --set data.tilt_ramp_prob=0.5
-$M weights export "$WORK/pretrain/small-gen-v34r/best.pt" --out weights/dstformer-small.video.pt --half \
+stage small-gen-v34r 23 --init "$WORK/dstformer-small.video-v33r.pt" "${GEN[@]}" "${REC[@]}" "${RT[@]:0:8}" \
+    --set data.repeat=1,1,2,3,4,4,4,4 --set data.tilt_ramp_prob=0.5
+$M weights export "$WORK/pretrain/small-gen-v34r/best.pt" --out "$WORK/dstformer-small.video-v34r.pt" --half \
+    --overwrite --license "$LIC"
+stage small-gen-v35r 24 --init "$WORK/dstformer-small.video-v34r.pt" "${GEN[@]}" "${REC[@]}" "${RT[@]}" \
+    --set data.repeat=1,1,2,3,3,3,3,3,3,3 --set data.tilt_ramp_prob=0.5
+$M weights export "$WORK/pretrain/small-gen-v35r/best.pt" --out weights/dstformer-small.video.pt --half \
     --overwrite --license "$LIC"
 $M --seed 0 eval mocap "${DATA[@]}" --model weights/dstformer-small.mocap.pt --json "$WORK/eval_mocap.json"
 $M --seed 0 eval generalisation --data "$WORK/h5d/hdm05.h5" --data "$WORK/h5d/reactidle.h5" \
