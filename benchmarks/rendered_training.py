@@ -9,7 +9,9 @@ crossed limbs, foreshortening and fast motion). This script makes the pairs with
    file and not held out (``mocli.data.holdout``, as the pretraining with ``data.holdout = true`` leaves them out);
    a seeded choice of ``--sequences`` spread over the input files (longest first within a file, as
    ``rendered_mocap.pick_sequences``), each at about 30 fps (``mocli.evaluation.mocap.subsample_sequence``) and cut
-   to its first ``--frames`` frames;
+   to ``--frames`` frames: its first (``--start first``) or a window starting at a frame drawn uniformly with
+   ``--seed`` and the name (``--start random``: long recordings, ReActIdle's minutes and CMU's dances, give a
+   different stretch of motion to each file instead of the same first seconds);
 2. one random camera per sequence (``mocli.evaluation.mocap.sequence_camera``, seeded by ``--seed`` and the name),
    by default over the ranges of the pretraining preset ``pretrain_dstformer-small_generalise`` (yaw 0-360, pitch
    -20 to 60 deg, roll up to 15 deg, aim point 0.5 m below to 0.7 m above the mean pelvis) where a render can show
@@ -28,9 +30,9 @@ crossed limbs, foreshortening and fast motion). This script makes the pairs with
    where it found nobody (interpolated frames included), never NaN; attributes ``fps``, ``subject``, ``action``,
    ``image_size`` (w, h), ``focal_px``, ``principal_x_px``, ``principal_y_px`` (the renderer's pinhole: projecting
    ``joints3d`` with them gives the pixels the body was drawn at), and provenance: ``original_file``,
-   ``original_sequence``, ``original_fps``, ``camera_yaw_deg``, ``camera_pitch_deg``, ``camera_roll_deg``,
-   ``camera_distance_m`` (camera centre to the mean pelvis), ``camera_fov_deg``, ``body_px``, ``detection_rate``,
-   ``fit_error_mm``.
+   ``original_sequence``, ``original_fps``, ``original_first_frame`` (native rate), ``camera_yaw_deg``,
+   ``camera_pitch_deg``, ``camera_roll_deg``, ``camera_distance_m`` (camera centre to the mean pelvis),
+   ``camera_fov_deg``, ``body_px``, ``detection_rate``, ``fit_error_mm``.
 
 Caveats: the appearance is synthetic (plain coloured clothes, no texture, hair or loose clothes, a smooth
 background, no floor or shadows), and what the lifter learns from these pairs is MediaPipe's behaviour on such
@@ -41,7 +43,8 @@ floor.
 
     OMP_NUM_THREADS=1 python benchmarks/rendered_training.py --data bandai.h5 --data hdm05.h5 --sequences 200
         [--frames 243] [--seed 0] [--pitch LO,HI] [--distance LO,HI] [--fov LO,HI] [--roll DEG] [--aim LO,HI]
-        [--pad M] [--min-body PX] [--look outfits|person] [--keep-videos DIR] --out rendered_train.h5
+        [--pad M] [--min-body PX] [--look outfits|person] [--start first|random] [--keep-videos DIR]
+        --out rendered_train.h5
 """
 
 from __future__ import annotations
@@ -152,8 +155,21 @@ def output_names(chosen: list[Candidate]) -> list[str]:
     return names
 
 
-def load_candidate(c: Candidate, name: str, frames: int):
-    """The candidate's world joints as a ``MocapSequence`` named ``name``, at about ``FPS``, its first ``frames``.
+def window_start(c: Candidate, frames: int, seed: int, name: str, how: str = "first") -> int:
+    """The first frame (at about ``FPS``) of the ``frames`` rendered of a candidate: 0 for ``how`` 'first'; for
+    'random', uniform over 0..num_frames - frames (0 when shorter) from a Generator seeded by ``(seed,
+    crc32(name), 2)``."""
+    if how == "first":
+        return 0
+    if how != "random":
+        raise InputError(f"--start {how!r}: give first or random")
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 2])
+    return int(rng.integers(0, max(c.num_frames - frames, 0) + 1))
+
+
+def load_candidate(c: Candidate, name: str, frames: int, start: int = 0):
+    """The candidate's world joints as a ``MocapSequence`` named ``name``, at about ``FPS``, ``frames`` from frame
+    ``start`` (at that rate).
 
     Raises:
         InputError: joints not in a world frame (no camera can be placed) or not finite.
@@ -169,7 +185,9 @@ def load_candidate(c: Candidate, name: str, frames: int):
     seq = MocapSequence(name, c.source, c.action or "-", float(s.fps), joints, up_axis=s.up_axis or "y",
                         subject=c.subject)  # fmt: skip
     seq = subsample_sequence(seq, FPS)
-    seq = replace(seq, joints=seq.joints[:frames])
+    seq = replace(seq, joints=seq.joints[start : start + frames])
+    if not len(seq.joints):
+        raise InputError(f"{c.path.name}:{c.name}: no frame from frame {start}")
     if not np.isfinite(seq.joints).all():
         raise InputError(f"{c.path.name}:{c.name}: joints3d holds NaN or infinite values")
     return seq
@@ -289,7 +307,8 @@ def _side_distance(keypoints: np.ndarray, truth_px: np.ndarray, a: list[int], b:
 
 
 def paired_sequence(name: str, c: Candidate, seq, gt_cam: np.ndarray, keypoints: np.ndarray, detected: np.ndarray,
-                    camera: Camera, fit_error_mm: float, swapped: dict[str, float] | None = None):  # fmt: skip
+                    camera: Camera, fit_error_mm: float, swapped: dict[str, float] | None = None,
+                    first_frame: int = 0):  # fmt: skip
     """The ``mocli.data.h5.Sequence`` written for one rendered sequence.
 
     Args:
@@ -297,6 +316,7 @@ def paired_sequence(name: str, c: Candidate, seq, gt_cam: np.ndarray, keypoints:
         gt_cam: (n,17,3) metres, camera frame; keypoints: (n,17,3) pixels + confidence; detected: (n,) bool.
         camera: the renderer's camera; fit_error_mm: the Anny fit's mean joint error.
         swapped: per limb pair, the share of detected frames whose sides were exchanged (``unswap_sides``).
+        first_frame: the original's frame (native rate) the rendered frames start at.
     """
     from mocli.data.h5 import Sequence
 
@@ -308,6 +328,7 @@ def paired_sequence(name: str, c: Candidate, seq, gt_cam: np.ndarray, keypoints:
         "original_file": c.path.name,
         "original_sequence": c.name,
         "original_fps": float(c.fps),
+        "original_first_frame": int(first_frame),
         **{f"camera_{k}": round(v, 4) for k, v in angles.items()},
         "body_px": round(body_size_px(camera, gt_cam), 1),
         "detection_rate": float(detected.mean()) if len(detected) else 0.0,
@@ -327,7 +348,8 @@ class Setup:
     seed, the frames per sequence, the detection step (``detect(video)`` -> KeypointSequence or None), the folder
     videos are rendered in and whether they are kept there, the padding of the joints in the image (metres), and
     whether the detector's left/right mix-ups are put right (``unswap_sides``), the smallest body in pixels
-    (``bring_closer``; 0: as drawn) and whether each sequence gets its own ``random_outfit``."""
+    (``bring_closer``; 0: as drawn), whether each sequence gets its own ``random_outfit`` and where the frames start
+    (``window_start``: 'first' or 'random')."""
 
     body: object
     colours: np.ndarray
@@ -342,6 +364,7 @@ class Setup:
     unswap: bool = True
     min_body_px: float = 0.0
     outfits: bool = False
+    start: str = "first"
 
 
 @dataclass
@@ -356,7 +379,8 @@ class Made:
 
 def make_pair(c: Candidate, name: str, setup: Setup) -> Made:
     """Load, place a camera, render and detect one candidate; the video is deleted unless kept."""
-    seq = load_candidate(c, name, setup.frames)
+    start = window_start(c, setup.frames, setup.seed, name, setup.start)
+    seq = load_candidate(c, name, setup.frames, start)
     camera = training_camera(seq, setup.seed, setup.view, setup.pad_m, setup.min_body_px)
     colours = setup.colours
     if setup.outfits:
@@ -378,7 +402,9 @@ def make_pair(c: Candidate, name: str, setup: Setup) -> Made:
         keypoints, frames = unswap_sides(keypoints, truth_px)
         swapped = {k: float(v[detected].mean()) if detected.any() else 0.0 for k, v in frames.items()}
     fit_error = np.nanmean(rendered.fit_error_mm) if np.isfinite(rendered.fit_error_mm).any() else np.nan
-    pair = paired_sequence(name, c, seq, rendered.gt_cam[:n], keypoints, detected, camera, fit_error, swapped)
+    step = max(int(round(c.fps / FPS)), 1)  # as subsample_sequence
+    pair = paired_sequence(name, c, seq, rendered.gt_cam[:n], keypoints, detected, camera, fit_error, swapped,
+                           start * step)  # fmt: skip
     return Made(pair, n, pair.extra["detection_rate"], seconds)
 
 
@@ -389,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, action="append", required=True, help="mocli HDF5 mocap file (repeatable)")
     ap.add_argument("--sequences", type=int, required=True, help="sequences to render, spread over the files")
-    ap.add_argument("--frames", type=int, default=243, help="at most this many frames per sequence, from the start")
+    ap.add_argument("--frames", type=int, default=243, help="at most this many frames per sequence (see --start)")
+    ap.add_argument("--start", choices=("first", "random"), default="first", help="render each sequence's first "
+                    "frames, or a window starting at a random frame (seeded by --seed and the name)")  # fmt: skip
     ap.add_argument("--min-frames", type=int, default=81, help="leave out sequences shorter than this at ~30 fps "
                     "(default 81: the shipped recipe's clip; shorter ones give no training clip)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0, help="sequence choice, cameras and backgrounds")
@@ -450,8 +478,9 @@ def _run(args: argparse.Namespace) -> int:
     chosen = pick_training(candidates, args.sequences, args.frames, args.seed)
     body, colours = load_body("person")
     options = detection_options(args.device)
+    where = "the first" if args.start == "first" else "a random"
     print(f"{len(chosen)} of {len(candidates)} training sequences, seed {args.seed}, up to {args.frames} frames at "
-          f"~{FPS:g} fps (setup {time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
+          f"~{FPS:g} fps from {where} frame (setup {time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
     print(f"cameras: {describe_view(view)}, aim {view.aim_offset_m[0]:g} to {view.aim_offset_m[1]:g} m, "
           f"body padded {args.pad:g} m, at least {args.min_body:g} px; look: {args.look}", flush=True)  # fmt: skip
     made: list[Made] = []
@@ -461,7 +490,7 @@ def _run(args: argparse.Namespace) -> int:
         setup = Setup(body, colours, FitOptions(iterations=args.fit_iterations), view, args.seed, args.frames,
                       lambda video: detect_person(video, options), args.keep_videos or Path(tmp),
                       args.keep_videos is not None, args.pad, not args.keep_swaps, args.min_body,
-                      args.look == "outfits")  # fmt: skip
+                      args.look == "outfits", args.start)  # fmt: skip
         for c, name in zip(chosen, output_names(chosen), strict=True):
             try:
                 m = make_pair(c, name, setup)
@@ -477,8 +506,8 @@ def _run(args: argparse.Namespace) -> int:
                             if k.startswith("sides_swapped_"))  # fmt: skip
             cam = f"pitch {ex['camera_pitch_deg']:.0f} deg, {ex['camera_distance_m']:.1f} m"
             cam += f", fov {ex['camera_fov_deg']:.0f} deg, body {ex['body_px']:.0f} px"
-            print(f"  {name}: {m.frames} frames, {cam}, detected {100 * m.detection_rate:.0f} %{sides}, "
-                  f"fit {s['fit']:.1f} s, "
+            print(f"  {name}: {m.frames} frames from {ex['original_first_frame']}, {cam}, "
+                  f"detected {100 * m.detection_rate:.0f} %{sides}, fit {s['fit']:.1f} s, "
                   f"render {s['render']:.1f} s, detect {s['detect']:.1f} s, {sum(s.values()):.1f} s",
                   flush=True)  # fmt: skip
         if not made:

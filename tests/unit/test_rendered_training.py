@@ -311,6 +311,45 @@ def test_written_file_pairs_truth_and_detections(tmp_path, stubbed, capsys):
     assert (react.keypoints2d == 0).all()
 
 
+def test_window_start_is_first_or_a_seeded_uniform_draw():
+    c = rt.Candidate(Path("x.h5"), "a", "hdm05", "bk", "jog", 120.0, 100)
+    assert rt.window_start(c, 30, 3, "hdm05:a") == 0
+    starts = [rt.window_start(c, 30, seed, "hdm05:a", "random") for seed in range(400)]
+    assert min(starts) == 0 and max(starts) == 70  # every start that leaves 30 frames, both ends included
+    assert len(set(starts)) > 60
+    assert starts[5] == rt.window_start(c, 30, 5, "hdm05:a", "random")  # seeded: the same again
+    other = [rt.window_start(c, 30, seed, "hdm05:b", "random") for seed in range(400)]
+    assert other != starts  # and by the name
+    short = rt.Candidate(Path("x.h5"), "b", "hdm05", "bk", "jog", 120.0, 20)
+    assert {rt.window_start(short, 30, seed, "hdm05:b", "random") for seed in range(20)} == {0}
+    with pytest.raises(rt.InputError, match="first or random"):
+        rt.window_start(c, 30, 0, "hdm05:a", "middle")
+
+
+def test_random_start_renders_the_window_it_records(tmp_path, stubbed):
+    files = _files(tmp_path)
+    out = tmp_path / "rendered.h5"
+    argv = [a for f in files for a in ("--data", str(f))]
+    argv += ["--sequences", "3", "--frames", str(FRAMES), "--min-frames", "3", "--start", "random", "--seed", "4"]
+    assert rt.main([*argv, "--keep-swaps", "--out", str(out)]) == 0
+    cands = {c.name: c for c in rt.training_candidates(files)}
+    with open_dataset(out) as ds:
+        seqs = {ref.name: ref.load() for ref in ds}
+    firsts = {}
+    for name, s in seqs.items():
+        c = cands[s.extra["original_sequence"]]
+        step = {120.0: 4, 24.0: 1, 30.0: 1}[c.fps]
+        start = rt.window_start(c, FRAMES, 4, name, "random")
+        assert s.extra["original_first_frame"] == start * step
+        firsts[c.source] = start
+        # the truth is the original's frames from there, every step-th, in the written camera
+        with open_dataset(c.path) as src:
+            world = src[c.name].load().joints3d[start * step :: step][: len(s.joints3d)].astype(np.float64)
+        cam = rt.training_camera(rt.load_candidate(c, name, FRAMES, start), 4, rt.TRAIN_VIEW, min_px=tv.MIN_BODY_PX)
+        np.testing.assert_allclose(s.joints3d, rm.world_to_camera(world, cam.R, cam.t), atol=1e-5)
+    assert all(v > 0 for v in firsts.values())  # with this seed every window starts past the first frame
+
+
 def test_no_training_sequence_is_one_line_error_and_no_file(tmp_path, stubbed, capsys):
     only_val = tmp_path / "val.h5"
     write_dataset(only_val, [Sequence("a", 30.0, joints3d=_standing(30, 0), split="val", source="bandai"),
