@@ -50,7 +50,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mocli.config import RunConfig  # noqa: E402
-from mocli.data.clips import LiftClipDataset, MotionSource  # noqa: E402
+from mocli.data.clips import LiftClipDataset  # noqa: E402
+from mocli.data.sources import MotionSource  # noqa: E402
 from mocli.models.registry import arch_config, create_model  # noqa: E402
 from mocli.train import LiftTask, Trainer  # noqa: E402
 

@@ -111,7 +111,7 @@ def frames_at(num_frames: int, fps: float, rate: float = FPS) -> int:
 def training_candidates(paths: list[Path], min_frames: int = MIN_FRAMES) -> list[Candidate]:
     """The sequences the pretraining (``data.holdout = true``) uses from mocli HDF5 files: split ``train``, a
     ``joints3d`` array, not held out (``mocli.data.holdout.is_held_out`` on the same attributes as
-    ``mocli.data.clips.load_sources``), at least ``min_frames`` frames at ``FPS`` (a sequence shorter than the
+    ``mocli.data.sources.load_sources``), at least ``min_frames`` frames at ``FPS`` (a sequence shorter than the
     training clip gives no clip). Nothing but metadata is read.
 
     Raises:

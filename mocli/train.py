@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mocli.config import RunConfig, config_from_dict
-from mocli.data.clips import MotionSource
+from mocli.data.sources import MotionSource
 from mocli.pretexts import PRETEXTS, get_pretext
 from mocli.training.lift_task import LiftTask, StmoLiftTask
 from mocli.training.logs import Reporter

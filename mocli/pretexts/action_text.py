@@ -46,7 +46,8 @@ from torch import nn
 
 from mocli.action_labels import LabelRanking, rank_labels
 from mocli.config import DataConfig, RunConfig, TextConfig, config_to_dict
-from mocli.data.clips import ClipIndex, LiftClipDataset, MotionSource, subsample
+from mocli.data.clips import ClipIndex, LiftClipDataset
+from mocli.data.sources import MotionSource, subsample
 from mocli.data.transforms import resample_indices
 from mocli.errors import MocliError
 from mocli.losses import LiftLossWeights, lift_loss
@@ -292,8 +293,8 @@ def load_labelled_motions(paths: Sequence[str | os.PathLike], label_keys: Sequen
     Raises:
         InputError: a missing or unreadable file.
     """
-    from mocli.data.clips import _sources_of_sequence
     from mocli.data.h5 import open_dataset
+    from mocli.data.sources import _sources_of_sequence
 
     out = []
     for path in paths:

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from mocli.config import DataConfig, MpmConfig, RunConfig
-from mocli.data.clips import LiftClipDataset, MotionSource
+from mocli.data.clips import LiftClipDataset
+from mocli.data.sources import MotionSource
 from mocli.errors import MocliError
 from mocli.models.checkpoint import model_from_checkpoint
 from mocli.models.dstformer import DSTformer

@@ -42,7 +42,8 @@ import torch
 from torch import nn
 
 from mocli.config import Mpm2d3dConfig, RunConfig
-from mocli.data.clips import LiftClipDataset, MotionSource, epoch_order
+from mocli.data.clips import LiftClipDataset, epoch_order
+from mocli.data.sources import MotionSource
 from mocli.errors import MocliError
 from mocli.metrics import procrustes_align
 from mocli.models.dstformer import DSTformer

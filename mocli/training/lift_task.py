@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from mocli.config import RunConfig, TrainingConfig, config_to_dict
-from mocli.data.clips import LiftClipDataset, MotionSource
+from mocli.data.clips import LiftClipDataset
+from mocli.data.sources import MotionSource
 from mocli.errors import MocliError
 from mocli.losses import LiftLossWeights, lift_loss
 from mocli.metrics import procrustes_align

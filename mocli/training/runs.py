@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch import nn
 
 from mocli.config import DataConfig, TrainingConfig, config_to_dict
-from mocli.data.clips import MotionSource, load_sources
+from mocli.data.sources import MotionSource, load_sources
 from mocli.errors import MocliError
 from mocli.models.checkpoint import load_checkpoint, model_from_checkpoint
 from mocli.models.registry import resolve_weights

@@ -97,7 +97,7 @@ def _mesh_data(cfg: FinetuneConfig) -> FinetuneData:
 
 
 def _pose3d_data(cfg: FinetuneConfig) -> FinetuneData:
-    from mocli.data.clips import load_sources
+    from mocli.data.sources import load_sources
 
     sources = [s for s in load_sources(cfg.data.paths, fps=cfg.data.fps, holdout=cfg.data.holdout) if s.is_3d]
     if not sources:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from mocli.action_labels import rank_labels
 from mocli.config import RunConfig
-from mocli.data.clips import MotionSource
+from mocli.data.sources import MotionSource
 from mocli.losses import LiftLossWeights
 from mocli.models.action_text import TASK, ActionTextModel, build_head, load_action_text_model
 from mocli.models.registry import create_model

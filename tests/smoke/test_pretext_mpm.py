@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import mocli
 from mocli.config import MpmConfig, RunConfig
-from mocli.data.clips import sources_from_arrays
+from mocli.data.sources import sources_from_arrays
 from mocli.errors import CheckpointError, MocliError
 from mocli.losses import LiftLossWeights
 from mocli.models.checkpoint import build_checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint

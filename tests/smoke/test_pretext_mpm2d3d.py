@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from mocli.config import Mpm2d3dConfig, RunConfig
-from mocli.data.clips import sources_from_arrays
+from mocli.data.sources import sources_from_arrays
 from mocli.errors import InputError, MocliError
 from mocli.models.mpm2d3d import MPM_TASKS, encode_tokens, new_mpm_model
 from mocli.models.registry import create_model

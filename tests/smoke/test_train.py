@@ -19,7 +19,8 @@ import typer
 from typer.testing import CliRunner
 
 from mocli.config import RunConfig
-from mocli.data.clips import LiftClipDataset, MotionSource, sources_from_arrays
+from mocli.data.clips import LiftClipDataset
+from mocli.data.sources import MotionSource, sources_from_arrays
 from mocli.errors import MocliError
 from mocli.models.registry import create_model
 from mocli.train import LiftTask, Trainer, resume_config, run_pretrain
@@ -216,7 +217,7 @@ import torch
 torch.set_num_threads(1)
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-from mocli.data.clips import sources_from_arrays
+from mocli.data.sources import sources_from_arrays
 from mocli.train import run_pretrain
 from tests.smoke.test_train import synthetic_motion, tiny_config
 

@@ -391,7 +391,7 @@ def test_detector_trunk_derives_pelvis_spine_and_thorax_and_keeps_the_rest(sampl
 
 
 def test_training_data_with_mixed_trunks_is_warned_about(sample, tmp_path, caplog):
-    from mocli.data.clips import load_sources
+    from mocli.data.sources import load_sources
 
     for name, trunk in (("rig.h5", "rig"), ("det.h5", "detector"), ("det2.h5", "detector")):
         convert_dataset("amc", [sample], tmp_path / name, ConvertOptions(trunk=trunk))

@@ -27,7 +27,8 @@ from mocli.data.augment import (
     scale_body,
 )
 from mocli.data.cameras import up_vector
-from mocli.data.clips import LiftClipDataset, sources_from_arrays
+from mocli.data.clips import LiftClipDataset
+from mocli.data.sources import sources_from_arrays
 from mocli.errors import MocliError
 from mocli.skeleton import H36M_17, Skeleton, bone_lengths
 

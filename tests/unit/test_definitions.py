@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from mocli.config import DataConfig, RunConfig, apply_dict, load_preset
-from mocli.data.clips import LiftClipDataset, sources_from_arrays
+from mocli.data.clips import LiftClipDataset
 from mocli.data.definitions import SHIFTED_JOINTS, sample_joint_shifts, shift_joints
+from mocli.data.sources import sources_from_arrays
 from mocli.errors import MocliError
 from mocli.skeleton import derive_trunk
 

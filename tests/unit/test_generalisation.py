@@ -97,8 +97,8 @@ def test_no_held_out_data_is_an_error() -> None:
 
 
 def test_training_with_holdout_never_loads_the_benchmark_sequences(tmp_path) -> None:
-    from mocli.data.clips import load_sources
     from mocli.data.h5 import Sequence, write_dataset
+    from mocli.data.sources import load_sources
 
     joints = np.zeros((30, 17, 3), np.float32)
     seqs = [Sequence(f"HDM_{who}_{what}_001_120", 120.0, joints3d=joints, source="hdm05", subject=who, action=what)

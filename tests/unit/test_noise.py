@@ -9,7 +9,7 @@ import pytest
 
 from mocli.config import DataConfig
 from mocli.data import clips
-from mocli.data.clips import LiftClipDataset, sources_from_arrays
+from mocli.data.clips import LiftClipDataset
 from mocli.data.noise import (
     NOISE_FILE,
     OCCLUSION_PARTS,
@@ -26,6 +26,7 @@ from mocli.data.noise import (
     sample_keep_mask,
     synthetic_confidence,
 )
+from mocli.data.sources import sources_from_arrays
 from mocli.lift import _window_input
 
 

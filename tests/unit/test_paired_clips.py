@@ -11,8 +11,9 @@ import pytest
 
 from mocli.config import DataConfig
 from mocli.data.cameras import Camera, focal_from_fov, identity_camera, image_25d, project_perspective
-from mocli.data.clips import LiftClipDataset, MotionSource, build_clip_index, detected_share, load_sources, view_range
+from mocli.data.clips import LiftClipDataset, build_clip_index, detected_share, view_range
 from mocli.data.h5 import Sequence, write_dataset
+from mocli.data.sources import MotionSource, load_sources
 from mocli.data.transforms import crop_box, flip_clip
 from mocli.errors import InputError
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from mocli.config import DataConfig, RunConfig
-from mocli.data.clips import LiftClipDataset, MotionSource
+from mocli.data.clips import LiftClipDataset
+from mocli.data.sources import MotionSource
 from mocli.errors import MocliError
 from mocli.training.runs import build_datasets, check_common, repeat_sources
 
