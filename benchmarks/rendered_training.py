@@ -101,11 +101,14 @@ class Candidate:
     num_frames: int
 
 
+def frame_step(fps: float, rate: float = FPS) -> int:
+    """k of ``subsample_sequence`` to about ``rate``: every k-th frame of ``fps``, k = round(fps / rate) >= 1."""
+    return max(int(round(fps / rate)), 1)
+
+
 def frames_at(num_frames: int, fps: float, rate: float = FPS) -> int:
-    """Frames left of ``num_frames`` at ``fps`` after ``subsample_sequence`` to about ``rate``: every k-th, k =
-    round(fps / rate) >= 1."""
-    step = max(int(round(fps / rate)), 1)
-    return len(range(0, num_frames, step))
+    """Frames left of ``num_frames`` at ``fps`` after ``subsample_sequence`` to about ``rate`` (``frame_step``)."""
+    return len(range(0, num_frames, frame_step(fps, rate)))
 
 
 def training_candidates(paths: list[Path], min_frames: int = MIN_FRAMES) -> list[Candidate]:
@@ -402,9 +405,8 @@ def make_pair(c: Candidate, name: str, setup: Setup) -> Made:
         keypoints, frames = unswap_sides(keypoints, truth_px)
         swapped = {k: float(v[detected].mean()) if detected.any() else 0.0 for k, v in frames.items()}
     fit_error = np.nanmean(rendered.fit_error_mm) if np.isfinite(rendered.fit_error_mm).any() else np.nan
-    step = max(int(round(c.fps / FPS)), 1)  # as subsample_sequence
     pair = paired_sequence(name, c, seq, rendered.gt_cam[:n], keypoints, detected, camera, fit_error, swapped,
-                           start * step)  # fmt: skip
+                           start * frame_step(c.fps))  # fmt: skip
     return Made(pair, n, pair.extra["detection_rate"], seconds)
 
 
