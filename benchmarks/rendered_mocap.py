@@ -21,7 +21,8 @@ Real video has no 3D ground truth here, so real motion capture is turned into vi
 5. ``mocli infer``'s own steps on each video with the MediaPipe detector (``mocli.pipeline.load_people`` and
    ``run_pose3d``, the same options as the command, MediaPipe's own 3D averaged in with infer's ``--detector-3d``
    weight; ``<out>/infer/<sequence>/joints3d.npz``); with a weight above 0, the lifter alone as well ("PA lifter",
-   "limbs lifter"), and with ``--sweep W1,W2,...`` every one of those weights (a table per group and overall);
+   "limbs lifter"), and with ``--sweep W1,W2,...`` every one of those weights (a table per group and overall;
+   besides infer's 'auto' and 0-1, 'auto@S' is auto with half the weight at a flip spread of S metres);
 6. both scored against the ground truth (root-relative, metres -> mm) on the frames where MediaPipe detected the
    person: PA-MPJPE (per-frame similarity Procrustes) for both; for mocli also MPJPE as output (it is metric, in
    camera axes) and after one least-squares scale per sequence; MediaPipe's world landmarks are in their own
@@ -39,6 +40,7 @@ derived from its 33 landmarks (``mocli.skeleton.to_h36m``), which differ from th
     python benchmarks/rendered_mocap.py --data hdm05.h5 --data reactidle.h5 --pick held-out --pitch 35,60
     python benchmarks/rendered_mocap.py --data bandai.h5 --data cmu_dance.h5 --data reactidle.h5 --data hdm05.h5 \
         --sequences 12 --sweep 0,0.2,0.3,0.4,0.5,1      # weights of MediaPipe's 3D in mocli's (--detector-3d)
+    python benchmarks/rendered_mocap.py ... --sweep auto@0.04,auto@0.06,auto@0.08,auto@0.1,auto@0.13  # auto's scale
 """
 
 from __future__ import annotations
@@ -90,17 +92,35 @@ def parse_range(text: str, option: str) -> tuple[float, float]:
 
 
 def parse_weight(text: str, option: str = "--sweep") -> float | str:
-    """A weight of MediaPipe's 3D (``--detector-3d``, each of ``--sweep``): 'auto' or 0-1, as infer's.
+    """A weight of MediaPipe's 3D (``--detector-3d``, each of ``--sweep``): 'auto' or 0-1, as infer's, or 'auto@S':
+    auto with half the weight at a flip spread of S metres (``LiftOptions.detector_3d_spread_m``; infer's is
+    ``mocli.lift.DETECTOR_3D_SPREAD_M``).
 
     Raises:
-        InputError: neither, naming ``option``.
+        InputError: none of these, naming ``option``.
     """
-    from mocli.lift import parse_detector_3d
+    from mocli.lift import DETECTOR_3D_AUTO, parse_detector_3d
 
+    head, at, scale = str(text).partition("@")
     try:
-        return parse_detector_3d(text)
+        weight = parse_detector_3d(head)
+        if not at:
+            return weight
+        spread = float(scale)
+        if weight != DETECTOR_3D_AUTO or not (np.isfinite(spread) and spread > 0):
+            raise ValueError(text)
+        return f"{DETECTOR_3D_AUTO}@{spread:g}"
     except ValueError:
-        raise InputError(f"{option} {text!r}: give 'auto' or weights from 0 to 1, e.g. auto,0,0.3") from None
+        raise InputError(f"{option} {text!r}: give 'auto', 'auto@S' (S: the flip spread at half weight, metres) "
+                         "or weights from 0 to 1, e.g. auto,auto@0.08,0,0.3") from None  # fmt: skip
+
+
+def mix_options(lift, weight: float | str):
+    """``lift`` (LiftOptions) with ``weight`` of MediaPipe's 3D, as ``parse_weight`` gives it."""
+    head, at, spread = weight.partition("@") if isinstance(weight, str) else (weight, "", "")
+    if at:
+        return replace(lift, detector_3d=head, detector_3d_spread_m=float(spread))
+    return replace(lift, detector_3d=head)
 
 
 def weight_label(weight: float | str) -> str:
@@ -310,11 +330,12 @@ def load_pipeline(
     seed: int = 0,
     bones: str = "fixed",
     upright: bool = True,
-    detector_3d: float | None = None,
+    detector_3d: float | str | None = None,
     limb_depth: float | None = None,
 ) -> Pipeline:
     """The lifter (``--model`` name or checkpoint, default ``mocli infer``'s) and infer's default options
-    (``detector_3d``, ``limb_depth``: infer's --detector-3d and --limb-depth, None: its default)."""
+    (``detector_3d``, ``limb_depth``: infer's --detector-3d (or 'auto@S', ``parse_weight``) and --limb-depth, None:
+    its default)."""
     from mocli.api import load_lifter, model_clip_len
     from mocli.lift import LiftOptions
     from mocli.models.registry import DEFAULT_VIDEO_WEIGHTS, default_weights, resolve_weights
@@ -329,7 +350,7 @@ def load_pipeline(
         clip_len=model_clip_len(lifter), precision=resolve_precision(dev, "auto"), bones=bones, upright=upright
     )
     if detector_3d is not None:
-        lift = replace(lift, detector_3d=detector_3d)
+        lift = mix_options(lift, detector_3d)
     if limb_depth is not None:
         lift = replace(lift, limb_depth=limb_depth)
     options = replace(detection_options(device), lift=lift)
@@ -387,7 +408,7 @@ def run_infer(
         lifter = run_pose3d(seq, pipe.lifter, alone, pipe.device).joints3d.astype(np.float64)
     swept = {}
     for w in sweep:
-        lift = replace(pipe.options.lift, detector_3d=w)
+        lift = mix_options(pipe.options.lift, w)
         swept[w] = run_pose3d(seq, pipe.lifter, lift, pipe.device).joints3d.astype(np.float64)
     world = seq.extras.get("world_landmarks33")
     mp = to_h36m(world.astype(np.float64), "mediapipe", conf=False) if world is not None else np.full_like(ours, np.nan)
@@ -468,7 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--limb-depth", type=float, default=0.0, help="as infer's --limb-depth (default 0: off)")
     ap.add_argument(
-        "--sweep", help="W1,W2,...: also score these weights of MediaPipe's 3D (--detector-3d) on the same videos"
+        "--sweep",
+        help="W1,W2,...: also score these weights of MediaPipe's 3D (--detector-3d) on the same videos; auto@S: "
+        "auto with half the weight at a flip spread of S metres",
     )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, help="folder for videos and infer outputs (default: a temporary folder)")

@@ -81,6 +81,8 @@ class LiftOptions:
     max_fps: float = 60.0  # a faster input is lifted as interleaved sequences at or below this rate (0: never)
     # the detector's own 3D pose averaged in, where given: 'auto' (detector_3d_weights) or a weight 0-1
     detector_3d: float | str = DETECTOR_3D_AUTO
+    # 'auto': the lifter's flip spread (metres) at which the detector gets half the weight (detector_3d_weights)
+    detector_3d_spread_m: float = DETECTOR_3D_SPREAD_M
     # 0-1: each window's limb depths blended towards those their lengths call for (mocli.limb_depth; 0: off)
     limb_depth: float = 0.0
 
@@ -110,11 +112,15 @@ def detector_3d_weights(spread: np.ndarray, window_frames: float, scale_m: float
     Args:
         spread: (T,) metres, the lifter's flip disagreement per frame (mean over joints); NaN where no person.
         window_frames: the running mean's width in frames (a centred box, shorter at the ends and next to gaps).
-        scale_m: the spread at which the detector gets half the weight.
+        scale_m: the spread at which the detector gets half the weight, metres, > 0.
     Returns:
         (T,) float64 in [0, 1): u^2 / (u^2 + scale_m^2), u the running mean of the finite spreads within the window;
         0 where the window has none.
+    Raises:
+        ValueError: ``scale_m`` not a positive number.
     """
+    if not (np.isfinite(scale_m) and scale_m > 0):
+        raise ValueError(f"the detector's half-weight spread must be a positive number of metres, got {scale_m}")
     spread = np.asarray(spread, np.float64)
     have = np.isfinite(spread)
     half = max(0, int(round(window_frames)) // 2)
@@ -279,8 +285,9 @@ def lift_sequence(
             its own frame, NaN where missing; averaged in (``fuse_detector_3d``, smoothed over
             ``DETECTOR_3D_SMOOTH_S`` seconds at ``fps``, 30 when unknown) before the bone lengths are fixed, with
             the weight ``options.detector_3d``: a number, or 'auto' (``detector_3d_weights`` of the lifter's flip
-            spread over ``DETECTOR_3D_SPREAD_S`` seconds; without ``options.flip`` the mirrored pass is run for the
-            weight only). None, or a weight of 0: the lifter's alone.
+            spread over ``DETECTOR_3D_SPREAD_S`` seconds, half the weight at ``options.detector_3d_spread_m``;
+            without ``options.flip`` the mirrored pass is run for the weight only). None, or a weight of 0: the
+            lifter's alone.
     Returns:
         ``Lifted``: joints (T,17,3) float32 metres, root-relative (pelvis at 0), camera axes (x right, y down, z
         forward), for every input frame (callers mark frames without a person); detector_3d_weight (T,) the
@@ -304,7 +311,7 @@ def lift_sequence(
         if auto:
             spread = merge_phases([g for _, g in lifted]) if k > 1 else lifted[0][1]
             spread = np.where(seen, spread, np.nan)
-            weight = detector_3d_weights(spread, DETECTOR_3D_SPREAD_S * rate)
+            weight = detector_3d_weights(spread, DETECTOR_3D_SPREAD_S * rate, opts.detector_3d_spread_m)
         else:
             weight = np.full(len(keypoints), mix)
         both = np.isfinite(joints).all((1, 2)) & np.isfinite(detector_3d).all((1, 2))  # as fuse_detector_3d's

@@ -3,6 +3,8 @@ that grows with the lifter's flip spread (``--detector-3d auto``: ``detector_3d_
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -146,6 +148,10 @@ def test_auto_weights_are_the_running_mean_spread_squared_over_itself_plus_half_
     # window of 3: (0.06, 0.06) (0.06, 0.06) (0.06, 0.0) (0.0, 0.12) (0.0, 0.12)
     np.testing.assert_allclose(detector_3d_weights(spread, 3), [0.5, 0.5, 0.2, 0.5, 0.5])
     np.testing.assert_array_equal(detector_3d_weights(np.full(4, np.nan), 3), np.zeros(4))
+    np.testing.assert_allclose(detector_3d_weights(spread, 1, scale_m=0.12), [0.2, 0.2, 0.0, 0.0, 0.5])
+    for bad in (0.0, -0.06, np.nan):
+        with pytest.raises(ValueError, match="half-weight spread"):
+            detector_3d_weights(spread, 1, scale_m=bad)
 
 
 @pytest.mark.parametrize("value, parsed", [("auto", "auto"), (" AUTO", "auto"), ("0.3", 0.3), (0.0, 0.0), (1, 1.0)])
@@ -184,13 +190,13 @@ def test_auto_gives_a_lifter_that_agrees_with_its_mirror_image_no_detector_weigh
         np.testing.assert_allclose(lift_keypoints(flat, kp, _auto(flip), fps=30.0, detector_3d=det), alone, atol=1e-6)
 
 
-@pytest.mark.parametrize("flip", [True, False])
-def test_auto_weight_from_the_flip_spread_of_a_lifter_that_does_not_mirror(flip):
+@pytest.mark.parametrize("flip, scale", [(True, DETECTOR_3D_SPREAD_M), (False, DETECTOR_3D_SPREAD_M), (True, 0.11)])
+def test_auto_weight_from_the_flip_spread_of_a_lifter_that_does_not_mirror(flip, scale):
     """A lifter with depth z = c x (normalised x): its mirror image's lift, mirrored back, has z = -c x, so the
     spread of each joint is 2 c |x_j - x_root| in normalised units, times the window's metres scale (canonical body
     size over the body size of the lifted pose: the flip mean, flat, or without flip TTA the one pass, z = c x). A
-    still pose gives one weight for every frame: u^2 / (u^2 + s^2) of the mean spread over joints, and the result
-    is fuse_detector_3d with it."""
+    still pose gives one weight for every frame: u^2 / (u^2 + s^2) of the mean spread over joints (s: the options'
+    detector_3d_spread_m), and the result is fuse_detector_3d with it."""
     c = 0.3
 
     def tilted(x: torch.Tensor) -> torch.Tensor:
@@ -202,16 +208,17 @@ def test_auto_weight_from_the_flip_spread_of_a_lifter_that_does_not_mirror(flip)
     pose = np.concatenate([norm[:, :2], np.zeros((17, 1)) if flip else c * norm[:, :1]], -1)
     metres = CANONICAL_BODY_SIZE_M / body_size(pose - pose[:1])
     u = np.mean(2 * c * np.abs(norm[:, 0] - norm[0, 0])) * metres
-    weight = u**2 / (u**2 + DETECTOR_3D_SPREAD_M**2)
+    weight = u**2 / (u**2 + scale**2)
     assert 0.05 < weight < 0.95  # a real mix, not one side alone
+    auto = replace(_auto(flip), detector_3d_spread_m=scale)
     plain = LiftOptions(clip_len=27, stride=18, bones="free", flip=flip, upright=False, max_fps=0, detector_3d=0.0)
     lifted = lift_keypoints(tilted, kp, plain)
     expected = fuse_detector_3d(lifted, det, weight, smooth_frames=DETECTOR_3D_SMOOTH_S * 30.0)
-    out = lift_keypoints(tilted, kp, _auto(flip), fps=30.0, detector_3d=det)
+    out = lift_keypoints(tilted, kp, auto, fps=30.0, detector_3d=det)
     np.testing.assert_allclose(out, expected, atol=1e-5)
     assert not np.allclose(out, lifted, atol=1e-3)
     det[[3, 4]] = np.nan  # the detector lost the person: not mixed there, the weight is NaN
-    used = lift_sequence(tilted, kp, _auto(flip), fps=30.0, detector_3d=det).detector_3d_weight
+    used = lift_sequence(tilted, kp, auto, fps=30.0, detector_3d=det).detector_3d_weight
     assert used.shape == (30,) and used.dtype == np.float32 and np.isnan(used[[3, 4]]).all()
     np.testing.assert_allclose(np.delete(used, [3, 4]), weight, rtol=1e-5)
 

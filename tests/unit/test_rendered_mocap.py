@@ -462,6 +462,18 @@ def test_sweep_summaries_weigh_frames_and_weights_are_checked():
     assert [rm.weight_label(rm.parse_weight(w)) for w in ("auto", "0.30", "1", "0")] == ["auto", "0.3", "1", "0"]
     with pytest.raises(rm.InputError, match="--detector-3d '2'"):
         rm.parse_weight("2", "--detector-3d")
-    for bad in ("1.2", "-0.1", "half"):
+    for bad in ("1.2", "-0.1", "half", "auto@0", "auto@-0.1", "auto@x", "0.3@0.08", "auto@nan"):
         with pytest.raises(rm.InputError, match="--sweep"):
             rm.parse_weight(bad)
+
+
+def test_auto_at_a_spread_sets_the_lift_options_half_weight_spread():
+    from mocli.lift import DETECTOR_3D_SPREAD_M, LiftOptions
+
+    assert [rm.weight_label(rm.parse_weight(w)) for w in ("auto@0.080", "AUTO@.1")] == ["auto@0.08", "auto@0.1"]
+    base = LiftOptions(detector_3d=0.0)
+    assert rm.mix_options(base, rm.parse_weight("auto@0.08")) == LiftOptions(
+        detector_3d="auto", detector_3d_spread_m=0.08
+    )
+    assert rm.mix_options(base, "auto") == LiftOptions(detector_3d="auto", detector_3d_spread_m=DETECTOR_3D_SPREAD_M)
+    assert rm.mix_options(base, 0.3) == LiftOptions(detector_3d=0.3)
