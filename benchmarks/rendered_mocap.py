@@ -586,6 +586,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"\ntimings (s, all sequences): {overall['seconds']}; setup {setup:.1f}")
     if args.json:
         info = run_info(args, view, pipe.weights, pipe.options.lift.detector_3d)
+        info["detector_3d_spread_m"] = pipe.options.lift.detector_3d_spread_m  # auto's half-weight spread
         result = {"info": info, "overall": overall, **({"groups": groups} if groups else {}), "sequences": rows}
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(result, indent=2, default=str))
