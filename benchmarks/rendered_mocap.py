@@ -30,6 +30,11 @@ Real video has no 3D ground truth here, so real motion capture is turned into vi
    (``mocli.metrics.skeleton_plausibility``) of ground truth, mocli and MediaPipe; the detection rate (frames where
    MediaPipe found the person).
 
+With ``--out DIR`` each sequence's Anny fit error and MediaPipe's 2D are kept beside its video in ``DIR/cache``
+(``rendered_cache.py``); a later run with ``--out DIR --reuse`` and the same data, pick, seed, frames, cameras,
+look and fit takes them from there and only lifts and scores, so that two lifters or two sets of infer options are
+compared on the very same videos and detections in a fraction of the time.
+
 Caveats: the appearance is synthetic (no texture, hair or loose clothes); the ground truth is the mocap joints while
 the pixels show the Anny fit (see the fit error column); MediaPipe's H36M-17 pelvis, spine, thorax and head are
 derived from its 33 landmarks (``mocli.skeleton.to_h36m``), which differ from the mocap rig's definitions.
@@ -41,11 +46,14 @@ derived from its 33 landmarks (``mocli.skeleton.to_h36m``), which differ from th
     python benchmarks/rendered_mocap.py --data bandai.h5 --data cmu_dance.h5 --data reactidle.h5 --data hdm05.h5 \
         --sequences 12 --sweep 0,0.2,0.3,0.4,0.5,1      # weights of MediaPipe's 3D in mocli's (--detector-3d)
     python benchmarks/rendered_mocap.py ... --sweep auto@0.04,auto@0.06,auto@0.08,auto@0.1,auto@0.13  # auto's scale
+    python benchmarks/rendered_mocap.py ... --out ho0 && python benchmarks/rendered_mocap.py ... --out ho0 --reuse \
+        --model other.pt      # a second lifter on the first run's videos and 2D
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -60,6 +68,7 @@ from typing import Any
 import cv2
 import numpy as np
 from raster import make_background, region_colours, render_mesh  # benchmarks/raster.py, beside this script
+from rendered_cache import load_entry, render_key, save_entry
 from rendered_scores import PLAUSIBLE, score_sequence, summarise, summarise_sweep
 
 from mocli.data.cameras import Camera, ViewRange, project_perspective, up_vector, world_to_camera
@@ -378,21 +387,19 @@ class InferOutput:
     swept: dict[float | str, np.ndarray] = field(default_factory=dict)
 
 
-def run_infer(
-    video: Path, out_dir: Path, pipe: Pipeline, num_frames: int, sweep: Sequence[float | str] = ()
-) -> InferOutput:
-    """``mocli infer``'s steps on one video of ``num_frames`` frames; writes ``out_dir/joints3d.npz`` as infer does.
-    When infer averages MediaPipe's 3D in (``detector_3d`` 'auto' or > 0), the lifter alone is run as well
-    (``lifter``), and so is every weight of ``sweep`` (``swept``).
+def run_infer(seq, out_dir: Path, pipe: Pipeline, num_frames: int, sweep: Sequence[float | str] = ()) -> InferOutput:
+    """``mocli infer``'s steps after detection on one video of ``num_frames`` frames, from the person MediaPipe found
+    (``detect_person``'s KeypointSequence, None: nobody); writes ``out_dir/joints3d.npz`` as infer does. When infer
+    averages MediaPipe's 3D in (``detector_3d`` 'auto' or > 0), the lifter alone is run as well (``lifter``), and so
+    is every weight of ``sweep`` (``swept``).
 
-    A video where MediaPipe finds nobody gives NaN everywhere and no detection.
+    A video where MediaPipe found nobody gives NaN everywhere and no detection.
     """
     from mocli.lift import mixes_detector_3d
     from mocli.pipeline import run_pose3d
     from mocli.results import write_joints_npz
 
     t0 = time.perf_counter()
-    seq = detect_person(video, pipe.options)
     if seq is None:  # MediaPipe found nobody in any frame
         nothing = np.full((num_frames, 17, 3), np.nan)
         return InferOutput(nothing, nothing, nothing, np.zeros(num_frames, bool), time.perf_counter() - t0,
@@ -413,6 +420,39 @@ def run_infer(
     world = seq.extras.get("world_landmarks33")
     mp = to_h36m(world.astype(np.float64), "mediapipe", conf=False) if world is not None else np.full_like(ours, np.nan)
     return InferOutput(ours, mp, seq.keypoints.astype(np.float64), detected, time.perf_counter() - t0, lifter, swept)
+
+
+def reuse_rendered(seq, seed: int, view: ViewRange, video: Path, fit_error_mm: np.ndarray) -> RenderedSequence:
+    """A sequence rendered before (its video at ``video``, its fit error from the cache): camera and ground truth
+    drawn again as ``render_sequence`` draws them, nothing fitted or drawn."""
+    from mocli.evaluation.mocap import sequence_camera
+
+    camera = sequence_camera(seq, seed, view)
+    gt_cam = world_to_camera(seq.joints, camera.R, camera.t)
+    return RenderedSequence(seq.name, seq.source, seq.fps, gt_cam, camera, fit_error_mm, video,
+                            {"fit": 0.0, "render": 0.0})  # fmt: skip
+
+
+def rendered_and_detected(seq, args, body: Callable[[], tuple], out: Path, view: ViewRange, pipe: Pipeline):
+    """One sequence's video and MediaPipe's person on it: from ``<out>/cache`` when ``args.reuse`` and an entry
+    matches (``rendered_cache``), else fitted, drawn (``body()``: ``load_body``'s model and colours) and detected,
+    and the entry written.
+
+    Returns (RenderedSequence, KeypointSequence or None, detection seconds, reused)."""
+    from mocli.mesh.fit import FitOptions
+
+    stem = _file_name(seq.name)
+    key = render_key(seq, args.seed, view, args.look, args.fit_iterations)
+    video = out / "videos" / f"{stem}.mp4"
+    entry = load_entry(out / "cache", stem, key) if args.reuse and video.is_file() else None
+    if entry is not None:
+        return reuse_rendered(seq, args.seed, view, video, entry[0]), entry[1], 0.0, True
+    model, colours = body()
+    rendered = render_sequence(seq, model, colours, out, args.seed, FitOptions(iterations=args.fit_iterations), view)
+    t0 = time.perf_counter()
+    found = detect_person(rendered.video, pipe.options)
+    save_entry(out / "cache", stem, key, rendered.fit_error_mm, found)
+    return rendered, found, time.perf_counter() - t0, False
 
 
 # --- report -----------------------------------------------------------------------------------------------------------
@@ -496,6 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, help="folder for videos and infer outputs (default: a temporary folder)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--reuse", action="store_true",
+                    help="take each sequence's video and MediaPipe's 2D from an earlier run's --out (its cache/) when "
+                         "they match, and score this run's lifter and options on them")  # fmt: skip
     args = ap.parse_args(argv)
     try:
         return _run(args)
@@ -507,11 +550,12 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from mocli.evaluation.mocap import load_mocap_sequences
     from mocli.limb_depth import parse_limb_depth
-    from mocli.mesh.fit import FitOptions
     from mocli.utils.io import atomic_path
 
     if args.sequences < 1 or args.frames < 3:
         raise MocliError("--sequences must be >= 1 and --frames >= 3")
+    if args.reuse and args.out is None:
+        raise MocliError("--reuse needs --out DIR: the folder of an earlier run's videos and cache")
     try:
         limb_depth = parse_limb_depth(args.limb_depth)
     except ValueError as e:
@@ -535,18 +579,19 @@ def _run(args: argparse.Namespace) -> int:
                              "lieDownFloor, throwBasketball; ReActIdle person 012)")  # fmt: skip
     out = args.out or Path(tempfile.mkdtemp(prefix="mocli_rendered_"))
     chosen = [replace(s, joints=s.joints[: args.frames]) for s in chosen]
-    body, colours = load_body(args.look)
+    body = functools.cache(lambda: load_body(args.look))  # loaded when a sequence must be drawn
     detector_3d = None if args.detector_3d is None else parse_weight(args.detector_3d, "--detector-3d")
     sweep = [parse_weight(w) for w in args.sweep.split(",")] if args.sweep else []
     pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, detector_3d, limb_depth)
     setup = time.perf_counter() - t0
     print(f"{len(chosen)} sequences, model {pipe.weights.name}, outputs in {out} (setup {setup:.1f} s)", flush=True)
     print(f"pick {args.pick}, seed {args.seed}, cameras: {describe_view(view)}", flush=True)
-    fit_options = FitOptions(iterations=args.fit_iterations)
     rows = []
+    reused = 0
     for seq in chosen:
-        rendered = render_sequence(seq, body, colours, out, args.seed, fit_options, view)
-        res = run_infer(rendered.video, out / "infer" / rendered.video.stem, pipe, len(rendered.gt_cam), sweep)
+        rendered, found, detect_s, was_reused = rendered_and_detected(seq, args, body, out, view, pipe)
+        reused += was_reused
+        res = run_infer(found, out / "infer" / rendered.video.stem, pipe, len(rendered.gt_cam), sweep)
         n = min(len(res.joints3d), len(rendered.gt_cam))  # a decoder may drop a trailing frame
         cam = rendered.camera
         gt_px = project_perspective(rendered.gt_cam[:n], cam.focal, cam.centre)
@@ -566,13 +611,17 @@ def _run(args: argparse.Namespace) -> int:
                                    res.keypoints2d[:n], gt_px, lifter)  # fmt: skip
                 row["sweep"][weight_label(w)] = {k: s[k] for k in ("frames", "mocli_pa_mpjpe_mm", "mocli_limbs_pa_mm")}
         row["detection_rate"] = float(res.detected[:n].sum() / len(rendered.gt_cam))
-        row["seconds"] = {**{k: round(v, 2) for k, v in rendered.seconds.items()}, "infer": round(res.seconds, 2)}
+        row["seconds"] = {**{k: round(v, 2) for k, v in rendered.seconds.items()}, "detect": round(detect_s, 2),
+                          "infer": round(res.seconds, 2)}  # fmt: skip
         rows.append(row)
         s = row["seconds"]
-        print(f"  {seq.name}: {row['num_frames']} frames, fit {s['fit']:.1f} s, render {s['render']:.1f} s, "
-              f"infer {s['infer']:.1f} s, detected {100 * row['detection_rate']:.0f} %", flush=True)  # fmt: skip
+        made = f"fit {s['fit']:.1f} s, render {s['render']:.1f} s, detect {s['detect']:.1f} s"
+        how = "reused" if was_reused else made
+        print(f"  {seq.name}: {row['num_frames']} frames, {how}, infer {s['infer']:.1f} s, "
+              f"detected {100 * row['detection_rate']:.0f} %", flush=True)  # fmt: skip
     overall = summarise(rows)
-    overall["seconds"] = {k: round(sum(r["seconds"][k] for r in rows), 2) for k in ("fit", "render", "infer")}
+    overall["seconds"] = {k: round(sum(r["seconds"][k] for r in rows), 2) for k in ("fit", "render", "detect", "infer")}
+    overall["reused"] = reused
     groups = None
     if group is not None:
         names = sorted({r["group"] for r in rows})
@@ -583,7 +632,7 @@ def _run(args: argparse.Namespace) -> int:
         for name in groups or {}:
             groups[name]["sweep"] = summarise_sweep([r for r in rows if r["group"] == name])
         print_sweep(overall, groups)
-    print(f"\ntimings (s, all sequences): {overall['seconds']}; setup {setup:.1f}")
+    print(f"\ntimings (s, all sequences): {overall['seconds']}; setup {setup:.1f}; reused {reused} of {len(rows)}")
     if args.json:
         info = run_info(args, view, pipe.weights, pipe.options.lift.detector_3d)
         info["detector_3d_spread_m"] = pipe.options.lift.detector_3d_spread_m  # auto's half-weight spread
