@@ -341,10 +341,14 @@ def load_pipeline(
     upright: bool = True,
     detector_3d: float | str | None = None,
     limb_depth: float | None = None,
+    stride: int | None = None,
 ) -> Pipeline:
     """The lifter (``--model`` name or checkpoint, default ``mocli infer``'s) and infer's default options
     (``detector_3d``, ``limb_depth``: infer's --detector-3d (or 'auto@S', ``parse_weight``) and --limb-depth, None:
-    its default)."""
+    its default; ``stride``: frames between the starts of the lifter's windows, None: infer's, 2/3 of a clip).
+
+    Raises:
+        InputError: a stride outside 1 to the model's clip length."""
     from mocli.api import load_lifter, model_clip_len
     from mocli.lift import LiftOptions
     from mocli.models.registry import DEFAULT_VIDEO_WEIGHTS, default_weights, resolve_weights
@@ -355,8 +359,11 @@ def load_pipeline(
     seed_everything(seed)
     weights = resolve_weights(model) if model else default_weights(DEFAULT_VIDEO_WEIGHTS)  # as mocli infer
     lifter = load_lifter(weights, device=str(dev))
+    clip_len = model_clip_len(lifter)
+    if stride is not None and not 1 <= stride <= clip_len:
+        raise InputError(f"--stride {stride}: give 1 to the model's clip length, {clip_len} frames")
     lift = LiftOptions(
-        clip_len=model_clip_len(lifter), precision=resolve_precision(dev, "auto"), bones=bones, upright=upright
+        clip_len=clip_len, stride=stride, precision=resolve_precision(dev, "auto"), bones=bones, upright=upright
     )
     if detector_3d is not None:
         lift = mix_options(lift, detector_3d)
@@ -497,7 +504,7 @@ def run_info(args: argparse.Namespace, view: ViewRange, weights: Path, detector_
     """The choices of a run, for the JSON file: data, pick, frames, seed, look, model, bones, camera ranges, fit."""
     return {"data": [str(p) for p in args.data], "pick": args.pick, "frames": args.frames, "seed": args.seed,
             "look": args.look, "model": str(weights), "bones": args.bones, "upright": args.upright,
-            "detector_3d": detector_3d, "limb_depth": args.limb_depth,
+            "detector_3d": detector_3d, "limb_depth": args.limb_depth, "stride": args.stride,
             "view": dict(view.__dict__),
             "fit_iterations": args.fit_iterations}  # fmt: skip
 
@@ -533,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         help="W1,W2,...: also score these weights of MediaPipe's 3D (--detector-3d) on the same videos; auto@S: "
         "auto with half the weight at a flip spread of S metres",
     )
+    ap.add_argument("--stride", type=int, help="frames between the lifter's window starts (default infer's: 2/3 of "
+                    "a clip, 54 of 81)")  # fmt: skip
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, help="folder for videos and infer outputs (default: a temporary folder)")
     ap.add_argument("--json", type=Path)
@@ -582,7 +591,8 @@ def _run(args: argparse.Namespace) -> int:
     body = functools.cache(lambda: load_body(args.look))  # loaded when a sequence must be drawn
     detector_3d = None if args.detector_3d is None else parse_weight(args.detector_3d, "--detector-3d")
     sweep = [parse_weight(w) for w in args.sweep.split(",")] if args.sweep else []
-    pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, detector_3d, limb_depth)
+    pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, detector_3d, limb_depth,
+                         args.stride)  # fmt: skip
     setup = time.perf_counter() - t0
     print(f"{len(chosen)} sequences, model {pipe.weights.name}, outputs in {out} (setup {setup:.1f} s)", flush=True)
     print(f"pick {args.pick}, seed {args.seed}, cameras: {describe_view(view)}", flush=True)

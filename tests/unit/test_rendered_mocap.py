@@ -417,11 +417,11 @@ def test_render_sequence_uses_the_view_and_writes_every_frame(tmp_path, monkeypa
 
 def test_run_info_records_pick_and_cameras():
     args = Namespace(data=[Path("a.h5")], pick="held-out", frames=150, seed=0, look="person", bones="fixed",
-                     upright=False, fit_iterations=200, limb_depth=0.5)  # fmt: skip
+                     upright=False, fit_iterations=200, limb_depth=0.5, stride=27)  # fmt: skip
     info = rm.run_info(args, rm.make_view(pitch="35,60"), Path("w/dstformer-small.mocap.pt"), 0.25)
     assert info["pick"] == "held-out" and info["model"] == "w/dstformer-small.mocap.pt"
     assert info["upright"] is False and info["detector_3d"] == 0.25
-    assert info["limb_depth"] == 0.5
+    assert info["limb_depth"] == 0.5 and info["stride"] == 27
     off = Namespace(**{**vars(args), "limb_depth": 0.0})
     assert rm.run_info(off, rm.make_view(), Path("w"), 0.0)["limb_depth"] == 0.0
     assert info["view"]["pitch_deg"] == (35.0, 60.0) and info["view"]["distance_m"] == (3.5, 5.0)
@@ -477,3 +477,18 @@ def test_auto_at_a_spread_sets_the_lift_options_half_weight_spread():
     )
     assert rm.mix_options(base, "auto") == LiftOptions(detector_3d="auto", detector_3d_spread_m=DETECTOR_3D_SPREAD_M)
     assert rm.mix_options(base, 0.3) == LiftOptions(detector_3d=0.3)
+
+
+def test_stride_reaches_the_lift_options_and_is_checked(monkeypatch, tmp_path):
+    import mocli.api
+
+    weights = tmp_path / "some.pt"
+    weights.write_bytes(b"")  # never read: the loader is replaced
+    monkeypatch.setattr(mocli.api, "load_lifter", lambda weights, device: "lifter")
+    monkeypatch.setattr(mocli.api, "model_clip_len", lambda lifter: 81)
+    pipe = rm.load_pipeline(str(weights), device="cpu", stride=27)
+    assert pipe.options.lift.stride == 27 and pipe.options.lift.clip_len == 81
+    assert rm.load_pipeline(str(weights), device="cpu").options.lift.stride is None  # infer's default
+    for bad in (0, 82):
+        with pytest.raises(rm.InputError, match=f"--stride {bad}: give 1 to the model's clip length, 81 frames"):
+            rm.load_pipeline(str(weights), device="cpu", stride=bad)
