@@ -202,7 +202,8 @@ def test_outputs_equal_those_recorded_before_one_predictor(caller, expected):
     for key, value in out.items():
         want = expected[key]
         assert value.shape == want.shape and value.dtype == want.dtype, (key, value.shape, want.shape)
-        np.testing.assert_allclose(value, want, rtol=0, atol=1e-6, err_msg=key)
+        # float rounding only: kernels differ between CPUs (mocap_mpjpe moved by 5e-9 relative on an AMD EPYC)
+        np.testing.assert_allclose(value, want, rtol=1e-7, atol=1e-6, err_msg=key)
 
 
 if __name__ == "__main__":
