@@ -249,6 +249,16 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "sequence"
 
 
+def camera_truth(seq, seed: int, view: ViewRange = VIEW, camera: Camera | None = None) -> tuple[Camera, np.ndarray]:
+    """A sequence's camera (drawn from ``view`` with ``seed``, unless ``camera`` is given) and its ground truth in
+    that camera, (T,17,3) metres."""
+    from mocli.evaluation.mocap import sequence_camera
+
+    if camera is None:
+        camera = sequence_camera(seq, seed, view)
+    return camera, world_to_camera(seq.joints, camera.R, camera.t)
+
+
 def render_sequence(
     seq,
     body,
@@ -261,13 +271,10 @@ def render_sequence(
 ):
     """Camera (drawn from ``view``, unless ``camera`` is given), Anny fit and video of one MocapSequence (already cut
     to its frames)."""
-    from mocli.evaluation.mocap import sequence_camera
     from mocli.mesh.meshes import fit_mesh
     from mocli.utils.io import atomic_path
 
-    if camera is None:
-        camera = sequence_camera(seq, seed, view)
-    gt_cam = world_to_camera(seq.joints, camera.R, camera.t)  # (T,17,3)
+    camera, gt_cam = camera_truth(seq, seed, view, camera)
     t0 = time.perf_counter()
     mesh = fit_mesh(body, root_relative(gt_cam), "anny", fit_options)
     t1 = time.perf_counter()
@@ -431,11 +438,8 @@ def run_infer(seq, out_dir: Path, pipe: Pipeline, num_frames: int, sweep: Sequen
 
 def reuse_rendered(seq, seed: int, view: ViewRange, video: Path, fit_error_mm: np.ndarray) -> RenderedSequence:
     """A sequence rendered before (its video at ``video``, its fit error from the cache): camera and ground truth
-    drawn again as ``render_sequence`` draws them, nothing fitted or drawn."""
-    from mocli.evaluation.mocap import sequence_camera
-
-    camera = sequence_camera(seq, seed, view)
-    gt_cam = world_to_camera(seq.joints, camera.R, camera.t)
+    drawn again as ``render_sequence`` draws them (``camera_truth``), nothing fitted or drawn."""
+    camera, gt_cam = camera_truth(seq, seed, view)
     return RenderedSequence(seq.name, seq.source, seq.fps, gt_cam, camera, fit_error_mm, video,
                             {"fit": 0.0, "render": 0.0})  # fmt: skip
 
