@@ -60,8 +60,8 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +69,13 @@ import cv2
 import numpy as np
 from raster import make_background, region_colours, render_mesh  # benchmarks/raster.py, beside this script
 from rendered_cache import load_entry, render_key, save_entry
-from rendered_scores import PLAUSIBLE, score_sequence, summarise, summarise_sweep
+from rendered_infer import Pipeline, detect_person, load_pipeline, parse_weight, run_infer, weight_label
+from rendered_scores import print_report, print_sweep, score_sequence, summarise, summarise_sweep
 
 from mocli.data.cameras import Camera, ViewRange, project_perspective, up_vector, world_to_camera
 from mocli.data.holdout import held_out_reason
 from mocli.data.transforms import root_relative
 from mocli.errors import InputError, MocliError
-from mocli.skeleton import to_h36m
 
 VIEW = ViewRange(yaw_deg=(0.0, 360.0), pitch_deg=(0.0, 20.0), roll_deg=0.0, distance_m=(3.5, 5.0),
                  fov_deg=(50.0, 60.0), image_size=(640, 640))  # fmt: skip
@@ -98,43 +98,6 @@ def parse_range(text: str, option: str) -> tuple[float, float]:
     if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
         raise InputError(f"{option} {text!r}: expected finite numbers with LO <= HI")
     return lo, hi
-
-
-def parse_weight(text: str, option: str = "--sweep") -> float | str:
-    """A weight of MediaPipe's 3D (``--detector-3d``, each of ``--sweep``): 'auto' or 0-1, as infer's, or 'auto@S':
-    auto with half the weight at a flip spread of S metres (``LiftOptions.detector_3d_spread_m``; infer's is
-    ``mocli.lift.DETECTOR_3D_SPREAD_M``).
-
-    Raises:
-        InputError: none of these, naming ``option``.
-    """
-    from mocli.lift import DETECTOR_3D_AUTO, parse_detector_3d
-
-    head, at, scale = str(text).partition("@")
-    try:
-        weight = parse_detector_3d(head)
-        if not at:
-            return weight
-        spread = float(scale)
-        if weight != DETECTOR_3D_AUTO or not (np.isfinite(spread) and spread > 0):
-            raise ValueError(text)
-        return f"{DETECTOR_3D_AUTO}@{spread:g}"
-    except ValueError:
-        raise InputError(f"{option} {text!r}: give 'auto', 'auto@S' (S: the flip spread at half weight, metres) "
-                         "or weights from 0 to 1, e.g. auto,auto@0.08,0,0.3") from None  # fmt: skip
-
-
-def mix_options(lift, weight: float | str):
-    """``lift`` (LiftOptions) with ``weight`` of MediaPipe's 3D, as ``parse_weight`` gives it."""
-    head, at, spread = weight.partition("@") if isinstance(weight, str) else (weight, "", "")
-    if at:
-        return replace(lift, detector_3d=head, detector_3d_spread_m=float(spread))
-    return replace(lift, detector_3d=head)
-
-
-def weight_label(weight: float | str) -> str:
-    """A weight of MediaPipe's 3D as the sweep's tables and JSON name it: 'auto', '0.3', '1'."""
-    return weight if isinstance(weight, str) else f"{weight:g}"
 
 
 def make_view(
@@ -309,133 +272,6 @@ def load_body(look: str = "person") -> tuple[Any, np.ndarray]:
     return body, region_colours(body.bone_labels, dominant[:, 0].numpy(), np.asarray(body.faces), look)
 
 
-def detection_options(device: str = "auto"):
-    """``mocli infer``'s options (``mocli.pipeline.InferOptions``) with the MediaPipe detector, the rest infer's
-    defaults."""
-    from mocli.keypoints import DetectorOptions
-    from mocli.pipeline import InferOptions
-
-    return InferOptions(detector="mediapipe", detector_options=DetectorOptions(device=device))
-
-
-def detect_person(video: Path, options):
-    """``mocli infer``'s detection step on one video (``mocli.pipeline.load_people``): the person's
-    ``KeypointSequence`` (H36M-17 pixels + confidence, ``valid`` where detected), None when nobody is found."""
-    from mocli.pipeline import InferInput, load_people
-
-    try:
-        found, _ = load_people(InferInput(video, "video"), options)
-    except InputError:  # MediaPipe found nobody in any frame
-        return None
-    return found[0][1]
-
-
-@dataclass
-class Pipeline:
-    """What ``mocli infer`` loads once: the lifter and its options (MediaPipe detector, flip TTA, fp32 on CPU)."""
-
-    lifter: object
-    options: object
-    device: object
-    weights: Path
-
-
-def load_pipeline(
-    model: str | None,
-    device: str = "auto",
-    seed: int = 0,
-    bones: str = "fixed",
-    upright: bool = True,
-    detector_3d: float | str | None = None,
-    limb_depth: float | None = None,
-    stride: int | None = None,
-) -> Pipeline:
-    """The lifter (``--model`` name or checkpoint, default ``mocli infer``'s) and infer's default options
-    (``detector_3d``, ``limb_depth``: infer's --detector-3d (or 'auto@S', ``parse_weight``) and --limb-depth, None:
-    its default; ``stride``: frames between the starts of the lifter's windows, None: infer's, 2/3 of a clip).
-
-    Raises:
-        InputError: a stride outside 1 to the model's clip length."""
-    from mocli.api import load_lifter, model_clip_len
-    from mocli.lift import LiftOptions
-    from mocli.models.registry import DEFAULT_VIDEO_WEIGHTS, default_weights, resolve_weights
-    from mocli.utils.device import resolve_device, resolve_precision
-    from mocli.utils.seed import seed_everything
-
-    dev = resolve_device(device)
-    seed_everything(seed)
-    weights = resolve_weights(model) if model else default_weights(DEFAULT_VIDEO_WEIGHTS)  # as mocli infer
-    lifter = load_lifter(weights, device=str(dev))
-    clip_len = model_clip_len(lifter)
-    if stride is not None and not 1 <= stride <= clip_len:
-        raise InputError(f"--stride {stride}: give 1 to the model's clip length, {clip_len} frames")
-    lift = LiftOptions(
-        clip_len=clip_len, stride=stride, precision=resolve_precision(dev, "auto"), bones=bones, upright=upright
-    )
-    if detector_3d is not None:
-        lift = mix_options(lift, detector_3d)
-    if limb_depth is not None:
-        lift = replace(lift, limb_depth=limb_depth)
-    options = replace(detection_options(device), lift=lift)
-    return Pipeline(lifter, options, dev, weights)
-
-
-@dataclass
-class InferOutput:
-    """What one video gives (T frames).
-
-    joints3d: (T,17,3) mocli joints, metres, root-relative, camera axes, NaN where missing.
-    lifter: (T,17,3) the same without MediaPipe's 3D averaged in (``--detector-3d 0``); None when joints3d is that.
-    swept: {weight: (T,17,3)} the joints with other weights of MediaPipe's 3D (``--sweep``), as joints3d.
-    mediapipe: (T,17,3) MediaPipe world landmarks in H36M-17 order, metres, its own frame, NaN where missing.
-    keypoints2d: (T,17,3) mocli's input, pixels + confidence, NaN where missing.
-    detected: (T,) bool, MediaPipe found the person (interpolated frames not counted). seconds: wall time.
-    """
-
-    joints3d: np.ndarray
-    mediapipe: np.ndarray
-    keypoints2d: np.ndarray
-    detected: np.ndarray
-    seconds: float
-    lifter: np.ndarray | None = None
-    swept: dict[float | str, np.ndarray] = field(default_factory=dict)
-
-
-def run_infer(seq, out_dir: Path, pipe: Pipeline, num_frames: int, sweep: Sequence[float | str] = ()) -> InferOutput:
-    """``mocli infer``'s steps after detection on one video of ``num_frames`` frames, from the person MediaPipe found
-    (``detect_person``'s KeypointSequence, None: nobody); writes ``out_dir/joints3d.npz`` as infer does. When infer
-    averages MediaPipe's 3D in (``detector_3d`` 'auto' or > 0), the lifter alone is run as well (``lifter``), and so
-    is every weight of ``sweep`` (``swept``).
-
-    A video where MediaPipe found nobody gives NaN everywhere and no detection.
-    """
-    from mocli.lift import mixes_detector_3d
-    from mocli.pipeline import run_pose3d
-    from mocli.results import write_joints_npz
-
-    t0 = time.perf_counter()
-    if seq is None:  # MediaPipe found nobody in any frame
-        nothing = np.full((num_frames, 17, 3), np.nan)
-        return InferOutput(nothing, nothing, nothing, np.zeros(num_frames, bool), time.perf_counter() - t0,
-                           swept={w: nothing for w in sweep})  # fmt: skip
-    detected = np.asarray(seq.valid, bool)
-    result = run_pose3d(seq, pipe.lifter, pipe.options.lift, pipe.device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_joints_npz(result, out_dir / "joints3d.npz")
-    ours = result.joints3d.astype(np.float64)
-    lifter = None
-    if mixes_detector_3d(pipe.options.lift.detector_3d):
-        alone = replace(pipe.options.lift, detector_3d=0.0)
-        lifter = run_pose3d(seq, pipe.lifter, alone, pipe.device).joints3d.astype(np.float64)
-    swept = {}
-    for w in sweep:
-        lift = mix_options(pipe.options.lift, w)
-        swept[w] = run_pose3d(seq, pipe.lifter, lift, pipe.device).joints3d.astype(np.float64)
-    world = seq.extras.get("world_landmarks33")
-    mp = to_h36m(world.astype(np.float64), "mediapipe", conf=False) if world is not None else np.full_like(ours, np.nan)
-    return InferOutput(ours, mp, seq.keypoints.astype(np.float64), detected, time.perf_counter() - t0, lifter, swept)
-
-
 def reuse_rendered(seq, seed: int, view: ViewRange, video: Path, fit_error_mm: np.ndarray) -> RenderedSequence:
     """A sequence rendered before (its video at ``video``, its fit error from the cache): camera and ground truth
     drawn again as ``render_sequence`` draws them (``camera_truth``), nothing fitted or drawn."""
@@ -464,44 +300,6 @@ def rendered_and_detected(seq, args, body: Callable[[], tuple], out: Path, view:
     found = detect_person(rendered.video, pipe.options)
     save_entry(out / "cache", stem, key, rendered.fit_error_mm, found)
     return rendered, found, time.perf_counter() - t0, False
-
-
-# --- report -----------------------------------------------------------------------------------------------------------
-
-
-def _f(value, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def print_report(rows: list[dict], overall: dict, groups: dict[str, dict] | None = None) -> None:
-    """Two tables (accuracy, skeleton plausibility) per sequence, per group (``summarise`` of each, when given) and
-    overall."""
-    summaries = [dict(g, name=f"group {name}", mocli_scale=None) for name, g in (groups or {}).items()]
-    print(f"\n{'sequence':34} {'frames':>6} {'det %':>6} {'fit mm':>7} {'2D px':>6} {'PA mocli':>9} {'PA MP':>7} "
-          f"{'limbs mocli':>11} {'limbs MP':>8} {'MPJPE mocli':>11} {'scaled':>7} {'scale':>6} "
-          f"{'PA lifter':>9} {'limbs lifter':>12}")  # fmt: skip
-    for r in rows + summaries + [dict(overall, name="overall", mocli_scale=None)]:
-        print(f"{r['name'][:34]:34} {r['frames']:>6} {100 * r['detection_rate']:>6.1f} {_f(r['fit_error_mm']):>7} "
-              f"{_f(r.get('keypoints_2d_px')):>6} "
-              f"{_f(r['mocli_pa_mpjpe_mm']):>9} {_f(r['mediapipe_pa_mpjpe_mm']):>7} "
-              f"{_f(r.get('mocli_limbs_pa_mm')):>11} {_f(r.get('mediapipe_limbs_pa_mm')):>8} "
-              f"{_f(r['mocli_mpjpe_mm']):>11} "
-              f"{_f(r['mocli_scaled_mpjpe_mm']):>7} {_f(r['mocli_scale'], 2):>6} "
-              f"{_f(r.get('lifter_pa_mpjpe_mm')):>9} {_f(r.get('lifter_limbs_pa_mm')):>12}")  # fmt: skip
-    print(f"\n{'bone CV % / asym % / speed mm/f':34} {'GT':>21} {'mocli':>21} {'MediaPipe':>21}")
-    for r in rows + summaries + [dict(overall, name="overall (mean of sequences)")]:
-        p = r["plausibility"]
-        cells = [" / ".join(_f(p[w][k], 2) for k in PLAUSIBLE) if w in p else "-" for w in ("gt", "mocli", "mediapipe")]
-        print(f"{r['name'][:34]:34} " + " ".join(f"{c:>21}" for c in cells))
-
-
-def print_sweep(overall: dict, groups: dict[str, dict] | None = None) -> None:
-    """PA-MPJPE / limbs PA-MPJPE for each swept weight of MediaPipe's 3D, overall and per group."""
-    weights = list(overall["sweep"])
-    print(f"\n{'--detector-3d: PA / limbs':34} " + " ".join(f"{w:>13}" for w in weights))
-    for name, summary in [*((f"group {n}", g) for n, g in (groups or {}).items()), ("overall", overall)]:
-        cells = [f"{_f(v['mocli_pa_mpjpe_mm'])} / {_f(v['mocli_limbs_pa_mm'])}" for v in summary["sweep"].values()]
-        print(f"{name[:34]:34} " + " ".join(f"{c:>13}" for c in cells))
 
 
 def run_info(args: argparse.Namespace, view: ViewRange, weights: Path, detector_3d: float | str) -> dict:

@@ -50,8 +50,8 @@ from pathlib import Path
 import numpy as np
 from people_scene import plan_scene, render_alone, render_scene, scene_camera, scene_joints
 from people_scores import fps_by_count, gather, identity_counts, match_tracks, pool_scenes, score_trajectories
-from rendered_mocap import _f, load_body, parse_range, pick_held_out, pick_sequences
-from rendered_scores import score_sequence
+from rendered_mocap import load_body, parse_range, pick_held_out, pick_sequences
+from rendered_scores import cell, score_sequence
 
 from mocli.data.cameras import project_perspective
 from mocli.errors import InputError, MocliError
@@ -200,19 +200,20 @@ def print_scene(label: str, rows: list[dict], scene: dict, fps: dict) -> None:
         tr = r["trajectory"]
         print(f"  {r['name'][:26]:26} {','.join(map(str, r['tracks'])) or '-':>8} {r['in_view_pct']:>6.1f} "
               f"{r['detected_pct']:>6.1f} "
-              f"{r['output_pct']:>6.1f} {scene['identity']['id_switches'][g]:>4} {_f(r['keypoints_2d_px']):>6} "
-              f"{_f(r['mocli_pa_mpjpe_mm']):>6} {_f(r['mocli_mpjpe_mm']):>6} {_f(r['mediapipe_pa_mpjpe_mm']):>6} "
-              f"{_f(r['fit_error_mm']):>6} {_f(tr['root_error_mm'], 0):>7} "
-              f"{_f(tr['depth_error_mm'], 0):>8}")  # fmt: skip
+              f"{r['output_pct']:>6.1f} {scene['identity']['id_switches'][g]:>4} {cell(r['keypoints_2d_px']):>6} "
+              f"{cell(r['mocli_pa_mpjpe_mm']):>6} {cell(r['mocli_mpjpe_mm']):>6} {cell(r['mediapipe_pa_mpjpe_mm']):>6} "
+              f"{cell(r['fit_error_mm']):>6} {cell(tr['root_error_mm'], 0):>7} "
+              f"{cell(tr['depth_error_mm'], 0):>8}")  # fmt: skip
     i, tr = scene["identity"], scene["trajectory"]
     print(f"  identity: {i['people']} people, {i['tracks']} tracks; switches {sum(i['id_switches'])}, people split "
           f"over tracks {i['fragmented_people']}, tracks of several people {i['impure_tracks'] or '-'}, tracks of "
           f"nobody {i['unmatched_tracks'] or '-'}")  # fmt: skip
-    print(f"  trajectory ({tr['frames']} person-frames): root {_f(tr['root_error_mm'], 0)} mm (depth "
-          f"{_f(tr['depth_error_mm'], 0)} mm), scale {_f(tr['scale'], 3)} -> {_f(tr['scaled_root_error_mm'], 0)} mm; "
-          f"distance between people {_f(tr['distance_error_mm'], 0)} mm, scaled "
-          f"{_f(tr['scaled_distance_error_mm'], 0)} mm ({tr['pair_frames']} pair-frames); depth order right "
-          f"{_f(tr['depth_order_pct'])} % ({tr['depth_order_frames']} pair-frames apart > 0.2 m)")  # fmt: skip
+    print(f"  trajectory ({tr['frames']} person-frames): root {cell(tr['root_error_mm'], 0)} mm (depth "
+          f"{cell(tr['depth_error_mm'], 0)} mm), scale {cell(tr['scale'], 3)} -> "
+          f"{cell(tr['scaled_root_error_mm'], 0)} mm; "
+          f"distance between people {cell(tr['distance_error_mm'], 0)} mm, scaled "
+          f"{cell(tr['scaled_distance_error_mm'], 0)} mm ({tr['pair_frames']} pair-frames); depth order right "
+          f"{cell(tr['depth_order_pct'])} % ({tr['depth_order_frames']} pair-frames apart > 0.2 m)")  # fmt: skip
 
 
 def print_overall(o: dict) -> None:
@@ -221,15 +222,16 @@ def print_overall(o: dict) -> None:
     for name, table in o["detector_fps"].items():
         parts = [f"{k} people {v['fps']:.1f} fps ({v['frames']} frames)" for k, v in table.items()]
         print(f"  detector frames/s, {name}: " + " | ".join(parts))
-    print(f"  in view {_f(o['in_view_pct'])} %, detected {_f(o['detected_pct'])} %, output {_f(o['output_pct'])} %; "
-          f"2D {_f(o['keypoints_2d_px'])} px, PA-MPJPE {_f(o['mocli_pa_mpjpe_mm'])} mm, MPJPE "
-          f"{_f(o['mocli_mpjpe_mm'])} mm (MediaPipe PA {_f(o['mediapipe_pa_mpjpe_mm'])} mm)")  # fmt: skip
+    print(f"  in view {cell(o['in_view_pct'])} %, detected {cell(o['detected_pct'])} %, "
+          f"output {cell(o['output_pct'])} %; "
+          f"2D {cell(o['keypoints_2d_px'])} px, PA-MPJPE {cell(o['mocli_pa_mpjpe_mm'])} mm, MPJPE "
+          f"{cell(o['mocli_mpjpe_mm'])} mm (MediaPipe PA {cell(o['mediapipe_pa_mpjpe_mm'])} mm)")  # fmt: skip
     print(f"  identity: switches {o['id_switches']}, people split over tracks {o['fragmented_people']}, tracks of "
           f"several people {o['impure_tracks']}, tracks of nobody {o['unmatched_tracks']}")  # fmt: skip
-    print(f"  trajectory: root {_f(tr['root_error_mm'], 0)} mm (depth {_f(tr['depth_error_mm'], 0)} mm), per-scene "
-          f"scale -> {_f(tr['scaled_root_error_mm'], 0)} mm; distance between people {_f(tr['distance_error_mm'], 0)}"
-          f" mm, scaled {_f(tr['scaled_distance_error_mm'], 0)} mm; depth order right "
-          f"{_f(tr['depth_order_pct'])} %")  # fmt: skip
+    print(f"  trajectory: root {cell(tr['root_error_mm'], 0)} mm (depth {cell(tr['depth_error_mm'], 0)} mm), "
+          f"per-scene scale -> {cell(tr['scaled_root_error_mm'], 0)} mm; distance between people "
+          f"{cell(tr['distance_error_mm'], 0)} mm, scaled {cell(tr['scaled_distance_error_mm'], 0)} mm; "
+          f"depth order right {cell(tr['depth_order_pct'])} %")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """Scores of ``rendered_mocap.py``: mocli's and MediaPipe's 3D joints against mocap ground truth, per sequence and
-overall (PA-MPJPE, MPJPE, skeleton plausibility, detection rate). Pure numpy; joints are H36M-17.
+overall (PA-MPJPE, MPJPE, skeleton plausibility, detection rate), and the tables that print them. Pure numpy
+apart from the printing; joints are H36M-17.
 """
 
 from __future__ import annotations
@@ -140,3 +141,43 @@ def summarise(rows: list[dict]) -> dict:
             values = [r["plausibility"][who][k] for r in scored if r["plausibility"][who][k] is not None]
             out["plausibility"].setdefault(who, {})[k] = float(np.mean(values)) if values else None
     return out
+
+
+# --- report -----------------------------------------------------------------------------------------------------------
+
+
+def cell(value, digits: int = 1) -> str:
+    """A table cell: ``value`` with ``digits`` decimals, "-" for None."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def print_report(rows: list[dict], overall: dict, groups: dict[str, dict] | None = None) -> None:
+    """Two tables (accuracy, skeleton plausibility) per sequence, per group (``summarise`` of each, when given) and
+    overall."""
+    summaries = [dict(g, name=f"group {name}", mocli_scale=None) for name, g in (groups or {}).items()]
+    print(f"\n{'sequence':34} {'frames':>6} {'det %':>6} {'fit mm':>7} {'2D px':>6} {'PA mocli':>9} {'PA MP':>7} "
+          f"{'limbs mocli':>11} {'limbs MP':>8} {'MPJPE mocli':>11} {'scaled':>7} {'scale':>6} "
+          f"{'PA lifter':>9} {'limbs lifter':>12}")  # fmt: skip
+    for r in rows + summaries + [dict(overall, name="overall", mocli_scale=None)]:
+        print(f"{r['name'][:34]:34} {r['frames']:>6} {100 * r['detection_rate']:>6.1f} {cell(r['fit_error_mm']):>7} "
+              f"{cell(r.get('keypoints_2d_px')):>6} "
+              f"{cell(r['mocli_pa_mpjpe_mm']):>9} {cell(r['mediapipe_pa_mpjpe_mm']):>7} "
+              f"{cell(r.get('mocli_limbs_pa_mm')):>11} {cell(r.get('mediapipe_limbs_pa_mm')):>8} "
+              f"{cell(r['mocli_mpjpe_mm']):>11} "
+              f"{cell(r['mocli_scaled_mpjpe_mm']):>7} {cell(r['mocli_scale'], 2):>6} "
+              f"{cell(r.get('lifter_pa_mpjpe_mm')):>9} {cell(r.get('lifter_limbs_pa_mm')):>12}")  # fmt: skip
+    print(f"\n{'bone CV % / asym % / speed mm/f':34} {'GT':>21} {'mocli':>21} {'MediaPipe':>21}")
+    for r in rows + summaries + [dict(overall, name="overall (mean of sequences)")]:
+        p = r["plausibility"]
+        cells = [" / ".join(cell(p[w][k], 2) for k in PLAUSIBLE) if w in p else "-"
+                 for w in ("gt", "mocli", "mediapipe")]  # fmt: skip
+        print(f"{r['name'][:34]:34} " + " ".join(f"{c:>21}" for c in cells))
+
+
+def print_sweep(overall: dict, groups: dict[str, dict] | None = None) -> None:
+    """PA-MPJPE / limbs PA-MPJPE for each swept weight of MediaPipe's 3D, overall and per group."""
+    weights = list(overall["sweep"])
+    print(f"\n{'--detector-3d: PA / limbs':34} " + " ".join(f"{w:>13}" for w in weights))
+    for name, summary in [*((f"group {n}", g) for n, g in (groups or {}).items()), ("overall", overall)]:
+        cells = [f"{cell(v['mocli_pa_mpjpe_mm'])} / {cell(v['mocli_limbs_pa_mm'])}" for v in summary["sweep"].values()]
+        print(f"{name[:34]:34} " + " ".join(f"{c:>13}" for c in cells))

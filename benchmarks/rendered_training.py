@@ -21,7 +21,7 @@ crossed limbs, foreshortening and fast motion). This script makes the pairs with
    metres for hands, feet and hair, is inside the image;
 3. the Anny body fitted to the joints and drawn over a random background (``rendered_mocap.render_sequence``) in
    an outfit and skin tone of its own (``training_views.random_outfit``; ``--look person``: the benchmark's person);
-4. ``mocli infer``'s detection step on the video (``rendered_mocap.detect_person``: ``mocli.pipeline.load_people``
+4. ``mocli infer``'s detection step on the video (``rendered_infer.detect_person``: ``mocli.pipeline.load_people``
    with the MediaPipe detector, H36M-17 pixels + confidence), nothing else;
 5. one sequence per rendered video in ``--out`` (a mocli HDF5 file, ``mocli.data.h5``, written under a temporary
    name and renamed at the end), split ``train``, source ``rendered-<source>``:
@@ -60,12 +60,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from rendered_mocap import (  # benchmarks/rendered_mocap.py, beside this script
+from rendered_infer import detect_person, detection_options  # benchmarks/rendered_infer.py, beside this script
+from rendered_mocap import (
     VIEW,
     camera_pitch_deg,
     describe_view,
-    detect_person,
-    detection_options,
     load_body,
     make_view,
     parse_range,

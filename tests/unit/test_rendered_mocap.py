@@ -23,6 +23,7 @@ if str(BENCHMARKS) not in sys.path:
 raster = importlib.import_module("raster")
 scores = importlib.import_module("rendered_scores")
 rm = importlib.import_module("rendered_mocap")
+ri = importlib.import_module("rendered_infer")
 
 FOCAL, CENTRE, SIZE = 100.0, np.array([50.0, 50.0]), 100
 BG = np.full((SIZE, SIZE, 3), 7, np.uint8)
@@ -437,7 +438,7 @@ def test_print_report_shows_group_rows(capsys):
             {**base, "name": "m2", "group": "hdm05 motion", "frames": 30, "mocli_pa_mpjpe_mm": 30.0},
             {**base, "name": "p1", "group": "hdm05 person", "frames": 10, "mocli_pa_mpjpe_mm": 70.0}]  # fmt: skip
     groups = {g: scores.summarise([r for r in rows if r["group"] == g]) for g in ("hdm05 motion", "hdm05 person")}
-    rm.print_report(rows, scores.summarise(rows), groups)
+    scores.print_report(rows, scores.summarise(rows), groups)
     accuracy = capsys.readouterr().out.strip().split("\n\n")[0].splitlines()  # the first table
     cells = {line[:34].strip(): line[34:].split() for line in accuracy[1:]}  # frames, det %, fit, 2D, PA mocli, ...
     assert list(cells) == ["m1", "m2", "p1", "group hdm05 motion", "group hdm05 person", "overall"]
@@ -458,25 +459,25 @@ def test_sweep_summaries_weigh_frames_and_weights_are_checked():
     out = scores.summarise_sweep(rows)
     assert out["0"] == {"mocli_pa_mpjpe_mm": pytest.approx(65.0), "mocli_limbs_pa_mm": pytest.approx(75.0)}
     assert out["0.5"] == {"mocli_pa_mpjpe_mm": pytest.approx(55.0), "mocli_limbs_pa_mm": pytest.approx(57.0)}
-    assert rm.parse_weight("0.3") == 0.3 and rm.parse_weight("auto") == "auto"
-    assert [rm.weight_label(rm.parse_weight(w)) for w in ("auto", "0.30", "1", "0")] == ["auto", "0.3", "1", "0"]
+    assert ri.parse_weight("0.3") == 0.3 and ri.parse_weight("auto") == "auto"
+    assert [ri.weight_label(ri.parse_weight(w)) for w in ("auto", "0.30", "1", "0")] == ["auto", "0.3", "1", "0"]
     with pytest.raises(rm.InputError, match="--detector-3d '2'"):
-        rm.parse_weight("2", "--detector-3d")
+        ri.parse_weight("2", "--detector-3d")
     for bad in ("1.2", "-0.1", "half", "auto@0", "auto@-0.1", "auto@x", "0.3@0.08", "auto@nan"):
         with pytest.raises(rm.InputError, match="--sweep"):
-            rm.parse_weight(bad)
+            ri.parse_weight(bad)
 
 
 def test_auto_at_a_spread_sets_the_lift_options_half_weight_spread():
     from mocli.lift import DETECTOR_3D_SPREAD_M, LiftOptions
 
-    assert [rm.weight_label(rm.parse_weight(w)) for w in ("auto@0.080", "AUTO@.1")] == ["auto@0.08", "auto@0.1"]
+    assert [ri.weight_label(ri.parse_weight(w)) for w in ("auto@0.080", "AUTO@.1")] == ["auto@0.08", "auto@0.1"]
     base = LiftOptions(detector_3d=0.0)
-    assert rm.mix_options(base, rm.parse_weight("auto@0.08")) == LiftOptions(
+    assert ri.mix_options(base, ri.parse_weight("auto@0.08")) == LiftOptions(
         detector_3d="auto", detector_3d_spread_m=0.08
     )
-    assert rm.mix_options(base, "auto") == LiftOptions(detector_3d="auto", detector_3d_spread_m=DETECTOR_3D_SPREAD_M)
-    assert rm.mix_options(base, 0.3) == LiftOptions(detector_3d=0.3)
+    assert ri.mix_options(base, "auto") == LiftOptions(detector_3d="auto", detector_3d_spread_m=DETECTOR_3D_SPREAD_M)
+    assert ri.mix_options(base, 0.3) == LiftOptions(detector_3d=0.3)
 
 
 def test_stride_reaches_the_lift_options_and_is_checked(monkeypatch, tmp_path):
@@ -486,9 +487,9 @@ def test_stride_reaches_the_lift_options_and_is_checked(monkeypatch, tmp_path):
     weights.write_bytes(b"")  # never read: the loader is replaced
     monkeypatch.setattr(mocli.api, "load_lifter", lambda weights, device: "lifter")
     monkeypatch.setattr(mocli.api, "model_clip_len", lambda lifter: 81)
-    pipe = rm.load_pipeline(str(weights), device="cpu", stride=27)
+    pipe = ri.load_pipeline(str(weights), device="cpu", stride=27)
     assert pipe.options.lift.stride == 27 and pipe.options.lift.clip_len == 81
-    assert rm.load_pipeline(str(weights), device="cpu").options.lift.stride is None  # infer's default
+    assert ri.load_pipeline(str(weights), device="cpu").options.lift.stride is None  # infer's default
     for bad in (0, 82):
         with pytest.raises(rm.InputError, match=f"--stride {bad}: give 1 to the model's clip length, 81 frames"):
-            rm.load_pipeline(str(weights), device="cpu", stride=bad)
+            ri.load_pipeline(str(weights), device="cpu", stride=bad)
