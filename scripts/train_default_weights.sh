@@ -118,7 +118,8 @@ $M weights average "$WORK/dstformer-small.mocap-v27t.pt" "$WORK/pretrain/small-g
 # mocap truth out); the first two files with cameras as drawn and the benchmark's one person, the others with
 # bodies of at least 150 px and an outfit each (benchmarks/rendered_training.py; needs MediaPipe and the Anny body,
 # as `mocli infer`). v33r: four files twice an epoch; v34r: four times; v35r: six files three times; v38l: eight
-# (8 and 9 from a random frame of each sequence) three times at half the learning rate; v39, v40: eight again.
+# (8 and 9 from a random frame of each sequence) three times at half the learning rate; v39, v40: eight again;
+# v42: six new files (two from high cameras) six times.
 RT=()
 for s in 0 1 2 3 4 5 6 7 8 9; do
     RT+=(--data "$WORK/rendered/rendered$s.h5")
@@ -153,7 +154,22 @@ $M weights export "$WORK/pretrain/small-gen-v39/best.pt" --out "$WORK/dstformer-
     --overwrite --license "$LIC"
 stage small-gen-v40 27 --init "$WORK/dstformer-small.video-v39.pt" "${GEN[@]}" "${REC[@]}" "${RT[@]:0:12}" \
     "${RT[@]:16:4}" --set data.repeat=1,1,2,3,3,3,3,3,3,3,3,3 --set data.tilt_ramp_prob=0.5 --lr 5e-5
-$M weights export "$WORK/pretrain/small-gen-v40/best.pt" --out weights/dstformer-small.video.pt --half \
+$M weights export "$WORK/pretrain/small-gen-v40/best.pt" --out "$WORK/dstformer-small.video-v40.pt" --half \
+    --overwrite --license "$LIC"
+# v42: one epoch from v40 with six new files, each six times: 10-13 from a random frame of each sequence, 14 and 15
+# as well, from cameras 35-60 degrees above the body only.
+for s in 10 11 12 13 14 15; do
+    RT+=(--data "$WORK/rendered/rendered$s.h5")
+    [ -f "$WORK/rendered/rendered$s.h5" ] && continue
+    high=()
+    [ "$s" -ge 14 ] && high=(--pitch 35,60)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rendered_training.py --data "$WORK/h5d/bandai.h5" \
+        --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5" --data "$WORK/h5d/hdm05.h5" \
+        --sequences 140 --frames 150 --seed "$s" --start random "${high[@]}" --out "$WORK/rendered/rendered$s.h5"
+done
+stage small-gen-v42 29 --init "$WORK/dstformer-small.video-v40.pt" "${GEN[@]}" "${REC[@]}" "${RT[@]:20:12}" \
+    --set data.repeat=1,1,2,3,6,6,6,6,6,6 --set data.tilt_ramp_prob=0.5 --lr 5e-5
+$M weights export "$WORK/pretrain/small-gen-v42/best.pt" --out weights/dstformer-small.video.pt --half \
     --overwrite --license "$LIC"
 $M --seed 0 eval mocap "${DATA[@]}" --model weights/dstformer-small.mocap.pt --json "$WORK/eval_mocap.json"
 $M --seed 0 eval generalisation --data "$WORK/h5d/hdm05.h5" --data "$WORK/h5d/reactidle.h5" \
