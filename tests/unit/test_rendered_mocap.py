@@ -461,10 +461,10 @@ def test_sweep_summaries_weigh_frames_and_weights_are_checked():
     assert out["0.5"] == {"mocli_pa_mpjpe_mm": pytest.approx(55.0), "mocli_limbs_pa_mm": pytest.approx(57.0)}
     assert ri.parse_weight("0.3") == 0.3 and ri.parse_weight("auto") == "auto"
     assert [ri.weight_label(ri.parse_weight(w)) for w in ("auto", "0.30", "1", "0")] == ["auto", "0.3", "1", "0"]
-    with pytest.raises(rm.InputError, match="--detector-3d '2'"):
+    with pytest.raises(ri.InputError, match="--detector-3d '2'"):
         ri.parse_weight("2", "--detector-3d")
     for bad in ("1.2", "-0.1", "half", "auto@0", "auto@-0.1", "auto@x", "0.3@0.08", "auto@nan"):
-        with pytest.raises(rm.InputError, match="--sweep"):
+        with pytest.raises(ri.InputError, match="--sweep"):
             ri.parse_weight(bad)
 
 
@@ -491,5 +491,5 @@ def test_stride_reaches_the_lift_options_and_is_checked(monkeypatch, tmp_path):
     assert pipe.options.lift.stride == 27 and pipe.options.lift.clip_len == 81
     assert ri.load_pipeline(str(weights), device="cpu").options.lift.stride is None  # infer's default
     for bad in (0, 82):
-        with pytest.raises(rm.InputError, match=f"--stride {bad}: give 1 to the model's clip length, 81 frames"):
+        with pytest.raises(ri.InputError, match=f"--stride {bad}: give 1 to the model's clip length, 81 frames"):
             ri.load_pipeline(str(weights), device="cpu", stride=bad)
