@@ -105,7 +105,7 @@ def load_pipeline(
 
     Raises:
         InputError: a stride outside 1 to the model's clip length."""
-    from mocli.api import load_lifter, model_clip_len
+    from mocli.api import load_lifter, model_clip_len, model_detector_3d_spread
     from mocli.lift import LiftOptions
     from mocli.models.registry import DEFAULT_VIDEO_WEIGHTS, default_weights, resolve_weights
     from mocli.utils.device import resolve_device, resolve_precision
@@ -119,7 +119,12 @@ def load_pipeline(
     if stride is not None and not 1 <= stride <= clip_len:
         raise InputError(f"--stride {stride}: give 1 to the model's clip length, {clip_len} frames")
     lift = LiftOptions(
-        clip_len=clip_len, stride=stride, precision=resolve_precision(dev, "auto"), bones=bones, upright=upright
+        clip_len=clip_len,
+        stride=stride,
+        precision=resolve_precision(dev, "auto"),
+        bones=bones,
+        upright=upright,
+        detector_3d_spread_m=model_detector_3d_spread(lifter),
     )
     if detector_3d is not None:
         lift = mix_options(lift, detector_3d)

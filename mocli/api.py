@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
 
-from mocli.models.checkpoint import load_checkpoint, model_from_checkpoint
+from mocli.errors import CheckpointError
+from mocli.lift import DETECTOR_3D_SPREAD_M
+from mocli.models.checkpoint import DETECTOR_3D_SPREAD_KEY, load_checkpoint, model_from_checkpoint
 from mocli.models.dstformer import DSTformer
 from mocli.models.registry import create_model, resolve_weights
 from mocli.models.stmo import STMO, ManyToOne
 
-__all__ = ["create_model", "load_model", "load_lifter", "model_clip_len"]
+__all__ = ["create_model", "load_model", "load_lifter", "model_clip_len", "model_detector_3d_spread"]
 
 
 def load_model(path_or_name: str | os.PathLike, device: str = "cpu") -> DSTformer | STMO:
@@ -47,3 +50,24 @@ def model_clip_len(model: torch.nn.Module) -> int:
     maxlen = int(model.cfg.maxlen)
     clip = meta.get("clip_len") or (train.get("data", {}) or {}).get("clip_len") or maxlen
     return min(int(clip), maxlen)
+
+
+def model_detector_3d_spread(model: torch.nn.Module) -> float:
+    """The flip spread (metres) at which ``--detector-3d auto`` gives the detector's 3D pose half the weight, for this
+    lifter: meta['detector_3d_spread_m'] (chosen for the weights on rendered validation videos, their model card),
+    else ``mocli.lift.DETECTOR_3D_SPREAD_M``.
+
+    Raises:
+        CheckpointError: a stored value that is not a positive number.
+    """
+    info = getattr(model, "checkpoint_info", {}) or {}
+    value = (info.get("meta", {}) or {}).get(DETECTOR_3D_SPREAD_KEY)
+    if value is None:
+        return DETECTOR_3D_SPREAD_M
+    try:
+        spread = float(value)
+    except (TypeError, ValueError):
+        spread = float("nan")
+    if not (math.isfinite(spread) and spread > 0):
+        raise CheckpointError(f"the weights' {DETECTOR_3D_SPREAD_KEY} ({value!r}) is not a positive number of metres")
+    return spread

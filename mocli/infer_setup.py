@@ -92,7 +92,7 @@ def load_setup(
     fov: float | None = None, world: bool = False,
 ) -> InferSetup:  # fmt: skip
     """Load the lifter and what the exports need (action model, body model), once for every input."""
-    from mocli.api import load_lifter, model_clip_len
+    from mocli.api import load_lifter, model_clip_len, model_detector_3d_spread
     from mocli.keypoints import DetectorOptions, parse_person
     from mocli.lift import LiftOptions, parse_detector_3d
     from mocli.models.registry import DEFAULT_VIDEO_WEIGHTS, default_weights, resolve_weights
@@ -118,6 +118,7 @@ def load_setup(
             precision=resolve_precision(torch_device, precision),
             max_fps=float(max_lift_fps),
             detector_3d=parse_detector_3d(detector_3d),
+            detector_3d_spread_m=model_detector_3d_spread(lifter),
             limb_depth=float(limb_depth),
         ),
         max_frames=max_frames,

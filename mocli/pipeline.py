@@ -329,6 +329,7 @@ def base_summary(item: InferInput, model_info: dict[str, Any], options: InferOpt
         "clip_len": options.lift.clip_len,
         "max_lift_fps": options.lift.max_fps,
         "detector_3d": options.lift.detector_3d,
+        "detector_3d_spread_m": options.lift.detector_3d_spread_m,
         "limb_depth": options.lift.limb_depth,
         "units": "metres, root-relative, camera axes (x right, y down, z forward)",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -162,6 +162,14 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output checkpoint (.pt).")],
     half: Annotated[bool, typer.Option(help="Store float tensors as float16 (loaded back as float32).")] = False,
     license_: Annotated[str | None, typer.Option("--license", help="License note stored in the metadata.")] = None,
+    detector_3d_spread: Annotated[
+        float | None,
+        typer.Option(
+            "--detector-3d-spread",
+            help="Metres: the lifter's flip spread at which `mocli infer --detector-3d auto` gives the detector's 3D "
+            "pose half the weight with these weights (default: the source's, else infer's 0.06).",
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Write a model checkpoint for shipping or sharing: weights and description only (no optimiser state).
@@ -175,7 +183,10 @@ def export(
     if out.exists() and not overwrite:
         raise MocliError(f"{out} exists; pass --overwrite to replace it")
     ckpt = load_checkpoint(path)
-    _write(shipping_copy(ckpt, half=half, license_=license_, exported_from=path.name), out, "exported")
+    shipped = shipping_copy(
+        ckpt, half=half, license_=license_, exported_from=path.name, detector_3d_spread_m=detector_3d_spread
+    )
+    _write(shipped, out, "exported")
 
 
 @app.command("average")

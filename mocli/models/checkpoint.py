@@ -18,11 +18,14 @@ Layout (a plain dict of tensors, numbers, strings, lists and dicts, so no pickle
     meta            {"source": ..., "license": ..., "step": ..., free-form strings/numbers}; known keys:
                     clip_len (the window length infer and eval use), eval_convention (imported MotionBERT pose
                     weights: {rootrel, gt_2d, flip, no_conf, clip_len, from}, read by ``mocli eval h36m``),
-                    motionbert_config (the imported run's YAML config values)
+                    motionbert_config (the imported run's YAML config values), detector_3d_spread_m (the flip
+                    spread, metres, at which ``mocli infer --detector-3d auto`` gives the detector's 3D pose half the
+                    weight with these weights; ``mocli.api.model_detector_3d_spread``)
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -41,6 +44,7 @@ from mocli.utils.io import atomic_path
 
 FORMAT = "mocli-checkpoint"
 FORMAT_VERSION = 1
+DETECTOR_3D_SPREAD_KEY = "detector_3d_spread_m"
 
 
 def build_checkpoint(
@@ -228,7 +232,12 @@ def model_from_checkpoint(ckpt: dict[str, Any], where: str = "checkpoint") -> DS
 
 
 def shipping_copy(
-    ckpt: dict[str, Any], *, half: bool = False, license_: str | None = None, exported_from: str = ""
+    ckpt: dict[str, Any],
+    *,
+    half: bool = False,
+    license_: str | None = None,
+    exported_from: str = "",
+    detector_3d_spread_m: float | None = None,
 ) -> dict[str, Any]:
     """A checkpoint for shipping or sharing: the description and weights only (no optimiser state).
 
@@ -236,7 +245,14 @@ def shipping_copy(
         half: float tensors stored as float16 (loaded back as float32).
         license_: a license note for ``meta['license']``.
         exported_from: recorded as ``meta['exported_from']``.
+        detector_3d_spread_m: ``--detector-3d auto``'s half-weight flip spread for these weights, metres, for
+            ``meta['detector_3d_spread_m']`` (None: the source's, if any).
+    Raises:
+        CheckpointError: ``detector_3d_spread_m`` not a positive number.
     """
+    if detector_3d_spread_m is not None and not (math.isfinite(detector_3d_spread_m) and detector_3d_spread_m > 0):
+        raise CheckpointError(f"the detector's half-weight spread must be a positive number of metres, "
+                              f"got {detector_3d_spread_m}")  # fmt: skip
 
     def convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
@@ -253,6 +269,8 @@ def shipping_copy(
     }
     if license_:
         shipped["meta"]["license"] = license_
+    if detector_3d_spread_m is not None:
+        shipped["meta"][DETECTOR_3D_SPREAD_KEY] = float(detector_3d_spread_m)
     return shipped
 
 

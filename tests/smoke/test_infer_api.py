@@ -372,3 +372,27 @@ def test_mediapipes_own_3d_is_averaged_in_where_the_input_has_it(tmp_path, tiny_
     for bad in (1.5, "most"):
         with pytest.raises(MocliError, match=f"--detector-3d {bad}: give 'auto' or"):
             mocli.infer(with_world, out=tmp_path / "d", model=tiny_model, detector_3d=bad)
+
+
+def test_auto_weight_follows_the_spread_stored_with_the_weights(tmp_path, tiny_model):
+    """Weights exported with --detector-3d-spread S: --detector-3d auto gives each frame u^2 / (u^2 + S^2) for the
+    same flip spread u as with infer's 0.06, so the weight of each frame follows from the one without (by hand:
+    u^2 = w 0.06^2 / (1 - w)); summary.json records the spread."""
+    import dataclasses
+
+    from mocli.keypoints.npz import load_keypoints_npz, save_keypoints_npz
+
+    seq = load_keypoints_npz(_keypoints_npz(tmp_path / "k.npz"))
+    world = np.random.default_rng(3).normal(0.0, 0.3, size=(len(seq.keypoints), 33, 3)).astype(np.float32)
+    src = save_keypoints_npz(dataclasses.replace(seq, extras={"world_landmarks33": world}), tmp_path / "w.npz")
+    wide = tmp_path / "wide.pt"
+    export = ["weights", "export", str(tiny_model), "--out", str(wide), "--detector-3d-spread", "0.2"]
+    result = runner.invoke(app, export)
+    assert result.exit_code == 0, result.output
+    runs = [mocli.infer(src, out=tmp_path / name, model=m)[0] for name, m in (("a", tiny_model), ("b", wide))]
+    assert [r.summary["detector_3d_spread_m"] for r in runs] == [0.06, 0.2]
+    w06, w20 = (np.load(r.out_dir / "joints3d.npz")["detector_3d_weight"].astype(np.float64) for r in runs)
+    u2 = w06 * 0.06**2 / (1.0 - w06)
+    np.testing.assert_allclose(w20, u2 / (u2 + 0.2**2), rtol=1e-4, atol=1e-6)  # NaN where no person, in both
+    mixed = np.isfinite(w06)
+    assert mixed.sum() == seq.valid.sum() and (w20[mixed] < w06[mixed] - 0.1).all()

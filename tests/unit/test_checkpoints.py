@@ -150,6 +150,31 @@ def test_export_half_precision_loads_back_as_float32(tmp_path):
         torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=2e-3)
 
 
+def test_export_stores_the_auto_weights_spread_and_keeps_it_on_a_second_export(tmp_path):
+    """--detector-3d-spread goes into meta['detector_3d_spread_m'], which model_detector_3d_spread reads (infer's
+    0.06 without it); exporting the export again keeps it; 0, a negative or a stored word are one-line errors."""
+    from mocli.api import model_detector_3d_spread
+    from mocli.lift import DETECTOR_3D_SPREAD_M
+
+    src = save_checkpoint(build_checkpoint(mocli.create_model("dstformer-tiny"), "dstformer-tiny"), tmp_path / "m.pt")
+    out, again = tmp_path / "shipped.pt", tmp_path / "again.pt"
+    export = ["weights", "export", "--detector-3d-spread"]
+    assert runner.invoke(app, [*export, "0.16", str(src), "--out", str(out)]).exit_code == 0
+    assert load_checkpoint(out)["meta"]["detector_3d_spread_m"] == 0.16
+    assert runner.invoke(app, ["weights", "export", str(out), "--out", str(again), "--half"]).exit_code == 0
+    assert model_detector_3d_spread(mocli.load_model(again)) == 0.16
+    assert model_detector_3d_spread(mocli.load_model(src)) == DETECTOR_3D_SPREAD_M == 0.06
+    for bad in ("0", "-0.1", "nan"):
+        result = runner.invoke(app, [*export, bad, str(src), "--out", str(tmp_path / "bad.pt")])
+        assert result.exit_code != 0 and "positive number of metres" in result.output, result.output
+        assert not (tmp_path / "bad.pt").exists()
+    ckpt = load_checkpoint(src)
+    ckpt["meta"]["detector_3d_spread_m"] = "wide"
+    model = mocli.load_model(save_checkpoint(ckpt, tmp_path / "word.pt"))
+    with pytest.raises(CheckpointError, match=r"detector_3d_spread_m \('wide'\) is not a positive number"):
+        model_detector_3d_spread(model)
+
+
 def _tiny_checkpoint(path, seed: int, **overrides):
     torch.manual_seed(seed)
     return save_checkpoint(build_checkpoint(mocli.create_model("dstformer-tiny", **overrides), "dstformer-tiny",
