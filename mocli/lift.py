@@ -60,7 +60,8 @@ DETECTOR_3D_SMOOTH_S = 0.07
 # --detector-3d auto: the lifter's uncertainty is read from flip TTA, as the mean over joints of the distance between
 # the lift of the input and the mirrored lift of its mirror image (metres, at the canonical body size), averaged over
 # this many seconds; the detector's weight is u^2 / (u^2 + s^2) with s = DETECTOR_3D_SPREAD_M (half at 6 cm).
-# Chosen on rendered validation sequences of the training sources (model card, "Auto weight").
+# Chosen on rendered validation sequences of the training sources (model card, "Auto weight"); weights may store
+# their own (meta 'detector_3d_spread_m', read by mocli.api.model_detector_3d_spread).
 DETECTOR_3D_AUTO = "auto"
 DETECTOR_3D_SPREAD_M = 0.06
 DETECTOR_3D_SPREAD_S = 2.0
