@@ -61,25 +61,23 @@ from pathlib import Path
 
 import numpy as np
 from rendered_infer import detect_person, detection_options  # benchmarks/rendered_infer.py, beside this script
-from rendered_mocap import (
-    VIEW,
-    camera_pitch_deg,
-    describe_view,
-    load_body,
-    make_view,
-    parse_range,
-    pick_sequences,
-    render_sequence,
+from rendered_mocap import describe_view, load_body, pick_sequences, render_sequence
+from training_views import (
+    MIN_BODY_PX,
+    PAD_M,
+    TRAIN_VIEW,
+    body_size_px,
+    camera_angles,
+    make_training_view,
+    random_outfit,
+    training_camera,
 )
-from training_views import MIN_BODY_PX, PAD_M, body_size_px, bring_closer, random_outfit
 
-from mocli.data.cameras import Camera, ViewRange, horizontal_basis, project_perspective, up_vector, world_to_camera
+from mocli.data.cameras import Camera, ViewRange, project_perspective
 from mocli.data.holdout import is_held_out
 from mocli.errors import InputError, MocliError
 
 FPS = 30.0  # the rate sequences are rendered at (about: every k-th frame of the native rate)
-TRAIN_VIEW = replace(VIEW, pitch_deg=(-20.0, 60.0), roll_deg=15.0, distance_m=(2.5, 8.0), fov_deg=(30.0, 90.0),
-                     aim_offset_m=(-0.5, 0.7))  # fmt: skip
 MIN_FRAMES = 3
 KIND = "rendered"
 
@@ -193,60 +191,6 @@ def load_candidate(c: Candidate, name: str, frames: int, start: int = 0):
     if not np.isfinite(seq.joints).all():
         raise InputError(f"{c.path.name}:{c.name}: joints3d holds NaN or infinite values")
     return seq
-
-
-# --- cameras (pure) --------------------------------------------------------------------------------------------------
-
-
-def training_camera(seq, seed: int, view: ViewRange, pad_m: float = PAD_M, min_px: float = 0.0) -> Camera:
-    """The sequence's camera: ``sequence_camera(seq, seed, view)``, then ``bring_closer`` to ``min_px`` (0: as
-    drawn) and ``fit_in_image`` of its joints."""
-    from mocli.evaluation.mocap import sequence_camera
-
-    camera = sequence_camera(seq, seed, view)
-    return bring_closer(camera, world_to_camera(seq.joints, camera.R, camera.t), min_px, pad_m)
-
-
-def camera_angles(camera: Camera, target: np.ndarray, up_axis: str) -> dict[str, float]:
-    """Where a camera stands, as ``mocli.data.cameras.sample_camera`` draws it: yaw (degrees in [0, 360), the
-    direction from the target to the camera about the up axis), pitch (degrees, positive looking down), roll
-    (degrees about the optical axis), distance (metres, camera centre to ``target``, a (3,) world point), horizontal
-    fov (degrees, from the focal length and the image width)."""
-    up = up_vector(up_axis)
-    h0, h1 = horizontal_basis(up)
-    forward = camera.R[2]
-    yaw = np.degrees(np.arctan2(-forward @ h1, -forward @ h0)) % 360.0
-    x0 = np.cross(-up, forward)
-    norm = np.linalg.norm(x0)
-    x0 = x0 / norm if norm > 1e-8 else horizontal_basis(up)[0]  # looking straight down or up: as look_at
-    y0 = np.cross(forward, x0)
-    roll = np.degrees(np.arctan2(camera.R[0] @ y0, camera.R[0] @ x0))
-    fov = np.degrees(2.0 * np.arctan(0.5 * camera.image_size[0] / camera.focal))
-    return {"yaw_deg": float(yaw), "pitch_deg": camera_pitch_deg(camera.R, up_axis), "roll_deg": float(roll),
-            "distance_m": float(np.linalg.norm(camera.position - target)), "fov_deg": float(fov)}  # fmt: skip
-
-
-def make_training_view(
-    pitch: str | None = None,
-    distance: str | None = None,
-    fov: str | None = None,
-    roll: float | None = None,
-    aim: str | None = None,
-) -> ViewRange:
-    """``TRAIN_VIEW`` with the given ranges ('LO,HI' text, as ``rendered_mocap.make_view``; roll: degrees in
-    [0, 90], the camera rolls uniformly in [-roll, roll]; aim: metres, the aim point's height above the mean pelvis).
-
-    Raises:
-        InputError: malformed or out-of-range values.
-    """
-    view = make_view(pitch, distance, fov, base=TRAIN_VIEW)
-    if roll is not None:
-        if not 0.0 <= roll <= 90.0:
-            raise InputError(f"--roll {roll:g}: degrees must lie in [0, 90]")
-        view = replace(view, roll_deg=float(roll))
-    if aim is not None:
-        view = replace(view, aim_offset_m=parse_range(aim, "--aim"))
-    return view
 
 
 # --- pairs -----------------------------------------------------------------------------------------------------------

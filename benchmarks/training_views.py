@@ -1,5 +1,5 @@
-"""Where the camera of a rendered training sequence stands and how the body is dressed, for
-``rendered_training.py`` (pure numpy; no rendering, no detector).
+"""Where the camera of a rendered training sequence stands (the ranges it is drawn from, each sequence's camera, its
+angles) and how the body is dressed, for ``rendered_training.py`` (pure numpy; no rendering, no detector).
 
 Camera axes: x right, y down, z forward, metres; a camera moves along its own optical axis by changing ``t[2]``
 (``x_cam = R x + t``), which keeps its rotation, focal length and principal point. Colours are BGR 0-255.
@@ -11,9 +11,14 @@ from dataclasses import replace
 
 import numpy as np
 from raster import REGIONS, recolour  # benchmarks/raster.py, beside this script
+from rendered_mocap import VIEW, camera_pitch_deg, make_view, parse_range
 
-from mocli.data.cameras import Camera
+from mocli.data.cameras import Camera, ViewRange, horizontal_basis, up_vector, world_to_camera
+from mocli.errors import InputError
 
+# the cameras drawn for training: wider than the benchmark's (``rendered_mocap.VIEW``) in every range
+TRAIN_VIEW = replace(VIEW, pitch_deg=(-20.0, 60.0), roll_deg=15.0, distance_m=(2.5, 8.0), fov_deg=(30.0, 90.0),
+                     aim_offset_m=(-0.5, 0.7))  # fmt: skip
 PAD_M = 0.2  # the drawn body reaches this far beyond its joints (hands, feet, hair)
 # MediaPipe misses small bodies: the sequences it missed in files made without a minimum were the far and wide-angle
 # cameras, and it found the person in 59-63 % of their frames against 82-89 % with this one (the generator's summary)
@@ -85,3 +90,54 @@ def random_outfit(colours: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     shoes, trousers, shirt, skin = (np.array(REGIONS[i][1], np.float64) for i in (1, 2, 3, 4))
     return recolour(colours, ((shirt, rng.uniform(20, 235, 3)), (trousers, rng.uniform(20, 200, 3)),
                               (shoes, rng.uniform(15, 90, 3)), (skin, skin * rng.uniform(0.35, 1.05))))  # fmt: skip
+
+
+def training_camera(seq, seed: int, view: ViewRange, pad_m: float = PAD_M, min_px: float = 0.0) -> Camera:
+    """The sequence's camera: ``sequence_camera(seq, seed, view)``, then ``bring_closer`` to ``min_px`` (0: as
+    drawn) and ``fit_in_image`` of its joints."""
+    from mocli.evaluation.mocap import sequence_camera
+
+    camera = sequence_camera(seq, seed, view)
+    return bring_closer(camera, world_to_camera(seq.joints, camera.R, camera.t), min_px, pad_m)
+
+
+def camera_angles(camera: Camera, target: np.ndarray, up_axis: str) -> dict[str, float]:
+    """Where a camera stands, as ``mocli.data.cameras.sample_camera`` draws it: yaw (degrees in [0, 360), the
+    direction from the target to the camera about the up axis), pitch (degrees, positive looking down), roll
+    (degrees about the optical axis), distance (metres, camera centre to ``target``, a (3,) world point), horizontal
+    fov (degrees, from the focal length and the image width)."""
+    up = up_vector(up_axis)
+    h0, h1 = horizontal_basis(up)
+    forward = camera.R[2]
+    yaw = np.degrees(np.arctan2(-forward @ h1, -forward @ h0)) % 360.0
+    x0 = np.cross(-up, forward)
+    norm = np.linalg.norm(x0)
+    x0 = x0 / norm if norm > 1e-8 else horizontal_basis(up)[0]  # looking straight down or up: as look_at
+    y0 = np.cross(forward, x0)
+    roll = np.degrees(np.arctan2(camera.R[0] @ y0, camera.R[0] @ x0))
+    fov = np.degrees(2.0 * np.arctan(0.5 * camera.image_size[0] / camera.focal))
+    return {"yaw_deg": float(yaw), "pitch_deg": camera_pitch_deg(camera.R, up_axis), "roll_deg": float(roll),
+            "distance_m": float(np.linalg.norm(camera.position - target)), "fov_deg": float(fov)}  # fmt: skip
+
+
+def make_training_view(
+    pitch: str | None = None,
+    distance: str | None = None,
+    fov: str | None = None,
+    roll: float | None = None,
+    aim: str | None = None,
+) -> ViewRange:
+    """``TRAIN_VIEW`` with the given ranges ('LO,HI' text, as ``rendered_mocap.make_view``; roll: degrees in
+    [0, 90], the camera rolls uniformly in [-roll, roll]; aim: metres, the aim point's height above the mean pelvis).
+
+    Raises:
+        InputError: malformed or out-of-range values.
+    """
+    view = make_view(pitch, distance, fov, base=TRAIN_VIEW)
+    if roll is not None:
+        if not 0.0 <= roll <= 90.0:
+            raise InputError(f"--roll {roll:g}: degrees must lie in [0, 90]")
+        view = replace(view, roll_deg=float(roll))
+    if aim is not None:
+        view = replace(view, aim_offset_m=parse_range(aim, "--aim"))
+    return view

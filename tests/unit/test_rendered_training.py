@@ -171,23 +171,23 @@ def test_camera_angles_recover_the_drawn_camera(up_axis):
         position = target + dist * (np.cos(p) * (np.cos(y) * h0 + np.sin(y) * h1) + np.sin(p) * up)
         R = look_at(position, target, up, np.radians(roll))
         cam = Camera(R, -R @ position, focal_from_fov(fov, 640), np.array([320.0, 320.0]), (640, 640))
-        got = rt.camera_angles(cam, target, up_axis)
+        got = tv.camera_angles(cam, target, up_axis)
         expected = {"yaw_deg": yaw, "pitch_deg": pitch, "roll_deg": roll, "distance_m": dist, "fov_deg": fov}
         assert got == pytest.approx(expected, abs=1e-9)
 
 
 def test_training_view_defaults_and_errors():
-    view = rt.make_training_view()
+    view = tv.make_training_view()
     assert (view.pitch_deg, view.roll_deg, view.distance_m, view.fov_deg) == ((-20.0, 60.0), 15.0, (2.5, 8.0),
                                                                              (30.0, 90.0))  # fmt: skip
     assert view.aim_offset_m == (-0.5, 0.7) and view.image_size == (640, 640)
-    other = rt.make_training_view(pitch="0,20", roll=0.0, aim="0,0")
+    other = tv.make_training_view(pitch="0,20", roll=0.0, aim="0,0")
     assert other.pitch_deg == (0.0, 20.0) and other.roll_deg == 0.0 and other.aim_offset_m == (0.0, 0.0)
     assert other.fov_deg == (30.0, 90.0)
     with pytest.raises(rt.InputError, match=r"^--roll 100: degrees must lie in \[0, 90\]"):
-        rt.make_training_view(roll=100.0)
+        tv.make_training_view(roll=100.0)
     with pytest.raises(rt.InputError, match="^--aim '1': "):
-        rt.make_training_view(aim="1")
+        tv.make_training_view(aim="1")
 
 
 # --- the written pairs -----------------------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def test_written_file_pairs_truth_and_detections(tmp_path, stubbed, capsys):
         # the renderer's camera, computed again: joints3d projected with the written pinhole gives its pixels
         c = cands[s.extra["original_sequence"]]
         seq = rt.load_candidate(c, name, FRAMES)
-        cam = rt.training_camera(seq, 0, rt.TRAIN_VIEW, min_px=tv.MIN_BODY_PX)
+        cam = tv.training_camera(seq, 0, tv.TRAIN_VIEW, min_px=tv.MIN_BODY_PX)
         n = len(s.joints3d)
         expected = project_perspective(rm.world_to_camera(seq.joints[:n], cam.R, cam.t), cam.focal, cam.centre)
         f, cx, cy = s.extra["focal_px"], s.extra["principal_x_px"], s.extra["principal_y_px"]
@@ -345,7 +345,7 @@ def test_random_start_renders_the_window_it_records(tmp_path, stubbed):
         # the truth is the original's frames from there, every step-th, in the written camera
         with open_dataset(c.path) as src:
             world = src[c.name].load().joints3d[start * step :: step][: len(s.joints3d)].astype(np.float64)
-        cam = rt.training_camera(rt.load_candidate(c, name, FRAMES, start), 4, rt.TRAIN_VIEW, min_px=tv.MIN_BODY_PX)
+        cam = tv.training_camera(rt.load_candidate(c, name, FRAMES, start), 4, tv.TRAIN_VIEW, min_px=tv.MIN_BODY_PX)
         np.testing.assert_allclose(s.joints3d, rm.world_to_camera(world, cam.R, cam.t), atol=1e-5)
     assert all(v > 0 for v in firsts.values())  # with this seed every window starts past the first frame
 
