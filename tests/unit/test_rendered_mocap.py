@@ -493,3 +493,17 @@ def test_stride_reaches_the_lift_options_and_is_checked(monkeypatch, tmp_path):
     for bad in (0, 82):
         with pytest.raises(ri.InputError, match=f"--stride {bad}: give 1 to the model's clip length, 81 frames"):
             ri.load_pipeline(str(weights), device="cpu", stride=bad)
+
+
+def test_the_lifters_own_auto_scale_reaches_the_lift_options(tmp_path):
+    """Weights that store auto's half-weight spread (``mocli weights export --detector-3d-spread``): the benchmark
+    lifts with it as infer does; 'auto' in a sweep keeps it, 'auto@S' replaces it."""
+    import mocli
+    from mocli.models.checkpoint import build_checkpoint, save_checkpoint, shipping_copy
+
+    model = mocli.create_model("dstformer-tiny", maxlen=27)
+    ckpt = shipping_copy(build_checkpoint(model, "dstformer-tiny", meta={"clip_len": 27}), detector_3d_spread_m=0.1)
+    pipe = ri.load_pipeline(str(save_checkpoint(ckpt, tmp_path / "tiny.pt")), device="cpu")
+    assert pipe.options.lift.detector_3d_spread_m == 0.1 and pipe.options.lift.clip_len == 27
+    assert ri.mix_options(pipe.options.lift, "auto").detector_3d_spread_m == 0.1
+    assert ri.mix_options(pipe.options.lift, ri.parse_weight("auto@0.2")).detector_3d_spread_m == 0.2
