@@ -1,5 +1,5 @@
 """Where the camera of a rendered training sequence stands (the ranges it is drawn from, each sequence's camera, its
-angles) and how the body is dressed, for ``rendered_training.py`` (pure numpy; no rendering, no detector).
+angles) and how the body is dressed, for ``rendered_training.py`` (pure functions: they render and detect nothing).
 
 Camera axes: x right, y down, z forward, metres; a camera moves along its own optical axis by changing ``t[2]``
 (``x_cam = R x + t``), which keeps its rotation, focal length and principal point. Colours are BGR 0-255.
