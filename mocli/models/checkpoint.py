@@ -251,8 +251,8 @@ def shipping_copy(
         CheckpointError: ``detector_3d_spread_m`` not a positive number.
     """
     if detector_3d_spread_m is not None and not (math.isfinite(detector_3d_spread_m) and detector_3d_spread_m > 0):
-        raise CheckpointError(f"the detector's half-weight spread must be a positive number of metres, "
-                              f"got {detector_3d_spread_m}")  # fmt: skip
+        raise CheckpointError(f"--detector-3d-spread {detector_3d_spread_m:g}: the detector's half-weight spread must "
+                              "be a positive number of metres")  # fmt: skip
 
     def convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
