@@ -4,7 +4,9 @@ Prose reflows to the terminal: the hard line breaks inside a paragraph are dropp
 and short. Example lines (indented by two or more spaces) are printed whole, never broken (keep them to
 ``EXAMPLE_WIDTH`` characters so that they fit an 80-column terminal and can be pasted). Options are listed one per
 line with their choices whole; when the option and its choices are too wide for the option column, its help starts
-on the next line. Global options given after a command get one line saying where they go.
+on the next line. Global options given after a command get one line saying where they go; every other usage error
+(a bad option value, a missing argument, an unknown command) is one line too, ``error: ... (mocli CMD -h for help)``
+with exit code 2, instead of click's boxed panel.
 
 ``apply_help_layout`` installs this on every command of an app (``mocli.cli.main`` calls it once).
 """
@@ -27,7 +29,7 @@ from typer.models import DefaultPlaceholder
 # the click typer runs on: its own copy in recent releases, the click package before
 click = getattr(typer.core, "_click", None) or importlib.import_module("click")
 
-__all__ = ["EXAMPLE_WIDTH", "HelpCommand", "HelpGroup", "apply_help_layout", "reflow"]
+__all__ = ["EXAMPLE_WIDTH", "HelpCommand", "HelpGroup", "apply_help_layout", "reflow", "usage_error_line"]
 
 EXAMPLE_WIDTH = 76  # the longest example line that fits an 80-column terminal with its indent
 _OPTION_COLUMN = 28  # option strings up to this width share their line with the help
@@ -153,8 +155,20 @@ def _global_option_error(ctx: click.Context, error: click.NoSuchOption) -> None:
         ctx.exit(2)
 
 
+def usage_error_line(error: click.exceptions.UsageError) -> str:
+    """``error: <message> (<command> -h for help)`` on one line, for any usage error but the bare-group help."""
+    message = " ".join(error.format_message().split()).replace("Value error, ", "")  # pydantic's prefix
+    path = error.ctx.command_path if error.ctx is not None else "mocli"
+    return f"error: {message} ({path} -h for help)"
+
+
+def _is_usage_error(error: BaseException) -> bool:
+    # a group called with no arguments raises NoArgsIsHelpError (a UsageError) to print its help: leave it be
+    return isinstance(error, click.exceptions.UsageError) and type(error).__name__ != "NoArgsIsHelpError"
+
+
 class _HelpLayout:
-    """``--help`` laid out by this module, and one line for a global option given after the command."""
+    """``--help`` laid out by this module, and one line for a bad option value or a global option after the command."""
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         _print_help(self, ctx)
@@ -164,7 +178,13 @@ class _HelpLayout:
             return super().parse_args(ctx, args)
         except click.exceptions.NoSuchOption as e:
             _global_option_error(ctx, e)
-            raise
+            click.echo(usage_error_line(e), err=True)
+            ctx.exit(2)
+        except click.exceptions.UsageError as e:
+            if not _is_usage_error(e):
+                raise
+            click.echo(usage_error_line(e), err=True)
+            ctx.exit(2)
 
 
 class HelpCommand(_HelpLayout, TyperCommand):

@@ -12,17 +12,24 @@ from rich.markup import escape
 from mocli._version import __version__
 from mocli.cli import eval as eval_cmd
 from mocli.cli import finetune, infer, prepare, pretrain, weights
-from mocli.cli.help import HelpGroup, apply_help_layout
+from mocli.cli.help import HelpGroup, apply_help_layout, click, usage_error_line
 from mocli.cli.options import Settings, err_console, setup_logging
 from mocli.errors import MocliError
 
 
 class _Group(HelpGroup):
-    """Turns a MocliError raised anywhere below into one red line on stderr and exit code 1 (no traceback)."""
+    """Turns a MocliError raised anywhere below into one red line on stderr and exit code 1 (no traceback), and a
+    usage error raised while running a command (an unknown command, a value its callback rejects) into one line and
+    exit code 2; those raised while parsing are handled by ``HelpGroup``/``HelpCommand`` themselves."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except click.exceptions.UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                raise
+            click.echo(usage_error_line(e), err=True)
+            raise typer.Exit(2) from None
         except MocliError as e:
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None

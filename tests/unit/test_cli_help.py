@@ -95,6 +95,32 @@ def test_global_option_after_the_command_says_where_it_goes(args):
     assert f"mocli {option} ... {args[0]}" in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("args", "message", "command"),
+    [
+        (["--seed", "abc", "weights", "list"], "Invalid value for '--seed'", "mocli"),
+        (["--device", "tpu", "weights", "list"], "'tpu': expected auto, cpu, cuda or cuda:N", "mocli"),
+        (["nosuch"], "No such command 'nosuch'.", "mocli"),
+        (["infer"], "Missing argument 'INPUT...'.", "mocli infer"),
+        (["infer", "x.mp4", "--nosuch"], "No such option: --nosuch", "mocli infer"),
+        (["weights", "export", "x.pt", "--detector-3d-spread", "abc"], "Invalid value for '--detector-3d-spread'",
+         "mocli weights export"),
+        (["eval", "ntu", "--split", "x"], "Invalid value for '--split': 'x' is not one of", "mocli eval ntu"),
+    ],
+)  # fmt: skip
+def test_usage_errors_are_one_line_with_exit_code_2(args, message, command):
+    result = runner.invoke(app, args, env=ENV)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+    assert lines[0].endswith(f"({command} -h for help)")
+
+
+def test_a_group_without_a_command_still_prints_its_help():
+    result = runner.invoke(app, ["weights"], env=ENV)
+    assert result.exit_code == 2 and "Usage: mocli weights" in result.output and "error:" not in result.output
+
+
 def test_weights_list_keeps_names_whole_at_80_columns():
     result = runner.invoke(app, ["weights", "list"], env=ENV, terminal_width=80)
     assert result.exit_code == 0
