@@ -119,7 +119,7 @@ $M weights average "$WORK/dstformer-small.mocap-v27t.pt" "$WORK/pretrain/small-g
 # bodies of at least 150 px and an outfit each (benchmarks/rendered_training.py; needs MediaPipe and the Anny body,
 # as `mocli infer`). v33r: four files twice an epoch; v34r: four times; v35r: six files three times; v38l: eight
 # (8 and 9 from a random frame of each sequence) three times at half the learning rate; v39, v40: eight again;
-# v42: six new files (two from high cameras) six times; v43: two more from high cameras.
+# v42: six new files (two from high cameras) six times; v43: two more from high cameras; v44: two more (one high).
 RT=()
 for s in 0 1 2 3 4 5 6 7 8 9; do
     RT+=(--data "$WORK/rendered/rendered$s.h5")
@@ -181,7 +181,22 @@ for s in 16 17; do
 done
 stage small-gen-v43 30 --init "$WORK/dstformer-small.video-v42.pt" "${GEN[@]}" "${REC[@]}" "${RT[@]:20:16}" \
     --set data.repeat=1,1,2,3,6,6,6,6,6,6,6,6 --set data.tilt_ramp_prob=0.5 --lr 5e-5
-$M weights export "$WORK/pretrain/small-gen-v43/best.pt" --out weights/dstformer-small.video.pt --half \
+$M weights export "$WORK/pretrain/small-gen-v43/best.pt" --out "$WORK/dstformer-small.video-v43.pt" --half \
+    --overwrite --license "$LIC"
+# v44: one epoch from v43 with files 10-17 and two more (18 with cameras as drawn, 19 from high cameras), each six
+# times.
+for s in 18 19; do
+    RT+=(--data "$WORK/rendered/rendered$s.h5")
+    [ -f "$WORK/rendered/rendered$s.h5" ] && continue
+    high=()
+    [ "$s" -eq 19 ] && high=(--pitch 35,60)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rendered_training.py --data "$WORK/h5d/bandai.h5" \
+        --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5" --data "$WORK/h5d/hdm05.h5" \
+        --sequences 70 --frames 150 --seed "$s" --start random "${high[@]}" --out "$WORK/rendered/rendered$s.h5"
+done
+stage small-gen-v44 31 --init "$WORK/dstformer-small.video-v43.pt" "${GEN[@]}" "${REC[@]}" "${RT[@]:20:20}" \
+    --set data.repeat=1,1,2,3,6,6,6,6,6,6,6,6,6,6 --set data.tilt_ramp_prob=0.5 --lr 5e-5
+$M weights export "$WORK/pretrain/small-gen-v44/best.pt" --out weights/dstformer-small.video.pt --half \
     --overwrite --license "$LIC"
 $M --seed 0 eval mocap "${DATA[@]}" --model weights/dstformer-small.mocap.pt --json "$WORK/eval_mocap.json"
 $M --seed 0 eval generalisation --data "$WORK/h5d/hdm05.h5" --data "$WORK/h5d/reactidle.h5" \
