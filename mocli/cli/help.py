@@ -29,7 +29,15 @@ from typer.models import DefaultPlaceholder
 # the click typer runs on: its own copy in recent releases, the click package before
 click = getattr(typer.core, "_click", None) or importlib.import_module("click")
 
-__all__ = ["EXAMPLE_WIDTH", "HelpCommand", "HelpGroup", "apply_help_layout", "reflow", "usage_error_line"]
+__all__ = [
+    "EXAMPLE_WIDTH",
+    "HelpCommand",
+    "HelpGroup",
+    "apply_help_layout",
+    "is_usage_error",
+    "reflow",
+    "usage_error_line",
+]
 
 EXAMPLE_WIDTH = 76  # the longest example line that fits an 80-column terminal with its indent
 _OPTION_COLUMN = 28  # option strings up to this width share their line with the help
@@ -162,8 +170,9 @@ def usage_error_line(error: click.exceptions.UsageError) -> str:
     return f"error: {message} ({path} -h for help)"
 
 
-def _is_usage_error(error: BaseException) -> bool:
-    # a group called with no arguments raises NoArgsIsHelpError (a UsageError) to print its help: leave it be
+def is_usage_error(error: BaseException) -> bool:
+    """A usage error to print as one line: any but NoArgsIsHelpError, which a group without a command raises to print
+    its help."""
     return isinstance(error, click.exceptions.UsageError) and type(error).__name__ != "NoArgsIsHelpError"
 
 
@@ -176,13 +185,11 @@ class _HelpLayout:
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
-        except click.exceptions.NoSuchOption as e:
-            _global_option_error(ctx, e)
-            click.echo(usage_error_line(e), err=True)
-            ctx.exit(2)
         except click.exceptions.UsageError as e:
-            if not _is_usage_error(e):
+            if not is_usage_error(e):
                 raise
+            if isinstance(e, click.exceptions.NoSuchOption):
+                _global_option_error(ctx, e)  # exits when the option is a global one
             click.echo(usage_error_line(e), err=True)
             ctx.exit(2)
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 from mocli._version import __version__
 from mocli.cli import eval as eval_cmd
 from mocli.cli import finetune, infer, prepare, pretrain, weights
-from mocli.cli.help import HelpGroup, apply_help_layout, click, usage_error_line
+from mocli.cli.help import HelpGroup, apply_help_layout, click, is_usage_error, usage_error_line
 from mocli.cli.options import Settings, err_console, setup_logging
 from mocli.errors import MocliError
 
@@ -26,7 +26,7 @@ class _Group(HelpGroup):
         try:
             return super().invoke(ctx)
         except click.exceptions.UsageError as e:
-            if type(e).__name__ == "NoArgsIsHelpError":
+            if not is_usage_error(e):
                 raise
             click.echo(usage_error_line(e), err=True)
             raise typer.Exit(2) from None
