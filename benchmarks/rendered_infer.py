@@ -27,6 +27,7 @@ def parse_weight(text: str, option: str = "--sweep") -> float | str:
         InputError: none of these, naming ``option``.
     """
     from mocli.lift import DETECTOR_3D_AUTO, parse_detector_3d
+    from mocli.models.checkpoint import is_spread_m
 
     head, at, scale = str(text).partition("@")
     try:
@@ -34,7 +35,7 @@ def parse_weight(text: str, option: str = "--sweep") -> float | str:
         if not at:
             return weight
         spread = float(scale)
-        if weight != DETECTOR_3D_AUTO or not (np.isfinite(spread) and spread > 0):
+        if weight != DETECTOR_3D_AUTO or not is_spread_m(spread):
             raise ValueError(text)
         return f"{DETECTOR_3D_AUTO}@{spread:g}"
     except ValueError:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import os
 
 import torch
 
 from mocli.errors import CheckpointError
 from mocli.lift import DETECTOR_3D_SPREAD_M
-from mocli.models.checkpoint import DETECTOR_3D_SPREAD_KEY, load_checkpoint, model_from_checkpoint
+from mocli.models.checkpoint import DETECTOR_3D_SPREAD_KEY, is_spread_m, load_checkpoint, model_from_checkpoint
 from mocli.models.dstformer import DSTformer
 from mocli.models.registry import create_model, resolve_weights
 from mocli.models.stmo import STMO, ManyToOne
@@ -68,6 +67,6 @@ def model_detector_3d_spread(model: torch.nn.Module) -> float:
         spread = float(value)
     except (TypeError, ValueError):
         spread = float("nan")
-    if not (math.isfinite(spread) and spread > 0):
+    if not is_spread_m(spread):
         raise CheckpointError(f"the weights' {DETECTOR_3D_SPREAD_KEY} ({value!r}) is not a positive number of metres")
     return spread

@@ -30,6 +30,7 @@ import torch
 from mocli.data.transforms import crop_scale, root_relative
 from mocli.limb_depth import limb_depths
 from mocli.metrics import procrustes_align
+from mocli.models.checkpoint import is_spread_m
 from mocli.models.tta import mirrored
 from mocli.predict import Runtime, plan_sequence, read_frames, run_batches, window_inputs
 from mocli.skeleton import H36M_17, median_bone_lengths, set_bone_lengths
@@ -120,7 +121,7 @@ def detector_3d_weights(spread: np.ndarray, window_frames: float, scale_m: float
     Raises:
         ValueError: ``scale_m`` not a positive number.
     """
-    if not (np.isfinite(scale_m) and scale_m > 0):
+    if not is_spread_m(scale_m):
         raise ValueError(f"the detector's half-weight spread must be a positive number of metres, got {scale_m}")
     spread = np.asarray(spread, np.float64)
     have = np.isfinite(spread)

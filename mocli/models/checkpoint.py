@@ -47,6 +47,12 @@ FORMAT_VERSION = 1
 DETECTOR_3D_SPREAD_KEY = "detector_3d_spread_m"
 
 
+def is_spread_m(value: float) -> bool:
+    """Whether ``value`` can be ``--detector-3d auto``'s half-weight flip spread: a finite number of metres above 0
+    (the one test for the option, the stored meta and the benchmarks' ``auto@S``)."""
+    return bool(math.isfinite(value) and value > 0)
+
+
 def build_checkpoint(
     model: DSTformer | STMO,
     arch_name: str,
@@ -250,7 +256,7 @@ def shipping_copy(
     Raises:
         CheckpointError: ``detector_3d_spread_m`` not a positive number.
     """
-    if detector_3d_spread_m is not None and not (math.isfinite(detector_3d_spread_m) and detector_3d_spread_m > 0):
+    if detector_3d_spread_m is not None and not is_spread_m(detector_3d_spread_m):
         raise CheckpointError(f"--detector-3d-spread {detector_3d_spread_m:g}: the detector's half-weight spread must "
                               "be a positive number of metres")  # fmt: skip
 

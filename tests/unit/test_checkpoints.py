@@ -164,7 +164,7 @@ def test_export_stores_the_auto_weights_spread_and_keeps_it_on_a_second_export(t
     assert runner.invoke(app, ["weights", "export", str(out), "--out", str(again), "--half"]).exit_code == 0
     assert model_detector_3d_spread(mocli.load_model(again)) == 0.16
     assert model_detector_3d_spread(mocli.load_model(src)) == DETECTOR_3D_SPREAD_M == 0.06
-    for bad in ("0", "-0.1", "nan"):
+    for bad in ("0", "-0.1", "nan", "inf"):
         result = runner.invoke(app, [*export, bad, str(src), "--out", str(tmp_path / "bad.pt")])
         assert result.exit_code != 0 and "positive number of metres" in result.output, result.output
         assert not (tmp_path / "bad.pt").exists()
@@ -173,6 +173,21 @@ def test_export_stores_the_auto_weights_spread_and_keeps_it_on_a_second_export(t
     model = mocli.load_model(save_checkpoint(ckpt, tmp_path / "word.pt"))
     with pytest.raises(CheckpointError, match=r"detector_3d_spread_m \('wide'\) is not a positive number"):
         model_detector_3d_spread(model)
+    ckpt["meta"]["detector_3d_spread_m"] = -0.06
+    model = mocli.load_model(save_checkpoint(ckpt, tmp_path / "negative.pt"))
+    with pytest.raises(CheckpointError, match=r"\(-0.06\) is not a positive number"):
+        model_detector_3d_spread(model)
+
+
+def test_is_spread_m_is_the_one_test_of_a_flip_spread():
+    """The option, the stored meta, detector_3d_weights and the benchmarks' auto@S share one test: finite, > 0 m."""
+    from mocli.lift import detector_3d_weights
+    from mocli.models.checkpoint import is_spread_m
+
+    assert [is_spread_m(v) for v in (0.06, 1e-4, np.float32(2.0))] == [True, True, True]
+    assert [is_spread_m(v) for v in (0.0, -0.06, float("nan"), float("inf"), np.float64("-inf"))] == [False] * 5
+    with pytest.raises(ValueError, match="positive number of metres"):
+        detector_3d_weights(np.zeros(4), 3, scale_m=float("inf"))
 
 
 def _tiny_checkpoint(path, seed: int, **overrides):
