@@ -1,4 +1,4 @@
-"""mocli's dataset file: one HDF5 file of motion sequences (the only module that knows the layout).
+"""mocli's dataset file: one HDF5 file of motion sequences (with `h5_schema`, the only modules that know the layout).
 
 Layout (schema version 1, documented in docs/hdf5.md)::
 
@@ -26,7 +26,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,18 @@ import h5py
 import numpy as np
 
 from mocli._version import __version__
+from mocli.data.h5_schema import (
+    ARRAYS,
+    CHUNK_FRAMES,
+    JOINT_LAYOUT,
+    SCHEMA_VERSION,
+    SPLITS,
+    Sequence,
+    attr_value,
+    check_sequence,
+    num_frames_of,
+    py_value,
+)
 from mocli.errors import InputError
 from mocli.utils.io import atomic_path
 
@@ -51,116 +63,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-SPLITS = ("train", "val", "test")
-JOINT_LAYOUT = "h36m"
-NUM_JOINTS = 17
-
-# Array name -> (trailing shape after the frame axis, whether a leading person axis is allowed).
-ARRAYS: dict[str, tuple[tuple[int, ...], bool]] = {
-    "keypoints2d": ((NUM_JOINTS, 3), True),
-    "joints3d": ((NUM_JOINTS, 3), False),
-    "joints3d_image": ((NUM_JOINTS, 3), False),
-    "factor_2_5d": ((), False),
-    "smpl_pose": ((72,), False),
-    "smpl_shape": ((10,), False),
-    "smpl_trans": ((3,), False),
-}
-FRAMES = ("world", "camera", "image_2.5d")
-_CHUNK_FRAMES = 512
-
-
-@dataclass
-class Sequence:
-    """One motion sequence, all arrays in memory (None where absent).
-
-    Arrays (T frames, 17 H36M joints):
-        keypoints2d: (T, 17, 3) float32 x, y pixels + confidence in [0, 1]; (M, T, 17, 3) for M persons.
-        joints3d: (T, 17, 3) float32 metres, in ``frame`` ('world' with ``up_axis``, 'camera', or 'image_2.5d').
-        joints3d_image: (T, 17, 3) float32 pixels (x, y, depth scaled like x) - MotionBERT's H36M label.
-        factor_2_5d: (T,) float32 millimetres per pixel at the root depth (joints3d_image * factor = mm).
-        smpl_pose: (T, 72) float32 axis-angle radians; smpl_shape: (T, 10) or (10,) betas;
-        smpl_trans: (T, 3) float32 metres.
-    Metadata: fps (frames per second), split ('train', 'val', 'test'), source (dataset or archive), subject,
-    action, camera, image_size ((w, h) pixels, for 2D), label (sequence-level class id), extra (other labels such
-    as Bandai content/style ids and names; str, int, float or bool values).
-    """
-
-    name: str
-    fps: float
-    keypoints2d: np.ndarray | None = None
-    joints3d: np.ndarray | None = None
-    joints3d_image: np.ndarray | None = None
-    factor_2_5d: np.ndarray | None = None
-    smpl_pose: np.ndarray | None = None
-    smpl_shape: np.ndarray | None = None
-    smpl_trans: np.ndarray | None = None
-    frame: str = "world"
-    up_axis: str | None = "y"
-    split: str = "train"
-    source: str = ""
-    subject: str = ""
-    action: str = ""
-    camera: str = ""
-    image_size: tuple[int, int] | None = None
-    label: int | None = None
-    joint_layout: str = JOINT_LAYOUT
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The arrays that are present, by name."""
-        return {k: getattr(self, k) for k in ARRAYS if getattr(self, k) is not None}
-
-    @property
-    def num_frames(self) -> int:
-        return _num_frames(self.arrays())
-
-
-def _num_frames(arrays: dict[str, Any]) -> int:
-    """T from the arrays (the frame axis is -3 for keypoint arrays, 0 otherwise; smpl_shape (10,) has none)."""
-    for name, arr in arrays.items():
-        if name in ("keypoints2d", "joints3d", "joints3d_image"):
-            return int(arr.shape[-3])
-    for name, arr in arrays.items():
-        if not _is_static(name, arr):
-            return int(arr.shape[0])
-    return 0
-
-
-def _is_static(name: str, arr: Any) -> bool:
-    """Whether an array has no frame axis (a per-sequence smpl_shape (10,))."""
-    return name == "smpl_shape" and len(arr.shape) == 1
-
-
-def _check_sequence(seq: Sequence) -> None:
-    """Raise ValueError if shapes, frame counts or metadata break the schema."""
-    if not seq.name or "/" in seq.name or seq.name in (".", ".."):
-        raise ValueError(f"invalid sequence name {seq.name!r}")
-    arrays = seq.arrays()
-    if not arrays:
-        raise ValueError(f"{seq.name}: no arrays")
-    frames = {name: _num_frames({name: arr}) for name, arr in arrays.items() if not _is_static(name, arr)}
-    if len(set(frames.values())) > 1:
-        counts = ", ".join(f"{k} {v}" for k, v in frames.items())
-        raise ValueError(f"{seq.name}: arrays disagree on the number of frames ({counts})")
-    num_frames = _num_frames(arrays)
-    for name, arr in arrays.items():
-        tail, persons = ARRAYS[name]
-        shape = tuple(arr.shape)
-        ok = shape == (num_frames, *tail) or (persons and len(shape) == 4 and shape[1:] == (num_frames, *tail))
-        ok = ok or (name == "smpl_shape" and shape == tail)
-        if not ok:
-            raise ValueError(f"{seq.name}: {name} has shape {shape}, expected {(num_frames, *tail)}")
-    if seq.split not in SPLITS:
-        raise ValueError(f"{seq.name}: split {seq.split!r} is not one of {SPLITS}")
-    if not seq.fps > 0:
-        raise ValueError(f"{seq.name}: fps must be positive, got {seq.fps}")
-    if seq.joints3d is not None and seq.frame not in FRAMES:
-        raise ValueError(f"{seq.name}: joints3d frame {seq.frame!r} is not one of {FRAMES}")
-    clash = set(seq.extra) & ({f.name for f in fields(Sequence)} | {"num_frames"})
-    if clash:
-        raise ValueError(f"{seq.name}: extra labels may not use reserved names {sorted(clash)}")
 
 
 class DatasetWriter:
@@ -216,11 +118,11 @@ class DatasetWriter:
 
     def set_root_attrs(self, **attrs: Any) -> None:
         """Add or replace file-level attributes (e.g. ``source`` once all inputs are known)."""
-        self._file.attrs.update({k: _attr_value(v) for k, v in attrs.items()})  # type: ignore[union-attr]
+        self._file.attrs.update({k: attr_value(v) for k, v in attrs.items()})  # type: ignore[union-attr]
 
     def add(self, seq: Sequence) -> None:
         """Write one sequence (ValueError if it breaks the schema or its name is taken)."""
-        _check_sequence(seq)
+        check_sequence(seq)
         if seq.name in self._group:
             raise ValueError(f"sequence {seq.name!r} is already in {self.path.name}")
         grp = self._group.create_group(seq.name)
@@ -244,7 +146,7 @@ class DatasetWriter:
             attrs["image_size"] = np.asarray(seq.image_size, dtype=np.int64)
         if seq.label is not None:
             attrs["label"] = int(seq.label)
-        attrs.update({k: _attr_value(v) for k, v in seq.extra.items()})
+        attrs.update({k: attr_value(v) for k, v in seq.extra.items()})
         grp.attrs.update(attrs)
 
     def _write_array(self, grp: h5py.Group, name: str, arr: np.ndarray) -> None:
@@ -253,7 +155,7 @@ class DatasetWriter:
             return
         frame_axis = arr.ndim - 3 if name in ("keypoints2d", "joints3d", "joints3d_image") else 0
         chunks = list(arr.shape)
-        chunks[frame_axis] = min(arr.shape[frame_axis], _CHUNK_FRAMES)
+        chunks[frame_axis] = min(arr.shape[frame_axis], CHUNK_FRAMES)
         if frame_axis == 1:
             chunks[0] = 1
         grp.create_dataset(
@@ -268,11 +170,11 @@ class DatasetWriter:
         """Change attributes of a written sequence (e.g. ``split='val'`` once all names are known)."""
         if "split" in attrs and attrs["split"] not in SPLITS:
             raise ValueError(f"split {attrs['split']!r} is not one of {SPLITS}")
-        self._group[name].attrs.update({k: _attr_value(v) for k, v in attrs.items()})
+        self._group[name].attrs.update({k: attr_value(v) for k, v in attrs.items()})
 
     def attrs(self, name: str) -> dict[str, Any]:
         """Attributes of a written sequence, as Python values."""
-        return {k: _py(v) for k, v in self._group[name].attrs.items()}
+        return {k: py_value(v) for k, v in self._group[name].attrs.items()}
 
     def remove(self, name: str) -> None:
         """Delete a written sequence (used when a source file fails half way)."""
@@ -287,25 +189,6 @@ def write_dataset(path: str | os.PathLike, sequences: Iterable[Sequence], *, kin
             w.add(seq)
             count += 1
     return count
-
-
-def _attr_value(v: Any) -> Any:
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (tuple, list)):
-        return np.asarray(v)
-    return v
-
-
-def _py(v: Any) -> Any:
-    """HDF5 attribute value -> plain Python (str, int, float, bool, tuple)."""
-    if isinstance(v, bytes):
-        return v.decode("utf-8")
-    if isinstance(v, np.ndarray):
-        return tuple(_py(x) for x in v.tolist())
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 @dataclass(frozen=True)
@@ -354,7 +237,7 @@ class SequenceRef:
             meta["image_size"] = tuple(int(x) for x in meta["image_size"])
         extra = {k: v for k, v in self.attrs.items() if k not in known and k != "num_frames"}
         if "joints3d" in grp:
-            j3d_attrs = {k: _py(v) for k, v in grp["joints3d"].attrs.items()}
+            j3d_attrs = {k: py_value(v) for k, v in grp["joints3d"].attrs.items()}
             meta.update(frame=j3d_attrs.get("frame", "world"), up_axis=j3d_attrs.get("up_axis"))
         return Sequence(name=self.name, **arrays, **meta, extra=extra)
 
@@ -372,7 +255,7 @@ class Dataset:
         self._file: h5py.File | None = None
         self._pid = -1
         f = self._h5()
-        self.attrs: dict[str, Any] = {k: _py(v) for k, v in f.attrs.items()}
+        self.attrs: dict[str, Any] = {k: py_value(v) for k, v in f.attrs.items()}
         schema = self.attrs.get("mocli_schema")
         if schema is None or "sequences" not in f:
             raise InputError(f"{self.path.name} is not a mocli dataset (no mocli_schema attribute or /sequences)")
@@ -415,7 +298,7 @@ class Dataset:
         if self._refs is None:
             refs = {}
             for name, grp in self._h5()["sequences"].items():
-                attrs = {k: _py(v) for k, v in grp.attrs.items()}
+                attrs = {k: py_value(v) for k, v in grp.attrs.items()}
                 refs[name] = SequenceRef(self, name, attrs, tuple(k for k in grp.keys() if k in ARRAYS))
             self._refs = refs
         return self._refs
@@ -507,10 +390,10 @@ def _validate_ref(ref: SequenceRef, check_values: bool) -> list[str]:
             problems.append(f"{name} has dtype {dset.dtype}, expected float32")
         if check_values and not np.isfinite(dset[()]).all():
             problems.append(f"{name} holds NaN or inf")
-    if arrays and _num_frames(arrays) != ref.num_frames:
-        problems.append(f"num_frames {ref.num_frames} but arrays hold {_num_frames(arrays)} frames")
+    if arrays and num_frames_of(arrays) != ref.num_frames:
+        problems.append(f"num_frames {ref.num_frames} but arrays hold {num_frames_of(arrays)} frames")
     try:
-        _check_sequence(_shape_only(ref, arrays))
+        check_sequence(_shape_only(ref, arrays))
     except ValueError as e:
         problems.append(str(e).split(": ", 1)[-1])
     return problems
