@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 WORK=${1:-runs/default-weights}
 MOCAP=${MOCAP:-../shared/data/mocap}
 M=.venv/bin/mocli
+# The stages after v7 trained in bf16 autocast (as fast as fp32 or faster on a CPU with AMX or AVX512-BF16, and step
+# for step as good: docs/pretrain.md); on a CPU without native bf16 it is emulated and far slower, so they run in fp32
+# there. LOWP=bf16|fp32 overrides the choice.
+LOWP=${LOWP:-$(.venv/bin/python -c 'from mocli.utils.device import cpu_has_bf16; print("bf16" if cpu_has_bf16() else "fp32")')}
 # Two copies of the data: h5/ with each rig's own pelvis, spine and thorax (--trunk rig: the stages up to v21 trained
 # on these) and h5d/ with them derived from hips and shoulders as from a detector's joints (the converters' default;
 # v21d on).
@@ -62,9 +66,9 @@ OLD=(--set data.bend_prob=0)
 stage small-gen-v7 7 --init "$WORK/pretrain/small-mocap-v6/best.pt" "${GEN[@]}" "${OLD[@]}" --stride 108 \
     --epochs 1 --lr 3e-4 --set train.warmup_steps=15
 stage small-gen-v8 8 --init "$WORK/pretrain/small-gen-v7/best.pt" "${GEN[@]}" "${OLD[@]}" --stride 54 --epochs 2 \
-    --lr 2e-4 --precision bf16 --set train.warmup_steps=10
+    --lr 2e-4 --precision "$LOWP" --set train.warmup_steps=10
 stage small-gen-v9 9 --init "$WORK/pretrain/small-gen-v8/best.pt" "${GEN[@]}" "${OLD[@]}" --stride 54 --epochs 2 \
-    --lr 1.5e-4 --precision bf16 --set train.warmup_steps=10
+    --lr 1.5e-4 --precision "$LOWP" --set train.warmup_steps=10
 $M weights export "$WORK/pretrain/small-mocap-v1/best.pt" --out "$WORK/dstformer-small.mocap-v1.pt" --half \
     --overwrite --license "$LIC"
 $M weights export "$WORK/pretrain/small-gen-v9/best.pt" --out "$WORK/dstformer-small.mocap-v9.pt" --half \
@@ -74,15 +78,15 @@ $M weights export "$WORK/pretrain/small-gen-v9/best.pt" --out "$WORK/dstformer-s
 # the one before; v19 and v21: one more each with ReActIdle's clips twice as well (the people who stand still). The
 # shipped lifter is v21 (v20, the default before it, was the weighted mean 0.15 x v9 + 0.85 x v19).
 stage small-gen-v12 10 --init "$WORK/dstformer-small.mocap-v9.pt" "${GEN[@]}" --stride 54 --epochs 1 --lr 1e-4 \
-    --precision bf16 --set train.warmup_steps=10 --set data.repeat=1,1,1,3
+    --precision "$LOWP" --set train.warmup_steps=10 --set data.repeat=1,1,1,3
 stage small-gen-v14 11 --init "$WORK/pretrain/small-gen-v12/best.pt" "${GEN[@]}" --stride 54 --epochs 1 --lr 1e-4 \
-    --precision bf16 --set train.warmup_steps=10 --set data.repeat=1,1,1,3
+    --precision "$LOWP" --set train.warmup_steps=10 --set data.repeat=1,1,1,3
 stage small-gen-v16 12 --init "$WORK/pretrain/small-gen-v14/best.pt" "${GEN[@]}" --stride 54 --epochs 1 --lr 1e-4 \
-    --precision bf16 --set train.warmup_steps=10 --set data.repeat=1,1,1,3
+    --precision "$LOWP" --set train.warmup_steps=10 --set data.repeat=1,1,1,3
 stage small-gen-v19 13 --init "$WORK/pretrain/small-gen-v16/best.pt" "${GEN[@]}" --stride 54 --epochs 1 --lr 1e-4 \
-    --precision bf16 --set train.warmup_steps=10 --set data.repeat=1,1,2,3
+    --precision "$LOWP" --set train.warmup_steps=10 --set data.repeat=1,1,2,3
 stage small-gen-v21 14 --init "$WORK/pretrain/small-gen-v19/best.pt" "${GEN[@]}" --stride 54 --epochs 1 --lr 1e-4 \
-    --precision bf16 --set train.warmup_steps=10 --set data.repeat=1,1,2,3
+    --precision "$LOWP" --set train.warmup_steps=10 --set data.repeat=1,1,2,3
 $M weights export "$WORK/pretrain/small-gen-v21/best.pt" --out "$WORK/dstformer-small.mocap-v21.pt" --half \
     --overwrite --license "$LIC"
 # From here on the files with the detector's trunk (h5d/): v21d is v21's epoch from v19 on them, v22d and v23d one
@@ -91,7 +95,7 @@ $M weights export "$WORK/pretrain/small-gen-v21/best.pt" --out "$WORK/dstformer-
 # the mean of v22d and v23d, and v21, trained on h5/, were the defaults before it).
 DATA=(--data "$WORK/h5d/bandai.h5" --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5")
 GEN=(--data "$WORK/h5d/hdm05.h5" --preset pretrain_dstformer-small_generalise --batch 16 --save-every 25)
-REC=(--stride 54 --epochs 1 --lr 1e-4 --precision bf16 --set train.warmup_steps=10 --set data.repeat=1,1,2,3)
+REC=(--stride 54 --epochs 1 --lr 1e-4 --precision "$LOWP" --set train.warmup_steps=10 --set data.repeat=1,1,2,3)
 stage small-gen-v21d 14 --init "$WORK/pretrain/small-gen-v19/best.pt" "${GEN[@]}" "${REC[@]}"
 stage small-gen-v22d 15 --init "$WORK/pretrain/small-gen-v21d/best.pt" "${GEN[@]}" "${REC[@]}"
 stage small-gen-v23d 16 --init "$WORK/pretrain/small-gen-v22d/best.pt" "${GEN[@]}" "${REC[@]}"

@@ -42,12 +42,14 @@ def resolve_precision(device: torch.device, precision: str = "auto") -> str:
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise MocliError("fp16 needs CUDA; use --precision bf16 (or fp32) on CPU")
-    if precision == "bf16" and device.type == "cpu" and not _cpu_has_bf16():
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
         log.warning("this CPU has no native bf16 (AVX512-BF16/AMX): bf16 autocast will be slow; fp32 may be faster")
     return precision
 
 
-def _cpu_has_bf16() -> bool:
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles). Without, bf16 autocast is emulated and
+    trains many times slower than fp32 (scripts/train_default_weights.sh then trains its bf16 stages in fp32)."""
     checks = [getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None)]
     return any(bool(f()) for f in checks if f is not None)
 
