@@ -122,6 +122,7 @@ def check_sequence(seq: Sequence) -> None:
 
 
 def attr_value(v: Any) -> Any:
+    """Python label -> HDF5 attribute value (bool as bool, tuples and lists as arrays; the rest as is)."""
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, (tuple, list)):
