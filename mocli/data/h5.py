@@ -36,7 +36,6 @@ import numpy as np
 from mocli._version import __version__
 from mocli.data.h5_schema import (
     ARRAYS,
-    CHUNK_FRAMES,
     JOINT_LAYOUT,
     SCHEMA_VERSION,
     SPLITS,
@@ -63,6 +62,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_CHUNK_FRAMES = 512  # frames per HDF5 chunk along T (a writing detail, not the schema)
 
 
 class DatasetWriter:
@@ -155,7 +155,7 @@ class DatasetWriter:
             return
         frame_axis = arr.ndim - 3 if name in ("keypoints2d", "joints3d", "joints3d_image") else 0
         chunks = list(arr.shape)
-        chunks[frame_axis] = min(arr.shape[frame_axis], CHUNK_FRAMES)
+        chunks[frame_axis] = min(arr.shape[frame_axis], _CHUNK_FRAMES)
         if frame_axis == 1:
             chunks[0] = 1
         grp.create_dataset(

@@ -26,7 +26,6 @@ ARRAYS: dict[str, tuple[tuple[int, ...], bool]] = {
     "smpl_trans": ((3,), False),
 }
 FRAMES = ("world", "camera", "image_2.5d")
-CHUNK_FRAMES = 512  # frames per HDF5 chunk along T
 
 
 @dataclass
