@@ -125,16 +125,21 @@ $M weights average "$WORK/dstformer-small.mocap-v27t.pt" "$WORK/pretrain/small-g
 # (8 and 9 from a random frame of each sequence) three times at half the learning rate; v39, v40: eight again;
 # v42: six new files (two from high cameras) six times; v43: two more from high cameras; v44: two more (one high).
 RT=()
-for s in 0 1 2 3 4 5 6 7 8 9; do
-    RT+=(--data "$WORK/rendered/rendered$s.h5")
-    [ -f "$WORK/rendered/rendered$s.h5" ] && continue
-    old=()
-    [ "$s" -lt 2 ] && old=(--min-body 0 --look person)
-    [ "$s" -ge 8 ] && old=(--start random)
+render() {  # render SEED SEQUENCES ARGS...: one paired file (made once), added to RT
+    local seed=$1 n=$2 out="$WORK/rendered/rendered$1.h5"
+    shift 2
+    RT+=(--data "$out")
+    [ -f "$out" ] && return
     mkdir -p "$WORK/rendered"
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rendered_training.py --data "$WORK/h5d/bandai.h5" \
         --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5" --data "$WORK/h5d/hdm05.h5" \
-        --sequences 140 --frames 150 --seed "$s" "${old[@]}" --out "$WORK/rendered/rendered$s.h5"
+        --sequences "$n" --frames 150 --seed "$seed" "$@" --out "$out"
+}
+for s in 0 1 2 3 4 5 6 7 8 9; do
+    old=()
+    [ "$s" -lt 2 ] && old=(--min-body 0 --look person)
+    [ "$s" -ge 8 ] && old=(--start random)
+    render "$s" 140 "${old[@]}"
 done
 stage small-gen-v33r 22 --init "$WORK/dstformer-small.mocap-u2.pt" "${GEN[@]}" "${REC[@]}" "${RT[@]:0:8}" \
     --set data.repeat=1,1,2,3,2,2,2,2 --set data.tilt_ramp_prob=0.5
@@ -163,13 +168,9 @@ $M weights export "$WORK/pretrain/small-gen-v40/best.pt" --out "$WORK/dstformer-
 # v42: one epoch from v40 with six new files, each six times: 10-13 from a random frame of each sequence, 14 and 15
 # as well, from cameras 35-60 degrees above the body only.
 for s in 10 11 12 13 14 15; do
-    RT+=(--data "$WORK/rendered/rendered$s.h5")
-    [ -f "$WORK/rendered/rendered$s.h5" ] && continue
     high=()
     [ "$s" -ge 14 ] && high=(--pitch 35,60)
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rendered_training.py --data "$WORK/h5d/bandai.h5" \
-        --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5" --data "$WORK/h5d/hdm05.h5" \
-        --sequences 140 --frames 150 --seed "$s" --start random "${high[@]}" --out "$WORK/rendered/rendered$s.h5"
+    render "$s" 140 --start random "${high[@]}"
 done
 stage small-gen-v42 29 --init "$WORK/dstformer-small.video-v40.pt" "${GEN[@]}" "${REC[@]}" "${RT[@]:20:12}" \
     --set data.repeat=1,1,2,3,6,6,6,6,6,6 --set data.tilt_ramp_prob=0.5 --lr 5e-5
@@ -177,11 +178,7 @@ $M weights export "$WORK/pretrain/small-gen-v42/best.pt" --out "$WORK/dstformer-
     --overwrite --license "$LIC"
 # v43: one epoch from v42 with files 10-15 and two more from high cameras (70 sequences each), each six times.
 for s in 16 17; do
-    RT+=(--data "$WORK/rendered/rendered$s.h5")
-    [ -f "$WORK/rendered/rendered$s.h5" ] && continue
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rendered_training.py --data "$WORK/h5d/bandai.h5" \
-        --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5" --data "$WORK/h5d/hdm05.h5" \
-        --sequences 70 --frames 150 --seed "$s" --start random --pitch 35,60 --out "$WORK/rendered/rendered$s.h5"
+    render "$s" 70 --start random --pitch 35,60
 done
 stage small-gen-v43 30 --init "$WORK/dstformer-small.video-v42.pt" "${GEN[@]}" "${REC[@]}" "${RT[@]:20:16}" \
     --set data.repeat=1,1,2,3,6,6,6,6,6,6,6,6 --set data.tilt_ramp_prob=0.5 --lr 5e-5
@@ -190,13 +187,9 @@ $M weights export "$WORK/pretrain/small-gen-v43/best.pt" --out "$WORK/dstformer-
 # v44: one epoch from v43 with files 10-17 and two more (18 with cameras as drawn, 19 from high cameras), each six
 # times.
 for s in 18 19; do
-    RT+=(--data "$WORK/rendered/rendered$s.h5")
-    [ -f "$WORK/rendered/rendered$s.h5" ] && continue
     high=()
     [ "$s" -eq 19 ] && high=(--pitch 35,60)
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rendered_training.py --data "$WORK/h5d/bandai.h5" \
-        --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5" --data "$WORK/h5d/hdm05.h5" \
-        --sequences 70 --frames 150 --seed "$s" --start random "${high[@]}" --out "$WORK/rendered/rendered$s.h5"
+    render "$s" 70 --start random "${high[@]}"
 done
 stage small-gen-v44 31 --init "$WORK/dstformer-small.video-v43.pt" "${GEN[@]}" "${REC[@]}" "${RT[@]:20:20}" \
     --set data.repeat=1,1,2,3,6,6,6,6,6,6,6,6,6,6 --set data.tilt_ramp_prob=0.5 --lr 5e-5
@@ -206,13 +199,9 @@ $M weights export "$WORK/pretrain/small-gen-v44/best.pt" --out weights/dstformer
 # times: worse than v44 through the pipeline on video, better than u2 on exact 2D of held-out people, motions and
 # cameras, so it is the lifter for exact 2D (dstformer-small.mocap) and v44 stays the one for video.
 for s in 20 21 22 23; do
-    RT+=(--data "$WORK/rendered/rendered$s.h5")
-    [ -f "$WORK/rendered/rendered$s.h5" ] && continue
     high=()
     [ $((s % 2)) -eq 1 ] && high=(--pitch 35,60)
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rendered_training.py --data "$WORK/h5d/bandai.h5" \
-        --data "$WORK/h5d/cmu_dance.h5" --data "$WORK/h5d/reactidle.h5" --data "$WORK/h5d/hdm05.h5" \
-        --sequences 70 --frames 150 --seed "$s" --start random "${high[@]}" --out "$WORK/rendered/rendered$s.h5"
+    render "$s" 70 --start random "${high[@]}"
 done
 stage small-gen-v45 32 --init weights/dstformer-small.video.pt "${GEN[@]}" "${REC[@]}" "${RT[@]:40:8}" \
     --set data.repeat=1,1,2,3,6,6,6,6 --set data.tilt_ramp_prob=0.5 --lr 5e-5
