@@ -1,5 +1,6 @@
-"""benchmarks/rendered_training.py and training_views.py: the choice of training sequences, the cameras, the
-outfits and the written pairs, on hand-made HDF5 files (no MediaPipe, no Anny: the fit and the detector are stubbed)."""
+"""benchmarks/rendered_training.py, detector_pairs.py and training_views.py: the choice of training sequences,
+the cameras, the outfits and the written pairs, on hand-made HDF5 files (no MediaPipe, no Anny: the fit and the
+detector are stubbed)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))  # as when the script runs: it imports its sibling modules by name
 rm = importlib.import_module("rendered_mocap")
 rt = importlib.import_module("rendered_training")
+dp = importlib.import_module("detector_pairs")
 tv = importlib.import_module("training_views")
 
 TRAIN = {"HDM_bk_jog_001", "HDM_dg_walk_001", "011_acted", "dataset-1_walk_001"}
@@ -202,13 +204,13 @@ def test_detector_keypoints_zero_where_missed():
     kp[~valid] = np.nan
     kp[2, 4] = np.nan  # a joint the detector did not give
     found = SimpleNamespace(keypoints=kp, valid=valid, num_frames=T)
-    out, detected = rt.detector_keypoints(found, T + 1)  # a decoder dropped the last frame
+    out, detected = dp.detector_keypoints(found, T + 1)  # a decoder dropped the last frame
     assert out.shape == (T, 17, 3) and out.dtype == np.float32 and np.isfinite(out).all()
     assert detected.tolist() == valid.tolist()
     assert (out[[1, 4]] == 0).all() and (out[2, 4] == 0).all()
     assert (out[0, :, :2] == 7.0).all() and (out[2, 5, :2] == 7.0).all() and out[2, 5, 2] == pytest.approx(0.6)
     assert out[3, 0, 2] == 1.0
-    none, missed = rt.detector_keypoints(None, 3)
+    none, missed = dp.detector_keypoints(None, 3)
     assert none.shape == (3, 17, 3) and (none == 0).all() and not missed.any()
 
 
@@ -393,7 +395,7 @@ def test_unswap_sides_puts_a_swapped_leg_pair_right_and_leaves_the_rest():
     kp[1, 1:4], kp[1, 4:7] = kp[0, 4:7], kp[0, 1:4]
     kp[2, 11:14], kp[2, 14:17] = kp[0, 14:17], kp[0, 11:14]
     kp[2, 16] = 0.0  # a missed joint (x = y = conf = 0) travels too
-    out, swapped = rt.unswap_sides(kp, truth)
+    out, swapped = dp.unswap_sides(kp, truth)
     assert swapped["legs"].tolist() == [False, True, False]
     assert swapped["arms"].tolist() == [False, False, True]
     np.testing.assert_array_equal(out[0], kp[0])
@@ -401,4 +403,4 @@ def test_unswap_sides_puts_a_swapped_leg_pair_right_and_leaves_the_rest():
     expected = kp[0].copy()
     expected[13] = 0.0  # the missed joint, now on its true side (the left wrist is index 13)
     np.testing.assert_array_equal(out[2], expected)
-    np.testing.assert_array_equal(rt.unswap_sides(kp[:1], truth[:1])[0], kp[:1])  # nothing to do: unchanged
+    np.testing.assert_array_equal(dp.unswap_sides(kp[:1], truth[:1])[0], kp[:1])  # nothing to do: unchanged
