@@ -50,8 +50,9 @@ from pathlib import Path
 import numpy as np
 from people_scene import plan_scene, render_alone, render_scene, scene_camera, scene_joints
 from people_scores import fps_by_count, gather, identity_counts, match_tracks, pool_scenes, score_trajectories
-from rendered_mocap import load_body, parse_range, pick_held_out, pick_sequences
+from rendered_mocap import load_body, pick_held_out, pick_sequences
 from rendered_scores import cell, score_sequence
+from rendered_views import parse_range
 
 from mocli.data.cameras import project_perspective
 from mocli.errors import InputError, MocliError

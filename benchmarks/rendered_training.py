@@ -62,7 +62,8 @@ from pathlib import Path
 import numpy as np
 from detector_pairs import detector_keypoints, unswap_sides  # benchmarks/detector_pairs.py, beside this script
 from rendered_infer import detect_person, detection_options
-from rendered_mocap import describe_view, load_body, pick_sequences, render_sequence
+from rendered_mocap import load_body, pick_sequences, render_sequence
+from rendered_views import describe_view
 from training_views import (
     MIN_BODY_PX,
     PAD_M,

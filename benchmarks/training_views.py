@@ -11,12 +11,12 @@ from dataclasses import replace
 
 import numpy as np
 from raster import REGIONS, recolour  # benchmarks/raster.py, beside this script
-from rendered_mocap import VIEW, camera_pitch_deg, make_view, parse_range
+from rendered_views import VIEW, camera_pitch_deg, make_view, parse_range
 
 from mocli.data.cameras import Camera, ViewRange, horizontal_basis, up_vector, world_to_camera
 from mocli.errors import InputError
 
-# the cameras drawn for training: wider than the benchmark's (``rendered_mocap.VIEW``) in every range
+# the cameras drawn for training: wider than the benchmark's (``rendered_views.VIEW``) in every range
 TRAIN_VIEW = replace(VIEW, pitch_deg=(-20.0, 60.0), roll_deg=15.0, distance_m=(2.5, 8.0), fov_deg=(30.0, 90.0),
                      aim_offset_m=(-0.5, 0.7))  # fmt: skip
 PAD_M = 0.2  # the drawn body reaches this far beyond its joints (hands, feet, hair)
@@ -127,7 +127,7 @@ def make_training_view(
     roll: float | None = None,
     aim: str | None = None,
 ) -> ViewRange:
-    """``TRAIN_VIEW`` with the given ranges ('LO,HI' text, as ``rendered_mocap.make_view``; roll: degrees in
+    """``TRAIN_VIEW`` with the given ranges ('LO,HI' text, as ``rendered_views.make_view``; roll: degrees in
     [0, 90], the camera rolls uniformly in [-roll, roll]; aim: metres, the aim point's height above the mean pelvis).
 
     Raises:

@@ -22,6 +22,7 @@ if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))  # as when the script runs: it imports its sibling modules by name
 cache = importlib.import_module("rendered_cache")
 rm = importlib.import_module("rendered_mocap")
+rv = importlib.import_module("rendered_views")
 
 T = 6
 
@@ -48,7 +49,7 @@ def _found() -> KeypointSequence:
                             extras={"world_landmarks33": world})  # fmt: skip
 
 
-def _key(seq=None, seed=0, view=rm.VIEW, look="person", fit=200) -> str:
+def _key(seq=None, seed=0, view=rv.VIEW, look="person", fit=200) -> str:
     return cache.render_key(seq or _sequence(), seed, view, look, fit)
 
 
@@ -75,7 +76,7 @@ def test_nobody_found_is_kept_as_such_and_replaces_an_old_detection(tmp_path):
 def test_another_key_or_a_missing_file_is_no_entry(tmp_path):
     cache.save_entry(tmp_path, "s", _key(), np.ones(T), _found())
     moved = replace(_sequence(), joints=_joints() + [0.0, 0.0, 0.001])  # 1 mm: other data, other video
-    others = [_key(seed=1), _key(view=rm.make_view(pitch="35,60")), _key(look="grey"), _key(fit=100), _key(moved),
+    others = [_key(seed=1), _key(view=rv.make_view(pitch="35,60")), _key(look="grey"), _key(fit=100), _key(moved),
               _key(_sequence("HDM_tr_kick_002")), _key(replace(_sequence(), fps=60.0))]  # fmt: skip
     assert len(set(others) | {_key()}) == len(others) + 1
     assert all(cache.load_entry(tmp_path, "s", k) is None for k in others)
@@ -111,17 +112,17 @@ def test_a_reused_sequence_is_neither_drawn_nor_detected_again(tmp_path, monkeyp
     body = lambda: (SimpleNamespace(), np.zeros((1, 3)))  # noqa: E731
     pipe = SimpleNamespace(options=None)
     seq, out = _sequence(), tmp_path / "out"
-    first, found1, _, reused1 = rm.rendered_and_detected(seq, _args(False), body, out, rm.VIEW, pipe)
-    second, found2, _, reused2 = rm.rendered_and_detected(seq, _args(True), body, out, rm.VIEW, pipe)
+    first, found1, _, reused1 = rm.rendered_and_detected(seq, _args(False), body, out, rv.VIEW, pipe)
+    second, found2, _, reused2 = rm.rendered_and_detected(seq, _args(True), body, out, rv.VIEW, pipe)
     assert (reused1, reused2) == (False, True) and calls == {"render": 1, "detect": 1}
     np.testing.assert_array_equal(second.gt_cam, first.gt_cam)
     np.testing.assert_array_equal(second.fit_error_mm, fit_error)
     np.testing.assert_array_equal(found2.keypoints, found1.keypoints)
     assert second.video == first.video
-    _, _, _, reused3 = rm.rendered_and_detected(seq, _args(True, seed=1), body, out, rm.VIEW, pipe)
+    _, _, _, reused3 = rm.rendered_and_detected(seq, _args(True, seed=1), body, out, rv.VIEW, pipe)
     assert not reused3 and calls == {"render": 2, "detect": 2}  # another seed: other cameras, drawn again
     (out / "videos" / f"{rm._file_name(seq.name)}.mp4").unlink()
-    _, _, _, reused4 = rm.rendered_and_detected(seq, _args(True, seed=1), body, out, rm.VIEW, pipe)
+    _, _, _, reused4 = rm.rendered_and_detected(seq, _args(True, seed=1), body, out, rv.VIEW, pipe)
     assert not reused4 and calls == {"render": 3, "detect": 3}  # the video is gone
 
 

@@ -23,6 +23,7 @@ if str(BENCHMARKS) not in sys.path:
 raster = importlib.import_module("raster")
 scores = importlib.import_module("rendered_scores")
 rm = importlib.import_module("rendered_mocap")
+rv = importlib.import_module("rendered_views")
 ri = importlib.import_module("rendered_infer")
 
 FOCAL, CENTRE, SIZE = 100.0, np.array([50.0, 50.0]), 100
@@ -315,19 +316,19 @@ def test_no_held_out_sequence_is_one_line_error(tmp_path, capsys):
 
 
 def test_make_view_ranges_and_errors():
-    assert rm.make_view() == rm.VIEW
-    high = rm.make_view(pitch="35,60")
+    assert rv.make_view() == rv.VIEW
+    high = rv.make_view(pitch="35,60")
     assert high.pitch_deg == (35.0, 60.0)
     assert (high.yaw_deg, high.distance_m, high.fov_deg, high.image_size) == (
-        rm.VIEW.yaw_deg, rm.VIEW.distance_m, rm.VIEW.fov_deg, rm.VIEW.image_size)  # fmt: skip
-    other = rm.make_view(pitch="-10, 5", distance="2,3.5", fov="70,70")
+        rv.VIEW.yaw_deg, rv.VIEW.distance_m, rv.VIEW.fov_deg, rv.VIEW.image_size)  # fmt: skip
+    other = rv.make_view(pitch="-10, 5", distance="2,3.5", fov="70,70")
     assert (other.pitch_deg, other.distance_m, other.fov_deg) == ((-10.0, 5.0), (2.0, 3.5), (70.0, 70.0))
     bad = [("pitch", "60,35", "LO <= HI"), ("pitch", "35", "LO,HI (two numbers)"), ("pitch", "a,b", "two numbers"),
            ("pitch", "1,2,3", "two numbers"), ("pitch", "nan,5", "finite"), ("pitch", "-95,0", "[-90, 90]"),
            ("distance", "0,3", "> 0"), ("fov", "50,180", "(0, 180)")]  # fmt: skip
     for option, text, message in bad:
         with pytest.raises(rm.InputError, match=f"^--{option} '{re.escape(text)}': .*{re.escape(message)}"):
-            rm.make_view(**{option: text})
+            rv.make_view(**{option: text})
 
 
 def test_bad_camera_option_is_one_line_error(tmp_path, capsys):
@@ -338,9 +339,9 @@ def test_bad_camera_option_is_one_line_error(tmp_path, capsys):
 
 
 def test_describe_view_of_the_default_and_high_cameras():
-    assert rm.describe_view(rm.VIEW) == ("yaw 0-360 deg, pitch 0-20 deg, roll +-0 deg, distance 3.5-5 m, "
+    assert rv.describe_view(rv.VIEW) == ("yaw 0-360 deg, pitch 0-20 deg, roll +-0 deg, distance 3.5-5 m, "
                                          "fov 50-60 deg, 640x640 px")  # fmt: skip
-    assert "pitch 35-60 deg" in rm.describe_view(rm.make_view(pitch="35,60"))
+    assert "pitch 35-60 deg" in rv.describe_view(rv.make_view(pitch="35,60"))
 
 
 @pytest.mark.parametrize("up_axis", ["y", "z"])
@@ -350,8 +351,8 @@ def test_camera_pitch_passes_through_to_the_sequence_camera(up_axis):
         joints = joints[..., [0, 2, 1]] * [1.0, -1.0, 1.0]  # y up -> z up (right-handed)
     seq = MocapSequence("s", "x", "-", 30.0, joints, up_axis=up_axis)
     for pitch in (-30.0, 0.0, 40.0, 60.0):
-        cam = sequence_camera(seq, 0, rm.make_view(pitch=f"{pitch},{pitch}"))
-        assert rm.camera_pitch_deg(cam.R, up_axis) == pytest.approx(pitch, abs=1e-9)
+        cam = sequence_camera(seq, 0, rv.make_view(pitch=f"{pitch},{pitch}"))
+        assert rv.camera_pitch_deg(cam.R, up_axis) == pytest.approx(pitch, abs=1e-9)
 
 
 def _yaw(R: np.ndarray) -> np.ndarray:
@@ -363,9 +364,9 @@ def _yaw(R: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("seed", [0, 5])
 def test_same_seed_same_point_of_any_pitch_range(seed):
     seq = MocapSequence("HDM_mm_jog_001", "hdm05", "jog", 30.0, _standing(30, 3).astype(np.float64))
-    low = sequence_camera(seq, seed, rm.VIEW)
-    high = sequence_camera(seq, seed, rm.make_view(pitch="35,60"))
-    p_low, p_high = rm.camera_pitch_deg(low.R, "y"), rm.camera_pitch_deg(high.R, "y")
+    low = sequence_camera(seq, seed, rv.VIEW)
+    high = sequence_camera(seq, seed, rv.make_view(pitch="35,60"))
+    p_low, p_high = rv.camera_pitch_deg(low.R, "y"), rv.camera_pitch_deg(high.R, "y")
     assert 0.0 <= p_low <= 20.0 and p_high == pytest.approx(35.0 + 25.0 * p_low / 20.0)
     np.testing.assert_allclose(_yaw(high.R), _yaw(low.R), atol=1e-9)
     assert high.focal == low.focal
@@ -396,9 +397,9 @@ def test_render_sequence_uses_the_view_and_writes_every_frame(tmp_path, monkeypa
     monkeypatch.setattr(mocli.mesh.meshes, "fit_mesh", fake_fit)
     seq = MocapSequence("HDM_tr_kick_001", "hdm05", "kick", 30.0, _standing(T, 4).astype(np.float64), subject="tr")
     colours = np.tile(np.array(raster.GREY, float), (len(faces), 1))
-    view = rm.make_view(pitch="50,50", distance="4,4", fov="55,55")
+    view = rv.make_view(pitch="50,50", distance="4,4", fov="55,55")
     out = rm.render_sequence(seq, SimpleNamespace(faces=faces), colours, tmp_path, 0, None, view)
-    assert rm.camera_pitch_deg(out.camera.R, "y") == pytest.approx(50.0)
+    assert rv.camera_pitch_deg(out.camera.R, "y") == pytest.approx(50.0)
     pelvis_depth = np.linalg.norm(out.gt_cam[:, 0], axis=-1).mean()
     assert pelvis_depth == pytest.approx(4.0, abs=0.3)  # the camera aims at the mean pelvis from 4 m
     np.testing.assert_allclose(out.gt_cam, seq.joints @ out.camera.R.T + out.camera.t)
@@ -419,12 +420,12 @@ def test_render_sequence_uses_the_view_and_writes_every_frame(tmp_path, monkeypa
 def test_run_info_records_pick_and_cameras():
     args = Namespace(data=[Path("a.h5")], pick="held-out", frames=150, seed=0, look="person", bones="fixed",
                      upright=False, fit_iterations=200, limb_depth=0.5, stride=27)  # fmt: skip
-    info = rm.run_info(args, rm.make_view(pitch="35,60"), Path("w/dstformer-small.mocap.pt"), 0.25)
+    info = rm.run_info(args, rv.make_view(pitch="35,60"), Path("w/dstformer-small.mocap.pt"), 0.25)
     assert info["pick"] == "held-out" and info["model"] == "w/dstformer-small.mocap.pt"
     assert info["upright"] is False and info["detector_3d"] == 0.25
     assert info["limb_depth"] == 0.5 and info["stride"] == 27
     off = Namespace(**{**vars(args), "limb_depth": 0.0})
-    assert rm.run_info(off, rm.make_view(), Path("w"), 0.0)["limb_depth"] == 0.0
+    assert rm.run_info(off, rv.make_view(), Path("w"), 0.0)["limb_depth"] == 0.0
     assert info["view"]["pitch_deg"] == (35.0, 60.0) and info["view"]["distance_m"] == (3.5, 5.0)
     assert info["view"]["roll_deg"] == 0.0 and info["view"]["image_size"] == (640, 640)
 
