@@ -27,8 +27,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mocli.bones import bone_lengths  # noqa: E402
 from mocli.data.h5 import open_dataset  # noqa: E402
-from mocli.skeleton import H36M_17, bone_lengths  # noqa: E402
+from mocli.skeleton import H36M_17  # noqa: E402
 
 NAMES = H36M_17.joint_names
 PELVIS, R_HIP, L_HIP, THORAX = 0, 1, 4, 8

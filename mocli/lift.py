@@ -27,13 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mocli.bones import median_bone_lengths, set_bone_lengths
 from mocli.data.transforms import crop_scale, root_relative
 from mocli.limb_depth import limb_depths
 from mocli.metrics import procrustes_align
 from mocli.models.checkpoint import is_spread_m
 from mocli.models.tta import mirrored
 from mocli.predict import Runtime, plan_sequence, read_frames, run_batches, window_inputs
-from mocli.skeleton import H36M_17, median_bone_lengths, set_bone_lengths
+from mocli.skeleton import H36M_17
 from mocli.trajectory import smooth_trajectory
 
 __all__ = [

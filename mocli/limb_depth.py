@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mocli.skeleton import H36M_17, median_bone_lengths
+from mocli.bones import median_bone_lengths
+from mocli.skeleton import H36M_17
 
 __all__ = ["LIMB_BONES", "limb_depths", "parse_limb_depth"]
 

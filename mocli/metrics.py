@@ -34,7 +34,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from mocli.skeleton import H36M_17, bone_lengths
+from mocli.bones import bone_lengths
+from mocli.skeleton import H36M_17
 
 __all__ = [
     "mpjpe",

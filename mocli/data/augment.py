@@ -9,7 +9,7 @@ bodies, not the three bodies of its training actors. Per clip, one factor is dra
 ``BONE_GROUPS`` (legs, arms, torso, neck and head, hip width, shoulder width) and one for the whole body; left and
 right bones of a group differ by a small drawn asymmetry. Each bone gets its median length over the clip times its
 factor and the pose is rebuilt from the pelvis outwards along every bone's own direction
-(``mocli.skeleton.set_bone_lengths``), so bones are rigid over time and no joint angle changes. The pelvis
+(``mocli.bones.set_bone_lengths``), so bones are rigid over time and no joint angle changes. The pelvis
 trajectory is scaled about its mean by the whole-body factor times the leg factor, so a longer-legged body also
 takes longer strides (no foot skating).
 
@@ -67,11 +67,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mocli.bones import median_bone_lengths, set_bone_lengths
 from mocli.config import DataConfig
 from mocli.data.cameras import horizontal_basis
 from mocli.data.converters.common import resample_linear
 from mocli.errors import MocliError
-from mocli.skeleton import H36M_17, Skeleton, median_bone_lengths, set_bone_lengths
+from mocli.skeleton import H36M_17, Skeleton
 
 __all__ = [
     "BONE_GROUPS",

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mocli.bones import median_bone_lengths
 from mocli.results import MotionResult
-from mocli.skeleton import H36M_17, median_bone_lengths
+from mocli.skeleton import H36M_17
 from mocli.utils.io import atomic_path
 
 __all__ = [

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from mocli.bones import bone_lengths
 from mocli.config import DataConfig, RunConfig, apply_dict, load_preset
 from mocli.data.augment import (
     BONE_GROUPS,
@@ -30,7 +31,7 @@ from mocli.data.cameras import up_vector
 from mocli.data.clips import LiftClipDataset
 from mocli.data.sources import sources_from_arrays
 from mocli.errors import MocliError
-from mocli.skeleton import H36M_17, Skeleton, bone_lengths
+from mocli.skeleton import H36M_17, Skeleton
 
 CHAIN = Skeleton(name="chain", joint_names=("root", "mid", "tip"), parents=(-1, 0, 1))
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from mocli import create_model
+from mocli.bones import median_bone_lengths
 from mocli.lift import CANONICAL_BODY_SIZE_M, LiftOptions, body_size, lift_keypoints, lift_phases, merge_phases
-from mocli.skeleton import H36M_17, median_bone_lengths
+from mocli.skeleton import H36M_17
 
 
 def _identity_model(x: torch.Tensor) -> torch.Tensor:

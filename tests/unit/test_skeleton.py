@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from mocli.bones import median_bone_lengths, set_bone_lengths
 from mocli.skeleton import (
     COCO_17,
     H36M_17,
@@ -13,8 +14,6 @@ from mocli.skeleton import (
     SKELETONS,
     derive_trunk,
     flip_keypoints,
-    median_bone_lengths,
-    set_bone_lengths,
     to_h36m,
 )
 
