@@ -11,6 +11,9 @@ Per sequence, beside its video (``<out>/videos/<stem>.mp4``), ``<out>/cache/<ste
   ``KeypointSequence`` (``mocli.keypoints.npz``: H36M-17 pixels + confidence, ``valid``, MediaPipe's world
   landmarks among the extras).
 
+MediaPipe's heavy landmark model (``rendered_mocap.py --mediapipe-model heavy``) keeps its entries, with the detector
+'mediapipe-heavy' in their key, in ``<out>/cache-heavy/`` beside the same videos.
+
 A cache entry whose key differs, or whose files or video are missing, is not used (the sequence is made again and
 its entry rewritten). Files are written under temporary names and renamed (``mocli.utils.io.atomic_path``).
 """

@@ -59,13 +59,14 @@ def weight_label(weight: float | str) -> str:
 # --- detection and lifting -------------------------------------------------------------------------------------------
 
 
-def detection_options(device: str = "auto"):
-    """``mocli infer``'s options (``mocli.pipeline.InferOptions``) with the MediaPipe detector, the rest infer's
-    defaults."""
+def detection_options(device: str = "auto", mediapipe_model: str = "full"):
+    """``mocli infer``'s options (``mocli.pipeline.InferOptions``) with the MediaPipe detector and its landmark model
+    ``mediapipe_model`` (full | heavy: infer's --mediapipe-model), the rest infer's defaults."""
     from mocli.keypoints import DetectorOptions
     from mocli.pipeline import InferOptions
 
-    return InferOptions(detector="mediapipe", detector_options=DetectorOptions(device=device))
+    options = DetectorOptions(device=device, mediapipe_model=mediapipe_model)
+    return InferOptions(detector="mediapipe", detector_options=options)
 
 
 def detect_person(video: Path, options):
@@ -99,10 +100,12 @@ def load_pipeline(
     detector_3d: float | str | None = None,
     limb_depth: float | None = None,
     stride: int | None = None,
+    mediapipe_model: str = "full",
 ) -> Pipeline:
     """The lifter (``--model`` name or checkpoint, default ``mocli infer``'s) and infer's default options
     (``detector_3d``, ``limb_depth``: infer's --detector-3d (or 'auto@S', ``parse_weight``) and --limb-depth, None:
-    its default; ``stride``: frames between the starts of the lifter's windows, None: infer's, 2/3 of a clip).
+    its default; ``stride``: frames between the starts of the lifter's windows, None: infer's, 2/3 of a clip;
+    ``mediapipe_model``: infer's --mediapipe-model).
 
     Raises:
         InputError: a stride outside 1 to the model's clip length."""
@@ -131,7 +134,7 @@ def load_pipeline(
         lift = mix_options(lift, detector_3d)
     if limb_depth is not None:
         lift = replace(lift, limb_depth=limb_depth)
-    options = replace(detection_options(device), lift=lift)
+    options = replace(detection_options(device, mediapipe_model), lift=lift)
     return Pipeline(lifter, options, dev, weights)
 
 

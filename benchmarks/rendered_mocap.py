@@ -217,7 +217,8 @@ def reuse_rendered(seq, seed: int, view: ViewRange, video: Path, fit_error_mm: n
 def rendered_and_detected(seq, args, body: Callable[[], tuple], out: Path, view: ViewRange, pipe: Pipeline):
     """One sequence's video and MediaPipe's person on it: from ``<out>/cache`` when ``args.reuse`` and an entry
     matches (``rendered_cache``), else fitted, drawn (``body()``: ``load_body``'s model and colours) and detected,
-    and the entry written.
+    and the entry written. With ``args.mediapipe_model`` 'heavy' the 2D comes from ``<out>/cache-heavy`` instead,
+    and a video drawn for a full run is detected again rather than drawn again.
 
     Returns (RenderedSequence, KeypointSequence or None, detection seconds, reused)."""
     from mocli.mesh.fit import FitOptions
@@ -226,13 +227,24 @@ def rendered_and_detected(seq, args, body: Callable[[], tuple], out: Path, view:
     key = render_key(seq, args.seed, view, args.look, args.fit_iterations)
     video = out / "videos" / f"{stem}.mp4"
     entry = load_entry(out / "cache", stem, key) if args.reuse and video.is_file() else None
-    if entry is not None:
+    heavy = args.mediapipe_model == "heavy"
+    if entry is not None and not heavy:
         return reuse_rendered(seq, args.seed, view, video, entry[0]), entry[1], 0.0, True
-    model, colours = body()
-    rendered = render_sequence(seq, model, colours, out, args.seed, FitOptions(iterations=args.fit_iterations), view)
+    heavy_key = render_key(seq, args.seed, view, args.look, args.fit_iterations, "mediapipe-heavy")
+    if heavy and args.reuse and video.is_file():  # the heavy model's 2D is cached apart, beside the same videos
+        detected = load_entry(out / "cache-heavy", stem, heavy_key)
+        if detected is not None:
+            return reuse_rendered(seq, args.seed, view, video, detected[0]), detected[1], 0.0, True
+    if entry is not None:  # drawn before, detected with the full model only
+        rendered = reuse_rendered(seq, args.seed, view, video, entry[0])
+    else:
+        model, colours = body()
+        fit = FitOptions(iterations=args.fit_iterations)
+        rendered = render_sequence(seq, model, colours, out, args.seed, fit, view)
     t0 = time.perf_counter()
     found = detect_person(rendered.video, pipe.options)
-    save_entry(out / "cache", stem, key, rendered.fit_error_mm, found)
+    save_entry(out / ("cache-heavy" if heavy else "cache"), stem, heavy_key if heavy else key, rendered.fit_error_mm,
+               found)  # fmt: skip
     return rendered, found, time.perf_counter() - t0, False
 
 
@@ -242,7 +254,7 @@ def run_info(args: argparse.Namespace, view: ViewRange, weights: Path, detector_
             "look": args.look, "model": str(weights), "bones": args.bones, "upright": args.upright,
             "detector_3d": detector_3d, "limb_depth": args.limb_depth, "stride": args.stride,
             "view": dict(view.__dict__),
-            "fit_iterations": args.fit_iterations}  # fmt: skip
+            "fit_iterations": args.fit_iterations, "mediapipe_model": args.mediapipe_model}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--stride", type=int, help="frames between the lifter's window starts (default infer's: 2/3 of "
                     "a clip, 54 of 81)")  # fmt: skip
+    ap.add_argument("--mediapipe-model", choices=("full", "heavy"), default="full",
+                    help="as infer's --mediapipe-model; heavy's 2D is cached apart (<out>/cache-heavy), and with "
+                         "--reuse the videos of a full run are detected again, not drawn again")  # fmt: skip
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, help="folder for videos and infer outputs (default: a temporary folder)")
     ap.add_argument("--json", type=Path)
@@ -328,7 +343,7 @@ def _run(args: argparse.Namespace) -> int:
     detector_3d = None if args.detector_3d is None else parse_weight(args.detector_3d, "--detector-3d")
     sweep = [parse_weight(w) for w in args.sweep.split(",")] if args.sweep else []
     pipe = load_pipeline(args.model, args.device, args.seed, args.bones, args.upright, detector_3d, limb_depth,
-                         args.stride)  # fmt: skip
+                         args.stride, args.mediapipe_model)  # fmt: skip
     setup = time.perf_counter() - t0
     print(f"{len(chosen)} sequences, model {pipe.weights.name}, outputs in {out} (setup {setup:.1f} s)", flush=True)
     print(f"pick {args.pick}, seed {args.seed}, cameras: {describe_view(view)}", flush=True)

@@ -75,6 +75,7 @@ def infer(
     task: str = "pose3d",
     model: str | os.PathLike | None = None,
     detector: str = DEFAULT_DETECTOR,
+    mediapipe_model: str = "full",
     person: str | int = "largest",
     keypoint_format: str | None = None,
     shard: str | None = None,
@@ -126,7 +127,9 @@ def infer(
         task: ``pose3d``, ``action``, ``mesh`` or ``all``.
         model: weights name or checkpoint of the lifter (default: ``dstformer-small.video``).
         detector, person, keypoint_format, max_frames: as ``mocli infer``'s --detector, --person, --format,
-            --max-frames. ``shard``: ``"K/N"``, only the K-th of N parts of the sorted inputs (None: the torchrun
+            --max-frames. ``mediapipe_model``: the landmark model of the MediaPipe detectors, ``full`` (the wheel's)
+            or ``heavy`` (more accurate 2D, about three times slower; ``mocli prepare mediapipe-heavy`` installs it).
+            ``shard``: ``"K/N"``, only the K-th of N parts of the sorted inputs (None: the torchrun
             rank and world size when set, else every input).
         flip, upright, bones, precision, batch_size: lifting options (flip test-time augmentation; a body lying
             across the image lifted rolled upright, ``mocli.models.tta.upright``; ``fixed`` or ``free`` bone
@@ -158,7 +161,8 @@ def infer(
     reporter = reporter or Reporter()
     specs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     check_options(task=task, bones=bones, precision=precision, body_model=body_model, batch_size=batch_size,
-                  top_k=top_k, max_frames=max_frames, detector=detector, focal=focal, fov=fov,
+                  top_k=top_k, max_frames=max_frames, detector=detector, mediapipe_model=mediapipe_model,
+                  focal=focal, fov=fov,
                   max_lift_fps=max_lift_fps, detector_3d=detector_3d, limb_depth=limb_depth)  # fmt: skip
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -174,8 +178,9 @@ def infer(
     if labels is not None and not isinstance(labels, str):
         labels = ",".join(labels)
     setup = load_setup(
-        task=task, model=model, detector=detector, person=person, keypoint_format=keypoint_format, flip=flip,
-        upright=upright, bones=bones, precision=precision, batch_size=batch_size, max_lift_fps=max_lift_fps,
+        task=task, model=model, detector=detector, mediapipe_model=mediapipe_model, person=person,
+        keypoint_format=keypoint_format, flip=flip, upright=upright, bones=bones, precision=precision,
+        batch_size=batch_size, max_lift_fps=max_lift_fps,
         detector_3d=detector_3d, limb_depth=limb_depth,
         max_frames=max_frames, render=render, bvh=bvh, labels=labels, top_k=top_k, action_model=action_model,
         body_model=body_model, smpl_dir=smpl_dir, device=device, seed=seed, focal=focal, fov=fov, world=world,

@@ -24,6 +24,7 @@ _CHOICES = {
     "bones": ("fixed", "free"),
     "precision": ("auto", "fp32", "bf16"),
     "body_model": ("auto", "smpl", "anny"),
+    "mediapipe_model": ("full", "heavy"),
 }
 
 
@@ -83,8 +84,9 @@ def check_options(**values: Any) -> None:
 
 def load_setup(
     *, task: str = "pose3d", model: str | os.PathLike | None = None, detector: str = DEFAULT_DETECTOR,
-    person: str | int = "largest", keypoint_format: str | None = None, flip: bool = True, upright: bool = True,
-    bones: str = "fixed", precision: str = "auto", batch_size: int = 8, max_lift_fps: float = 60.0,
+    mediapipe_model: str = "full", person: str | int = "largest", keypoint_format: str | None = None,
+    flip: bool = True, upright: bool = True, bones: str = "fixed", precision: str = "auto", batch_size: int = 8,
+    max_lift_fps: float = 60.0,
     detector_3d: float | str = "auto", limb_depth: float = 0.0, max_frames: int | None = None,
     render: bool = False, bvh: bool = False, labels: str | None = None, top_k: int = 5,
     action_model: str | os.PathLike | None = None, body_model: str = "auto",
@@ -100,13 +102,17 @@ def load_setup(
     from mocli.utils.device import resolve_device, resolve_precision
     from mocli.utils.seed import seed_everything
 
+    if detector.startswith("mediapipe") and mediapipe_model != "full":
+        from mocli.keypoints.mediapipe_models import landmark_model_path
+
+        landmark_model_path(mediapipe_model)  # missing: one error for the run, not one per video
     torch_device = resolve_device(device)
     seed_everything(seed)
     weights = resolve_weights(model) if model else default_weights(DEFAULT_VIDEO_WEIGHTS)
     lifter = load_lifter(weights, device=str(torch_device))
     options = InferOptions(
         detector=detector,
-        detector_options=DetectorOptions(device=device),
+        detector_options=DetectorOptions(device=device, mediapipe_model=mediapipe_model),
         person=parse_person(str(person)),
         keypoint_format=keypoint_format,
         lift=LiftOptions(

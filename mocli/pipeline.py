@@ -312,6 +312,13 @@ def write_summary(out_dir: Path, summary: dict[str, Any]) -> Path:
     return write_json(summary, out_dir / SUMMARY)
 
 
+def _mediapipe_model(options: InferOptions) -> str | None:
+    """The landmark model of a MediaPipe detector (full | heavy), None for the others."""
+    if not options.detector.startswith("mediapipe"):
+        return None
+    return getattr(options.detector_options, "mediapipe_model", "full")
+
+
 def base_summary(item: InferInput, model_info: dict[str, Any], options: InferOptions) -> dict[str, Any]:
     return {
         "mocli_version": __version__,
@@ -322,6 +329,7 @@ def base_summary(item: InferInput, model_info: dict[str, Any], options: InferOpt
         "device": None,
         "model": model_info,
         "detector": options.detector if item.kind == "video" else None,
+        "mediapipe_model": _mediapipe_model(options) if item.kind == "video" else None,
         "flip_tta": options.lift.flip,
         "upright_tta": options.lift.upright,
         "bones": options.lift.bones,

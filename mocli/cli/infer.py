@@ -14,6 +14,7 @@ import typer
 from mocli.cli.batch import Batch, InferReporter, progress_bar, summarise
 from mocli.cli.options import console, get_settings
 from mocli.cli.prepare_video import DetectorName as Detector
+from mocli.cli.prepare_video import MediaPipeModel
 
 
 class Task(str, Enum):
@@ -92,6 +93,13 @@ def infer(
         str | None, typer.Option(help="Weights name (`mocli weights list`) or path. Default: dstformer-small.video.")
     ] = None,
     detector: Annotated[Detector, typer.Option(help="2D detector for video inputs.")] = Detector.mediapipe_multi,
+    mediapipe_model: Annotated[
+        MediaPipeModel,
+        typer.Option(
+            help="Landmark model of the mediapipe detectors: full (ships with mediapipe) or heavy (more accurate, "
+            "about 3x slower; install with `mocli prepare mediapipe-heavy`)."
+        ),
+    ] = MediaPipeModel.full,
     person: Annotated[str, typer.Option(help="largest, all (one result per track) or a track ID.")] = "largest",
     keypoint_format: Annotated[
         str | None, typer.Option("--format", help="Format of JSON inputs: alphapose, coco, openpose, mmpose.")
@@ -171,7 +179,8 @@ def infer(
     batch = Batch()
     with progress_bar(settings.quiet) as progress:
         infer_inputs(
-            inputs, out, task=task.value, model=model, detector=detector.value, person=person,
+            inputs, out, task=task.value, model=model, detector=detector.value,
+            mediapipe_model=mediapipe_model.value, person=person,
             keypoint_format=keypoint_format, shard=shard, overwrite=overwrite, flip=flip, upright=upright,
             bones=bones.value, precision=precision.value, batch_size=batch_size, max_lift_fps=max_lift_fps,
             detector_3d=detector_3d, limb_depth=limb_depth, max_frames=max_frames,

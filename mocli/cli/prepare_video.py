@@ -29,6 +29,11 @@ class DetectorName(str, Enum):
     mmpose = "mmpose"
 
 
+class MediaPipeModel(str, Enum):
+    full = "full"  # ships in the mediapipe wheel
+    heavy = "heavy"  # mocli prepare mediapipe-heavy (mocli.keypoints.mediapipe_models)
+
+
 class ImportFormat(str, Enum):
     alphapose = "alphapose"
     coco = "coco"
@@ -44,6 +49,14 @@ PersonOpt = Annotated[
         "-p",
         help="Which person to write: [b]largest[/] (greatest mean box area x frames present), "
         "[b]all[/] (one <stem>_p<ID>.npz per track) or a track ID.",
+    ),
+]
+MediaPipeModelOpt = Annotated[
+    MediaPipeModel,
+    typer.Option(
+        help="Landmark model of the mediapipe detectors: full (ships with mediapipe) or heavy (more accurate 2D, "
+        "about 3x slower; install it once with `mocli prepare mediapipe-heavy`).",
+        rich_help_panel=_DETECTOR_PANEL,
     ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (default: skip them).")]
@@ -113,6 +126,7 @@ def video(
     detector: Annotated[
         DetectorName, typer.Option("--detector", "-d", help="2D pose backend.", rich_help_panel=_DETECTOR_PANEL)
     ] = DetectorName.mediapipe_multi,
+    mediapipe_model: MediaPipeModelOpt = MediaPipeModel.full,
     person: PersonOpt = "largest",
     max_gap: VideoMaxGapOpt = 10,
     max_frames: Annotated[
@@ -153,6 +167,7 @@ def video(
         yolo_weights=yolo_weights,
         mmpose_config=mmpose_config,
         mmpose_checkpoint=mmpose_checkpoint,
+        mediapipe_model=mediapipe_model.value,
     )
     batch = Batch()
     planned: set[Path] = set()
@@ -280,7 +295,29 @@ def keypoints(
             console.print(_describe(path, seq), markup=False, highlight=False, soft_wrap=True)
 
 
+HEAVY_HELP = (
+    "Install MediaPipe's heavy pose landmark model (`--mediapipe-model heavy`) from the npm package @mediapipe/pose "
+    "(Apache-2.0): its .tgz, as `npm pack @mediapipe/pose@0.5.1675469404` fetches it, or its "
+    "pose_landmark_heavy.tflite. The file is checked (SHA-256) and copied beside the mediapipe wheel's full model."
+)
+
+
+def mediapipe_heavy(
+    ctx: typer.Context,
+    source: Annotated[
+        Path,
+        typer.Argument(help="mediapipe-pose-0.5.1675469404.tgz or pose_landmark_heavy.tflite.", show_default=False),
+    ],
+) -> None:
+    from mocli.keypoints.mediapipe_models import install_heavy_model
+
+    target = install_heavy_model(source)
+    if not get_settings(ctx).quiet:
+        console.print(str(target), highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``video`` and ``keypoints`` commands to the ``mocli prepare`` app."""
+    """Add the ``video``, ``keypoints`` and ``mediapipe-heavy`` commands to the ``mocli prepare`` app."""
     app.command("video", help=VIDEO_HELP, no_args_is_help=True)(video)
     app.command("keypoints", help=KEYPOINTS_HELP, no_args_is_help=True)(keypoints)
+    app.command("mediapipe-heavy", help=HEAVY_HELP, no_args_is_help=True)(mediapipe_heavy)

@@ -1,7 +1,8 @@
-"""MediaPipe Pose (BlazePose, full model): single person, 33 landmarks plus metric 3D world landmarks.
+"""MediaPipe Pose (BlazePose): single person, 33 landmarks plus metric 3D world landmarks.
 
-mediapipe 0.10.21 ships the pose models in its wheel, so this backend runs offline. It tracks the person from frame
-to frame itself (``static_image_mode=False``), so frames must be given in video order.
+mediapipe 0.10.21 ships the person detector and the full landmark model in its wheel, so this backend runs offline;
+the heavy landmark model runs once installed beside it (``mocli.keypoints.mediapipe_models``). It tracks the person
+from frame to frame itself (``static_image_mode=False``), so frames must be given in video order.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import numpy as np
 
 from mocli.errors import MissingDependencyError
 from mocli.keypoints.base import Detection, box_from_keypoints
+from mocli.keypoints.mediapipe_models import INSTALL_HINT, landmark_model_path, model_complexity
 from mocli.utils.native_logs import native_stderr_muted
 
 __all__ = ["MediaPipeDetector", "landmarks_to_array"]
-
-INSTALL_HINT = 'pip install "mocli[mediapipe]" && pip install --no-deps "mediapipe==0.10.21"'
 
 
 def _import_mediapipe() -> Any:
@@ -40,7 +40,8 @@ class MediaPipeDetector:
 
     Each detection has keypoints (33, 3) = x, y in pixels + visibility, and ``extras["world_landmarks33"]``
     (33, 3) metres, hip-centred (MediaPipe's metric 3D estimate). ``mutes_native_logs``: ``detect_video`` runs it
-    inside ``native_stderr_muted()``, as its C++ graph logs to fd 2 from its own threads.
+    inside ``native_stderr_muted()``, as its C++ graph logs to fd 2 from its own threads. ``model``: the landmark
+    model, 'full' (the wheel's) or 'heavy' (``mocli prepare mediapipe-heavy``; about three times slower).
     """
 
     name = "mediapipe"
@@ -48,13 +49,17 @@ class MediaPipeDetector:
     multi_person = False
     mutes_native_logs = True
 
-    def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5) -> None:
+    def __init__(
+        self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5, model: str = "full"
+    ) -> None:
         mp = _import_mediapipe()
-        # model_complexity=1 is the model the wheel ships (0 and 2 would be downloaded).
+        # MediaPipe would download a landmark model it does not find (failing offline): check it is there first.
+        landmark_model_path(model)
+        self.model = model
         with native_stderr_muted():
             self._pose = mp.solutions.pose.Pose(
                 static_image_mode=False,
-                model_complexity=1,
+                model_complexity=model_complexity(model),
                 min_detection_confidence=min_detection_confidence,
                 min_tracking_confidence=min_tracking_confidence,
             )

@@ -1,7 +1,8 @@
 """MediaPipe Pose for several people: the wheel's own BlazePose models run through MediaPipe's Tasks API.
 
 mediapipe 0.10.21 ships the person detector (``modules/pose_detection/pose_detection.tflite``) and the full landmark
-model (``modules/pose_landmark/pose_landmark_full.tflite``) for its legacy single-person solution. The Tasks API's
+model (``modules/pose_landmark/pose_landmark_full.tflite``) for its legacy single-person solution (the heavy one goes
+beside it: ``mocli.keypoints.mediapipe_models``). The Tasks API's
 ``PoseLandmarker`` runs the same two models for up to ``num_poses`` people, but it reads them from a ``.task``
 bundle (a zip of ``pose_detector.tflite`` + ``pose_landmarks_detector.tflite``) whose models carry TFLite metadata
 for the input normalisation. ``build_pose_bundle`` makes that bundle in memory from the wheel's files, adding the
@@ -33,6 +34,7 @@ import numpy as np
 from mocli.errors import MissingDependencyError
 from mocli.keypoints.base import Detection, box_from_keypoints
 from mocli.keypoints.mediapipe_backend import INSTALL_HINT
+from mocli.keypoints.mediapipe_models import landmark_model_path
 from mocli.keypoints.tracking import iou_matrix
 from mocli.utils.native_logs import native_stderr_muted
 
@@ -53,18 +55,20 @@ def _import_mediapipe() -> Any:
     return mp
 
 
-def wheel_model_paths() -> tuple[Path, Path]:
-    """(person detector, full landmark model) .tflite files inside the installed mediapipe wheel.
+def wheel_model_paths(model: str = "full") -> tuple[Path, Path]:
+    """(person detector, landmark model ``model``: 'full' or 'heavy') .tflite files in the installed mediapipe wheel's
+    folders (the heavy one once ``mocli prepare mediapipe-heavy`` has put it there).
 
     Raises:
-        MissingDependencyError: mediapipe is missing, or its wheel lacks one of the two models.
+        MissingDependencyError: mediapipe is missing, or one of the two models is not there. InputError: unknown
+        model.
     """
     root = Path(_import_mediapipe().__file__).parent / "modules"
-    paths = (root / "pose_detection" / "pose_detection.tflite", root / "pose_landmark" / "pose_landmark_full.tflite")
-    for p in paths:
-        if not p.is_file():
-            raise MissingDependencyError(f"mediapipe's wheel has no {p.name} (expected at {p}): {INSTALL_HINT}")
-    return paths
+    detector = root / "pose_detection" / "pose_detection.tflite"
+    if not detector.is_file():
+        raise MissingDependencyError(f"mediapipe's wheel has no {detector.name} (expected at {detector}): "
+                                     f"{INSTALL_HINT}")  # fmt: skip
+    return detector, landmark_model_path(model)
 
 
 def _with_image_metadata(model: bytes, name: str, norm: tuple[float, float]) -> bytes:
@@ -76,9 +80,10 @@ def _with_image_metadata(model: bytes, name: str, norm: tuple[float, float]) -> 
     return bytes(content)
 
 
-def build_pose_bundle() -> bytes:
-    """The bytes of a PoseLandmarker ``.task`` bundle made from the wheel's two models (see the module docstring)."""
-    detector, landmarks = wheel_model_paths()
+def build_pose_bundle(model: str = "full") -> bytes:
+    """The bytes of a PoseLandmarker ``.task`` bundle made from the wheel's person detector and landmark model
+    ``model`` (see the module docstring)."""
+    detector, landmarks = wheel_model_paths(model)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as bundle:
         bundle.writestr(
@@ -167,6 +172,7 @@ class MediaPipeMultiDetector:
             detector runs on most frames here, and each weak detection replaces the crop of a person followed well
             (``benchmarks/bench_detect.py --detection-confidence`` compares).
         min_presence_confidence, min_tracking_confidence: the landmarker's other thresholds.
+        model: the landmark model, 'full' (the wheel's) or 'heavy' (``mocli.keypoints.mediapipe_models``).
     """
 
     name = "mediapipe-multi"
@@ -180,6 +186,7 @@ class MediaPipeMultiDetector:
         min_detection_confidence: float = 0.7,
         min_presence_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
+        model: str = "full",
     ) -> None:
         if num_poses < 1:
             raise ValueError(f"num_poses must be at least 1, got {num_poses}")
@@ -187,9 +194,10 @@ class MediaPipeMultiDetector:
         from mediapipe.tasks.python import BaseOptions, vision
 
         self._mp = mp
+        self.model = model
         self.smooth_tracks = num_poses > 1
         options = vision.PoseLandmarkerOptions(
-            base_options=BaseOptions(model_asset_buffer=build_pose_bundle()),
+            base_options=BaseOptions(model_asset_buffer=build_pose_bundle(model)),
             running_mode=vision.RunningMode.VIDEO,
             num_poses=num_poses,
             min_pose_detection_confidence=min_detection_confidence,

@@ -23,18 +23,19 @@ class DetectorOptions:
     mmpose_config: Path | None = None
     mmpose_checkpoint: Path | None = None
     max_people: int = 6  # mediapipe-multi: most people followed per frame
+    mediapipe_model: str = "full"  # mediapipe, mediapipe-multi: landmark model, full | heavy (mediapipe_models)
 
 
 def _mediapipe(options: DetectorOptions) -> Detector:
     from mocli.keypoints.mediapipe_backend import MediaPipeDetector
 
-    return MediaPipeDetector()
+    return MediaPipeDetector(model=options.mediapipe_model)
 
 
 def _mediapipe_multi(options: DetectorOptions) -> Detector:
     from mocli.keypoints.mediapipe_multi import MediaPipeMultiDetector
 
-    return MediaPipeMultiDetector(num_poses=options.max_people)
+    return MediaPipeMultiDetector(num_poses=options.max_people, model=options.mediapipe_model)
 
 
 def _yolo(options: DetectorOptions) -> Detector:

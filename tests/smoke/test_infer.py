@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import mocli
 from mocli.cli.main import app
+from mocli.errors import MocliError
 from mocli.keypoints import KeypointSequence, save_keypoints_npz
 from mocli.models.checkpoint import build_checkpoint, save_checkpoint
 from mocli.pipeline import InferInput, parse_shard, select_shard
@@ -123,3 +124,22 @@ def test_infer_real_video(tmp_path, tiny_model):
     data = load_joints_npz(out / "sports2d_demo" / "joints3d.npz")
     assert data["joints3d"].shape == (20, 17, 3) and tuple(data["image_size"]) == (1768, 994)
     assert "world_landmarks33" in data  # MediaPipe's own metric 3D, kept as a baseline
+    summary = json.loads((out / "sports2d_demo" / "summary.json").read_text())
+    assert summary["detector"] == "mediapipe-multi" and summary["mediapipe_model"] == "full"
+
+
+def test_infer_heavy_model_not_installed_is_one_line_error(tmp_path, tiny_model, monkeypatch):
+    """--mediapipe-model heavy without the heavy file: a clear error naming the install commands, exit 1, no
+    result folder, and MediaPipe never gets to download anything."""
+    from mocli.keypoints import mediapipe_models
+
+    monkeypatch.setattr(mediapipe_models, "landmark_folder", lambda: tmp_path / "empty")
+    video = REPO / "examples" / "sports2d_demo.mp4"
+    out = tmp_path / "res"
+    args = ["-q", "infer", str(video), "--model", str(tiny_model), "--out", str(out), "--max-frames", "5"]
+    r = runner.invoke(app, [*args, "--mediapipe-model", "heavy"])
+    assert r.exit_code == 1
+    assert "heavy pose model is not installed" in r.output and "mocli prepare mediapipe-heavy" in r.output
+    assert "Traceback" not in r.output and not (out / "sports2d_demo" / "summary.json").exists()
+    with pytest.raises(MocliError, match="mediapipe_model='huge': expected one of full, heavy"):
+        mocli.infer(video, out=tmp_path / "o", model=tiny_model, mediapipe_model="huge")

@@ -419,9 +419,11 @@ def test_render_sequence_uses_the_view_and_writes_every_frame(tmp_path, monkeypa
 
 def test_run_info_records_pick_and_cameras():
     args = Namespace(data=[Path("a.h5")], pick="held-out", frames=150, seed=0, look="person", bones="fixed",
-                     upright=False, fit_iterations=200, limb_depth=0.5, stride=27)  # fmt: skip
+                     upright=False, fit_iterations=200, limb_depth=0.5, stride=27,
+                     mediapipe_model="heavy")  # fmt: skip
     info = rm.run_info(args, rv.make_view(pitch="35,60"), Path("w/dstformer-small.mocap.pt"), 0.25)
     assert info["pick"] == "held-out" and info["model"] == "w/dstformer-small.mocap.pt"
+    assert info["mediapipe_model"] == "heavy"
     assert info["upright"] is False and info["detector_3d"] == 0.25
     assert info["limb_depth"] == 0.5 and info["stride"] == 27
     off = Namespace(**{**vars(args), "limb_depth": 0.0})
@@ -508,3 +510,48 @@ def test_the_lifters_own_auto_scale_reaches_the_lift_options(tmp_path):
     assert pipe.options.lift.detector_3d_spread_m == 0.1 and pipe.options.lift.clip_len == 27
     assert ri.mix_options(pipe.options.lift, "auto").detector_3d_spread_m == 0.1
     assert ri.mix_options(pipe.options.lift, ri.parse_weight("auto@0.2")).detector_3d_spread_m == 0.2
+
+
+def test_heavy_2d_is_cached_apart_beside_the_same_videos(tmp_path, monkeypatch):
+    """--mediapipe-model heavy with --reuse: a video drawn by a full run is detected again, not drawn again, and the
+    heavy 2D is cached in cache-heavy/, so that neither run's 2D replaces the other's."""
+    from mocli.keypoints import KeypointSequence
+
+    T = 5
+    seq = MocapSequence("HDM_tr_kick_001", "hdm05", "kick", 30.0, _standing(T, 4).astype(np.float64), subject="tr")
+    calls = []
+
+    def fake_render(seq, model, colours, out, seed, fit, view):
+        calls.append("draw")
+        camera, gt = rm.camera_truth(seq, seed, view)
+        video = out / "videos" / f"{rm._file_name(seq.name)}.mp4"
+        video.parent.mkdir(parents=True, exist_ok=True)
+        video.write_bytes(b"video")
+        return rm.RenderedSequence(seq.name, seq.source, seq.fps, gt, camera, np.full(T, 3.0), video, {})
+
+    def fake_detect(video, options):
+        model = options.detector_options.mediapipe_model
+        calls.append(model)
+        kp = np.full((T, 17, 3), 1.0 if model == "full" else 2.0, np.float32)
+        return KeypointSequence(kp, (640, 640), 30.0, np.ones(T, bool), np.zeros(T, bool), source="mediapipe")
+
+    monkeypatch.setattr(rm, "render_sequence", fake_render)
+    monkeypatch.setattr(rm, "detect_person", fake_detect)
+    body = lambda: (None, None)  # noqa: E731
+    view = rv.make_view()
+
+    def run(model: str, reuse: bool = True):
+        args = Namespace(seed=0, look="person", fit_iterations=200, reuse=reuse, mediapipe_model=model)
+        pipe = SimpleNamespace(options=ri.detection_options("cpu", model))
+        rendered, found, _, reused = rm.rendered_and_detected(seq, args, body, tmp_path, view, pipe)
+        return float(found.keypoints[0, 0, 0]), rendered.fit_error_mm.tolist(), reused
+
+    assert run("full") == (1.0, [3.0] * T, False) and calls == ["draw", "full"]
+    assert run("full") == (1.0, [3.0] * T, True) and calls == ["draw", "full"]
+    assert run("heavy") == (2.0, [3.0] * T, False) and calls == ["draw", "full", "heavy"]  # detected, not drawn
+    assert run("heavy") == (2.0, [3.0] * T, True) and run("full")[0] == 1.0  # each model's own 2D
+    assert calls == ["draw", "full", "heavy"]
+    assert sorted(p.name for p in (tmp_path / "cache-heavy").iterdir()) == [
+        "HDM_tr_kick_001.keypoints.npz",
+        "HDM_tr_kick_001.npz",
+    ]
