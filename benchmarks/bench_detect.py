@@ -1,6 +1,7 @@
 """2D detector speed and agreement: the single-person ``mediapipe`` backend against ``mediapipe-multi``.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_detect.py [VIDEO] [--frames N] [--detection-confidence X]
+        [--mediapipe-model full|heavy]
 
 Prints, for each backend, frames/s over the whole video and per number of people found in the frame (each frame's
 ``detect`` call timed), then the 2D agreement of the two on the frames where both see the same person (the
@@ -42,7 +43,8 @@ def run(
     if detection_confidence is None:
         detector = create_detector(name, DetectorOptions(**options))
     else:  # mediapipe-multi with another person-detector threshold than its default
-        detector = MediaPipeMultiDetector(options.get("max_people", 6), min_detection_confidence=detection_confidence)
+        detector = MediaPipeMultiDetector(options.get("max_people", 6), min_detection_confidence=detection_confidence,
+                                          model=options.get("mediapipe_model", "full"))  # fmt: skip
     per_frame, seconds = [], []
     with native_stderr_muted():
         for frame in read_frames(video, max_frames=frames):
@@ -114,15 +116,20 @@ def main() -> None:
     parser.add_argument(
         "--detection-confidence", type=float, default=None, help="mediapipe-multi's person-detector threshold"
     )
+    parser.add_argument("--mediapipe-model", choices=("full", "heavy"), default="full", help="landmark model of both")
     args = parser.parse_args()
     fps = probe_video(args.video).fps
+    model = args.mediapipe_model
+    print(f"landmark model: {model}")
     default = inspect.signature(MediaPipeMultiDetector).parameters["min_detection_confidence"].default
     print(f"mediapipe-multi person-detector threshold: {args.detection_confidence or default}")
-    single, t_single = run("mediapipe", args.video, args.frames)
+    single, t_single = run("mediapipe", args.video, args.frames, mediapipe_model=model)
     report_speed("mediapipe (single)", single, t_single)
-    one, t_one = run("mediapipe-multi", args.video, args.frames, args.detection_confidence, max_people=1)
+    one, t_one = run("mediapipe-multi", args.video, args.frames, args.detection_confidence, max_people=1,
+                     mediapipe_model=model)  # fmt: skip
     report_speed("mediapipe-multi max_people=1", one, t_one)
-    multi, t_multi = run("mediapipe-multi", args.video, args.frames, args.detection_confidence)
+    multi, t_multi = run("mediapipe-multi", args.video, args.frames, args.detection_confidence,
+                         mediapipe_model=model)  # fmt: skip
     report_speed("mediapipe-multi max_people=6", multi, t_multi)
     t0 = time.perf_counter()
     linked, tracks = link_people(multi, min_frames=MIN_TRACK_FRAMES, fps=fps, max_link_gap_s=MAX_LINK_GAP_S)
