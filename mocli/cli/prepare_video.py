@@ -299,6 +299,14 @@ HEAVY_HELP = (
     "Install MediaPipe's heavy pose landmark model (`--mediapipe-model heavy`) from the npm package @mediapipe/pose "
     "(Apache-2.0): its .tgz, as `npm pack @mediapipe/pose@0.5.1675469404` fetches it, or its "
     "pose_landmark_heavy.tflite. The file is checked (SHA-256) and copied beside the mediapipe wheel's full model."
+    """
+
+[b]Examples[/b]
+
+  npm pack @mediapipe/pose@0.5.1675469404
+  mocli prepare mediapipe-heavy mediapipe-pose-0.5.1675469404.tgz
+  mocli infer clip.mp4 --mediapipe-model heavy
+"""
 )
 
 
