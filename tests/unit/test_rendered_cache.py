@@ -88,7 +88,7 @@ def test_another_key_or_a_missing_file_is_no_entry(tmp_path):
 
 
 def _args(reuse: bool, seed: int = 0) -> Namespace:
-    return Namespace(seed=seed, look="person", fit_iterations=200, reuse=reuse)
+    return Namespace(seed=seed, look="person", fit_iterations=200, reuse=reuse, mediapipe_model="full")
 
 
 def test_a_reused_sequence_is_neither_drawn_nor_detected_again(tmp_path, monkeypatch):
