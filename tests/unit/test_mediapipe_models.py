@@ -100,3 +100,15 @@ def test_detectors_take_the_model_from_the_options(monkeypatch):
     create_detector("mediapipe", DetectorOptions(mediapipe_model="heavy"))
     create_detector("mediapipe-multi", DetectorOptions(max_people=2))
     assert seen == [("one", {"model": "heavy"}), ("multi", {"num_poses": 2, "model": "full"})]
+
+
+def test_prepare_video_without_the_heavy_model_stops_at_once(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    monkeypatch.setattr(mm, "landmark_folder", lambda: tmp_path / "empty")
+    video = Path(__file__).resolve().parents[2] / "examples" / "sports2d_demo.mp4"
+    out = tmp_path / "kp"
+    args = ["prepare", "video", str(video), "--out", str(out), "--max-frames", "2", "--mediapipe-model", "heavy"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1 and "heavy pose model is not installed" in r.output and "Traceback" not in r.output
+    assert not out.exists() or not list(out.glob("*.npz"))
