@@ -241,7 +241,7 @@ class Setup:
     videos are rendered in and whether they are kept there, the padding of the joints in the image (metres), and
     whether the detector's left/right mix-ups are put right (``unswap_sides``), the smallest body in pixels
     (``bring_closer``; 0: as drawn), whether each sequence gets its own ``random_outfit`` and where the frames start
-    (``window_start``: 'first' or 'random')."""
+    (``window_start``: 'first' or 'random'), and the name the sequences give the detector."""
 
     body: object
     colours: np.ndarray
@@ -257,6 +257,7 @@ class Setup:
     min_body_px: float = 0.0
     outfits: bool = False
     start: str = "first"
+    detector: str = "mediapipe"  # the sequences' 'detector' attribute: mediapipe, or mediapipe-heavy (its heavy model)
 
 
 @dataclass
@@ -296,6 +297,7 @@ def make_pair(c: Candidate, name: str, setup: Setup) -> Made:
     fit_error = np.nanmean(rendered.fit_error_mm) if np.isfinite(rendered.fit_error_mm).any() else np.nan
     pair = paired_sequence(name, c, seq, rendered.gt_cam[:n], keypoints, detected, camera, fit_error, swapped,
                            start * frame_step(c.fps))  # fmt: skip
+    pair.extra["detector"] = setup.detector
     return Made(pair, n, pair.extra["detection_rate"], seconds)
 
 
@@ -333,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
                     "tone per sequence (random_outfit), or rendered_mocap.py's own person for all")  # fmt: skip
     ap.add_argument("--fit-iterations", type=int, default=200, help="L-BFGS iterations of the Anny pose fit")
     ap.add_argument("--device", default="auto", help="the detector's and the fit's device")
+    ap.add_argument("--mediapipe-model", choices=("full", "heavy"), default="full",
+                    help="MediaPipe's landmark model (infer's --mediapipe-model); heavy: the sequences' detector "
+                         "attribute is mediapipe-heavy")  # fmt: skip
     ap.add_argument("--keep-swaps", action="store_true", help="keep the detector's left/right mix-ups as detected "
                     "(default: put right against the truth, see unswap_sides)")  # fmt: skip
     ap.add_argument("--keep-videos", type=Path, metavar="DIR", help="keep the rendered videos (DIR/videos/*.mp4)")
@@ -368,7 +373,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"{names}: no training sequence (split train, joints3d, not held out by mocli.data.holdout)")
     chosen = pick_training(candidates, args.sequences, args.frames, args.seed)
     body, colours = load_body("person")
-    options = detection_options(args.device)
+    options = detection_options(args.device, args.mediapipe_model)
     where = "the first" if args.start == "first" else "a random"
     print(f"{len(chosen)} of {len(candidates)} training sequences, seed {args.seed}, up to {args.frames} frames at "
           f"~{FPS:g} fps from {where} frame (setup {time.perf_counter() - t0:.1f} s)", flush=True)  # fmt: skip
@@ -381,7 +386,8 @@ def _run(args: argparse.Namespace) -> int:
         setup = Setup(body, colours, FitOptions(iterations=args.fit_iterations), view, args.seed, args.frames,
                       lambda video: detect_person(video, options), args.keep_videos or Path(tmp),
                       args.keep_videos is not None, args.pad, not args.keep_swaps, args.min_body,
-                      args.look == "outfits", args.start)  # fmt: skip
+                      args.look == "outfits", args.start,
+                      "mediapipe" if args.mediapipe_model == "full" else "mediapipe-heavy")  # fmt: skip
         for c, name in zip(chosen, output_names(chosen), strict=True):
             try:
                 m = make_pair(c, name, setup)

@@ -352,6 +352,26 @@ def test_random_start_renders_the_window_it_records(tmp_path, stubbed):
     assert all(v > 0 for v in firsts.values())  # with this seed every window starts past the first frame
 
 
+def test_the_heavy_model_detects_and_is_recorded(tmp_path, stubbed, monkeypatch):
+    """--mediapipe-model heavy reaches the detection step and names the sequences' detector mediapipe-heavy."""
+    models = []
+
+    def detect(video, options):
+        models.append(options.detector_options.mediapipe_model)
+        return _fake_detect(video, options)
+
+    monkeypatch.setattr(rt, "detect_person", detect)
+    files = _files(tmp_path)
+    argv = [a for f in files for a in ("--data", str(f))] + ["--sequences", "3", "--frames", str(FRAMES)]
+    argv += ["--min-frames", "3", "--keep-swaps"]
+    for model, name in (("full", "mediapipe"), ("heavy", "mediapipe-heavy")):
+        out = tmp_path / f"{model}.h5"
+        assert rt.main([*argv, "--mediapipe-model", model, "--out", str(out)]) == 0
+        with open_dataset(out) as ds:
+            assert {ref.load().extra["detector"] for ref in ds} == {name}
+    assert models == ["full"] * 3 + ["heavy"] * 3
+
+
 def test_no_training_sequence_is_one_line_error_and_no_file(tmp_path, stubbed, capsys):
     only_val = tmp_path / "val.h5"
     write_dataset(only_val, [Sequence("a", 30.0, joints3d=_standing(30, 0), split="val", source="bandai"),
