@@ -128,7 +128,7 @@ def infer(
         model: weights name or checkpoint of the lifter (default: ``dstformer-small.video``).
         detector, person, keypoint_format, max_frames: as ``mocli infer``'s --detector, --person, --format,
             --max-frames. ``mediapipe_model``: the landmark model of the MediaPipe detectors, ``full`` (the wheel's)
-            or ``heavy`` (more accurate 2D, about three times slower; ``mocli prepare mediapipe-heavy`` installs it).
+            or ``heavy`` (more accurate 2D, about 2-2.5x slower; ``mocli prepare mediapipe-heavy`` installs it).
             ``shard``: ``"K/N"``, only the K-th of N parts of the sorted inputs (None: the torchrun
             rank and world size when set, else every input).
         flip, upright, bones, precision, batch_size: lifting options (flip test-time augmentation; a body lying

@@ -14,7 +14,7 @@ import typer
 from mocli.cli.batch import Batch, InferReporter, progress_bar, summarise
 from mocli.cli.options import console, get_settings
 from mocli.cli.prepare_video import DetectorName as Detector
-from mocli.cli.prepare_video import MediaPipeModel
+from mocli.cli.prepare_video import MediaPipeModel, MediaPipeModelOpt
 
 
 class Task(str, Enum):
@@ -93,13 +93,7 @@ def infer(
         str | None, typer.Option(help="Weights name (`mocli weights list`) or path. Default: dstformer-small.video.")
     ] = None,
     detector: Annotated[Detector, typer.Option(help="2D detector for video inputs.")] = Detector.mediapipe_multi,
-    mediapipe_model: Annotated[
-        MediaPipeModel,
-        typer.Option(
-            help="Landmark model of the mediapipe detectors: full (ships with mediapipe) or heavy (more accurate, "
-            "about 3x slower; install with `mocli prepare mediapipe-heavy`)."
-        ),
-    ] = MediaPipeModel.full,
+    mediapipe_model: MediaPipeModelOpt = MediaPipeModel.full,
     person: Annotated[str, typer.Option(help="largest, all (one result per track) or a track ID.")] = "largest",
     keypoint_format: Annotated[
         str | None, typer.Option("--format", help="Format of JSON inputs: alphapose, coco, openpose, mmpose.")

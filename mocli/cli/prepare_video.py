@@ -55,7 +55,7 @@ MediaPipeModelOpt = Annotated[
     MediaPipeModel,
     typer.Option(
         help="Landmark model of the mediapipe detectors: full (ships with mediapipe) or heavy (more accurate 2D, "
-        "about 3x slower; install it once with `mocli prepare mediapipe-heavy`).",
+        "about 2-2.5x slower; install it once with `mocli prepare mediapipe-heavy`).",
         rich_help_panel=_DETECTOR_PANEL,
     ),
 ]

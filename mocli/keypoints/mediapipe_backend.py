@@ -41,7 +41,7 @@ class MediaPipeDetector:
     Each detection has keypoints (33, 3) = x, y in pixels + visibility, and ``extras["world_landmarks33"]``
     (33, 3) metres, hip-centred (MediaPipe's metric 3D estimate). ``mutes_native_logs``: ``detect_video`` runs it
     inside ``native_stderr_muted()``, as its C++ graph logs to fd 2 from its own threads. ``model``: the landmark
-    model, 'full' (the wheel's) or 'heavy' (``mocli prepare mediapipe-heavy``; about three times slower).
+    model, 'full' (the wheel's) or 'heavy' (``mocli prepare mediapipe-heavy``; about 2.5x slower).
     """
 
     name = "mediapipe"

@@ -1,8 +1,9 @@
 """MediaPipe's pose landmark models: which file each name is, where MediaPipe looks for it, and installing 'heavy'.
 
 mediapipe 0.10.21's wheel ships the person detector and the **full** landmark model, so the default detectors run
-offline. MediaPipe's **heavy** landmark model (its ``model_complexity=2``: a larger network on the same 256x256 crop
-and the same 33 landmarks) is not in the wheel; MediaPipe itself would download it at run time, which fails offline.
+offline. MediaPipe's **heavy** landmark model (its ``model_complexity=2``: a larger network with the same 33
+landmarks and world landmarks) is not in the wheel; MediaPipe itself would download it at run time, which fails
+offline.
 The npm registry's ``@mediapipe/pose`` package (Apache-2.0) ships the same release of both models (its full model is
 byte for byte the wheel's), so ``mocli prepare mediapipe-heavy`` takes the heavy file from that package (the
 ``.tgz`` that ``npm pack`` fetches, or the ``.tflite`` itself), checks its SHA-256 and copies it into the wheel's
