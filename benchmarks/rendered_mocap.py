@@ -224,27 +224,25 @@ def rendered_and_detected(seq, args, body: Callable[[], tuple], out: Path, view:
     from mocli.mesh.fit import FitOptions
 
     stem = _file_name(seq.name)
-    key = render_key(seq, args.seed, view, args.look, args.fit_iterations)
     video = out / "videos" / f"{stem}.mp4"
-    entry = load_entry(out / "cache", stem, key) if args.reuse and video.is_file() else None
-    heavy = args.mediapipe_model == "heavy"
-    if entry is not None and not heavy:
+    usable = args.reuse and video.is_file()
+    full_key = render_key(seq, args.seed, view, args.look, args.fit_iterations)
+    heavy = args.mediapipe_model == "heavy"  # its 2D is cached apart, beside the same videos
+    cache, key = (out / "cache-heavy", render_key(seq, args.seed, view, args.look, args.fit_iterations,
+                  "mediapipe-heavy")) if heavy else (out / "cache", full_key)  # fmt: skip
+    entry = load_entry(cache, stem, key) if usable else None
+    if entry is not None:
         return reuse_rendered(seq, args.seed, view, video, entry[0]), entry[1], 0.0, True
-    heavy_key = render_key(seq, args.seed, view, args.look, args.fit_iterations, "mediapipe-heavy")
-    if heavy and args.reuse and video.is_file():  # the heavy model's 2D is cached apart, beside the same videos
-        detected = load_entry(out / "cache-heavy", stem, heavy_key)
-        if detected is not None:
-            return reuse_rendered(seq, args.seed, view, video, detected[0]), detected[1], 0.0, True
-    if entry is not None:  # drawn before, detected with the full model only
-        rendered = reuse_rendered(seq, args.seed, view, video, entry[0])
+    drawn = load_entry(out / "cache", stem, full_key) if usable and heavy else None  # a full run's video
+    if drawn is not None:
+        rendered = reuse_rendered(seq, args.seed, view, video, drawn[0])
     else:
         model, colours = body()
         fit = FitOptions(iterations=args.fit_iterations)
         rendered = render_sequence(seq, model, colours, out, args.seed, fit, view)
     t0 = time.perf_counter()
     found = detect_person(rendered.video, pipe.options)
-    save_entry(out / ("cache-heavy" if heavy else "cache"), stem, heavy_key if heavy else key, rendered.fit_error_mm,
-               found)  # fmt: skip
+    save_entry(cache, stem, key, rendered.fit_error_mm, found)
     return rendered, found, time.perf_counter() - t0, False
 
 

@@ -200,7 +200,7 @@ def load_candidate(c: Candidate, name: str, frames: int, start: int = 0):
 
 def paired_sequence(name: str, c: Candidate, seq, gt_cam: np.ndarray, keypoints: np.ndarray, detected: np.ndarray,
                     camera: Camera, fit_error_mm: float, swapped: dict[str, float] | None = None,
-                    first_frame: int = 0):  # fmt: skip
+                    first_frame: int = 0, detector: str = "mediapipe"):  # fmt: skip
     """The ``mocli.data.h5.Sequence`` written for one rendered sequence.
 
     Args:
@@ -209,6 +209,7 @@ def paired_sequence(name: str, c: Candidate, seq, gt_cam: np.ndarray, keypoints:
         camera: the renderer's camera; fit_error_mm: the Anny fit's mean joint error.
         swapped: per limb pair, the share of detected frames whose sides were exchanged (``unswap_sides``).
         first_frame: the original's frame (native rate) the rendered frames start at.
+        detector: the 2D's detector, the sequence's 'detector' attribute (mediapipe, mediapipe-heavy).
     """
     from mocli.data.h5 import Sequence
 
@@ -224,7 +225,7 @@ def paired_sequence(name: str, c: Candidate, seq, gt_cam: np.ndarray, keypoints:
         **{f"camera_{k}": round(v, 4) for k, v in angles.items()},
         "body_px": round(body_size_px(camera, gt_cam), 1),
         "detection_rate": float(detected.mean()) if len(detected) else 0.0,
-        "detector": "mediapipe",
+        "detector": detector,
         "fit_error_mm": round(float(fit_error_mm), 2),
         **{f"sides_swapped_{k}": round(float(v), 4) for k, v in (swapped or {}).items()},
     }
@@ -296,8 +297,7 @@ def make_pair(c: Candidate, name: str, setup: Setup) -> Made:
         swapped = {k: float(v[detected].mean()) if detected.any() else 0.0 for k, v in frames.items()}
     fit_error = np.nanmean(rendered.fit_error_mm) if np.isfinite(rendered.fit_error_mm).any() else np.nan
     pair = paired_sequence(name, c, seq, rendered.gt_cam[:n], keypoints, detected, camera, fit_error, swapped,
-                           start * frame_step(c.fps))  # fmt: skip
-    pair.extra["detector"] = setup.detector
+                           start * frame_step(c.fps), setup.detector)  # fmt: skip
     return Made(pair, n, pair.extra["detection_rate"], seconds)
 
 

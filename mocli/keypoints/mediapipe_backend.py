@@ -12,20 +12,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mocli.errors import MissingDependencyError
 from mocli.keypoints.base import Detection, box_from_keypoints
-from mocli.keypoints.mediapipe_models import INSTALL_HINT, landmark_model_path, model_complexity
+from mocli.keypoints.mediapipe_models import import_mediapipe, landmark_model_path, model_complexity
 from mocli.utils.native_logs import native_stderr_muted
 
 __all__ = ["MediaPipeDetector", "landmarks_to_array"]
-
-
-def _import_mediapipe() -> Any:
-    try:
-        import mediapipe as mp
-    except ImportError as e:
-        raise MissingDependencyError(f"the mediapipe detector needs mediapipe ({e}): {INSTALL_HINT}") from None
-    return mp
 
 
 def landmarks_to_array(landmarks: Any, scale: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
@@ -52,10 +43,9 @@ class MediaPipeDetector:
     def __init__(
         self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5, model: str = "full"
     ) -> None:
-        mp = _import_mediapipe()
+        mp = import_mediapipe("the mediapipe detector")
         # MediaPipe would download a landmark model it does not find (failing offline): check it is there first.
         landmark_model_path(model)
-        self.model = model
         with native_stderr_muted():
             self._pose = mp.solutions.pose.Pose(
                 static_image_mode=False,

@@ -23,7 +23,9 @@ from mocli.errors import InputError, MissingDependencyError, MocliError
 __all__ = [
     "HEAVY_NPM_PACKAGE",
     "MEDIAPIPE_MODELS",
+    "import_mediapipe",
     "install_heavy_model",
+    "landmark_folder",
     "landmark_model_path",
     "model_complexity",
 ]
@@ -37,11 +39,12 @@ HEAVY_SHA256 = "59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe
 HEAVY_HINT = f"npm pack {HEAVY_NPM_PACKAGE} && mocli prepare mediapipe-heavy mediapipe-pose-0.5.1675469404.tgz"
 
 
-def _import_mediapipe() -> Any:
+def import_mediapipe(who: str = "the mediapipe detectors") -> Any:
+    """The ``mediapipe`` module; missing, a MissingDependencyError that names ``who`` needs it and how to install it."""
     try:
         import mediapipe as mp
     except ImportError as e:
-        raise MissingDependencyError(f"the mediapipe detectors need mediapipe ({e}): {INSTALL_HINT}") from None
+        raise MissingDependencyError(f"{who} needs mediapipe ({e}): {INSTALL_HINT}") from None
     return mp
 
 
@@ -58,7 +61,7 @@ def model_complexity(model: str) -> int:
 
 def landmark_folder() -> Path:
     """The installed wheel's folder of landmark models (``mediapipe/modules/pose_landmark``)."""
-    return Path(_import_mediapipe().__file__).parent / "modules" / "pose_landmark"
+    return Path(import_mediapipe().__file__).parent / "modules" / "pose_landmark"
 
 
 def landmark_model_path(model: str = "full") -> Path:

@@ -33,8 +33,7 @@ import numpy as np
 
 from mocli.errors import MissingDependencyError
 from mocli.keypoints.base import Detection, box_from_keypoints
-from mocli.keypoints.mediapipe_backend import INSTALL_HINT
-from mocli.keypoints.mediapipe_models import landmark_model_path
+from mocli.keypoints.mediapipe_models import INSTALL_HINT, import_mediapipe, landmark_folder, landmark_model_path
 from mocli.keypoints.tracking import iou_matrix
 from mocli.utils.native_logs import native_stderr_muted
 
@@ -47,14 +46,6 @@ LANDMARK_NORM = (0.0, 255.0)
 FRAME_MS = 100.0 / 3.0  # video timestamps at 30 fps, as the legacy solution simulates them
 
 
-def _import_mediapipe() -> Any:
-    try:
-        import mediapipe as mp
-    except ImportError as e:
-        raise MissingDependencyError(f"the mediapipe-multi detector needs mediapipe ({e}): {INSTALL_HINT}") from None
-    return mp
-
-
 def wheel_model_paths(model: str = "full") -> tuple[Path, Path]:
     """(person detector, landmark model ``model``: 'full' or 'heavy') .tflite files in the installed mediapipe wheel's
     folders (the heavy one once ``mocli prepare mediapipe-heavy`` has put it there).
@@ -63,8 +54,7 @@ def wheel_model_paths(model: str = "full") -> tuple[Path, Path]:
         MissingDependencyError: mediapipe is missing, or one of the two models is not there. InputError: unknown
         model.
     """
-    root = Path(_import_mediapipe().__file__).parent / "modules"
-    detector = root / "pose_detection" / "pose_detection.tflite"
+    detector = landmark_folder().parent / "pose_detection" / "pose_detection.tflite"
     if not detector.is_file():
         raise MissingDependencyError(f"mediapipe's wheel has no {detector.name} (expected at {detector}): "
                                      f"{INSTALL_HINT}")  # fmt: skip
@@ -190,11 +180,10 @@ class MediaPipeMultiDetector:
     ) -> None:
         if num_poses < 1:
             raise ValueError(f"num_poses must be at least 1, got {num_poses}")
-        mp = _import_mediapipe()
+        mp = import_mediapipe("the mediapipe-multi detector")
         from mediapipe.tasks.python import BaseOptions, vision
 
         self._mp = mp
-        self.model = model
         self.smooth_tracks = num_poses > 1
         options = vision.PoseLandmarkerOptions(
             base_options=BaseOptions(model_asset_buffer=build_pose_bundle(model)),
